@@ -1,0 +1,185 @@
+/* pi0.h - pi0c: C11 inference for the π0 / π0.5 vision-language-action policies.
+ *
+ * Usage (model-level inputs; see pi0_policy_* further down for camera images, text and raw state):
+ *
+ *     pi0_params p = pi0_params_default();           // fast backend, all cores
+ *     pi0_ctx *ctx;  pi0_state *st;
+ *     if (pi0_load("ckpt_dir", &p, &ctx) != PI0_OK) { fprintf(stderr, "%s\n", pi0_last_error()); ... }
+ *     if (pi0_state_new(ctx, &st) != PI0_OK) { ... }
+ *     const pi0_config *cfg = pi0_config_of(ctx);
+ *     pi0_obs obs = {.n_images = 3, .images = img, .image_masks = img_mask,
+ *                    .n_tokens = 48, .tokens = ids, .token_masks = id_mask,
+ *                    .state_dim = 32, .state = state};
+ *     pi0_run_params rp = pi0_run_params_default();   // config's step count, seed 0
+ *     float *act = malloc(sizeof(float) * cfg->action_horizon * cfg->action_dim);
+ *     pi0_status s = pi0_infer(st, &obs, &rp, NULL, act, cfg->action_horizon * cfg->action_dim);
+ *     pi0_state_free(st);  pi0_free(ctx);
+ *
+ * Thread safety: a pi0_ctx is read-only after pi0_load and may be shared by any number of threads;
+ * a pi0_state is used by one thread at a time (each state owns its thread pool and buffers).
+ * pi0_last_error() is thread-local. pi0_log_set() is global: call it before other threads start.
+ *
+ * Errors: every call that can fail returns a pi0_status; the detailed message (naming the file,
+ * tensor, field or byte offset at fault) is returned by pi0_last_error(). The library never exits,
+ * aborts or writes to stdout because of its input.
+ */
+#ifndef PI0_H
+#define PI0_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(PI0_BUILD) && defined(__GNUC__)
+#define PI0_API __attribute__((visibility("default")))
+#else
+#define PI0_API
+#endif
+
+/* ---- status and errors ------------------------------------------------------------------- */
+
+typedef enum {
+    PI0_OK = 0,
+    PI0_ERR_ARG = 1,         /* a bad argument or input array (shape, value, NULL) */
+    PI0_ERR_IO = 2,          /* a file could not be opened, read or mapped */
+    PI0_ERR_FORMAT = 3,      /* a file's contents are malformed (safetensors, JSON, tokenizer) */
+    PI0_ERR_NOMEM = 4,       /* an allocation failed */
+    PI0_ERR_UNSUPPORTED = 5, /* valid but not supported (dtype, variant, strict-mode fallback) */
+    PI0_ERR_ABORTED = 6,     /* the abort callback asked to stop */
+    PI0_ERR_INTERNAL = 7     /* a bug: please report it with pi0_last_error() */
+} pi0_status;                /* values are append-only */
+
+/* Detailed message of the last failed call on this thread. Library-owned; valid until the next
+ * pi0_ call on this thread. Never NULL ("" when there was no error). */
+PI0_API const char *pi0_last_error(void);
+/* Static string naming a status code. */
+PI0_API const char *pi0_status_str(pi0_status s);
+
+typedef enum { PI0_LOG_DEBUG = 0, PI0_LOG_INFO = 1, PI0_LOG_WARN = 2, PI0_LOG_ERROR = 3 } pi0_log_level;
+typedef void (*pi0_log_fn)(pi0_log_level level, const char *msg, void *user);
+/* Route library log lines (warnings such as unknown tensors) to fn; NULL restores the default,
+ * which writes info and above to stderr. */
+PI0_API void pi0_log_set(pi0_log_fn fn, void *user);
+
+/* ---- load-time parameters ------------------------------------------------------------------ */
+
+typedef enum { PI0_BACKEND_FAST = 0, PI0_BACKEND_REF = 1 } pi0_backend_kind;
+typedef enum { PI0_WEIGHTS_BF16 = 0, PI0_WEIGHTS_F32 = 1 } pi0_weight_kind;
+
+typedef struct {
+    int n_threads;    /* worker threads per state; 0 = online CPUs */
+    int backend;      /* pi0_backend_kind: FAST (optimized kernels) or REF (float32 oracle) */
+    int strict;       /* 1: any op that would fall back from fast to ref fails with UNSUPPORTED */
+    int weights;      /* pi0_weight_kind: dtype the fast path packs weights into at load */
+    /* Called during pi0_load with the fraction done (0..1) and what is happening; may be NULL. */
+    void (*progress)(float fraction, const char *what, void *user);
+    void *progress_user;
+} pi0_params;
+
+/* Defaults: n_threads 0 (all online CPUs), backend FAST, strict 0, weights BF16, no progress. */
+PI0_API pi0_params pi0_params_default(void);
+
+/* ---- model ------------------------------------------------------------------------------- */
+
+typedef enum { PI0_VARIANT_PI0 = 0, PI0_VARIANT_PI05 = 1 } pi0_variant;
+
+/* Model dimensions, read from config.json (π0 defaults for absent fields) and checked against the
+ * tensors. Read-only; owned by the context. */
+typedef struct {
+    int variant;               /* pi0_variant */
+    int action_dim;            /* model action/state width (32) */
+    int action_horizon;        /* H (50) */
+    int max_token_len;         /* L (48 for π0, 200 for π0.5) */
+    int n_steps;               /* default denoising steps (10) */
+    int discrete_state_input;  /* π0.5: state is written into the prompt */
+    int n_image_slots;         /* camera slots in the prefix (3) */
+    int image_size, patch_size, n_channels;        /* 224, 14, 3 */
+    int vision_width, vision_depth, vision_mlp_dim, vision_heads;  /* 1152, 27, 4304, 16 */
+    int vocab_size;            /* 257152 */
+    int vlm_width, vlm_depth, vlm_mlp_dim;         /* 2048, 18, 16384 */
+    int expert_width, expert_depth, expert_mlp_dim;/* 1024, 18, 4096 */
+    int n_heads, n_kv_heads, head_dim;             /* 8, 1, 256 (shared by both experts) */
+    float rms_eps, ln_eps, rope_base;              /* 1e-6, 1e-6, 10000 */
+    float time_min_period, time_max_period;        /* 0.004, 4.0 */
+} pi0_config;
+
+typedef struct pi0_ctx pi0_ctx;     /* weights + config; read-only after load, shareable */
+typedef struct pi0_state pi0_state; /* per-inference buffers, KV cache, thread pool */
+
+/* Load a checkpoint directory (config.json + model.safetensors, or shards listed in
+ * model.safetensors.index.json). p may be NULL for defaults. On error *out is NULL. */
+PI0_API pi0_status pi0_load(const char *dir, const pi0_params *p, pi0_ctx **out);
+/* Free a context (NULL is a no-op). All its states must be freed first. */
+PI0_API void pi0_free(pi0_ctx *ctx);
+/* The loaded configuration; valid as long as ctx. */
+PI0_API const pi0_config *pi0_config_of(const pi0_ctx *ctx);
+/* Number of parameters (elements) bound from the checkpoint, and their bytes on disk. */
+PI0_API void pi0_param_count(const pi0_ctx *ctx, int64_t *n_params, int64_t *n_bytes);
+
+/* Allocate all per-inference buffers (sized for the configured maxima) and the thread pool. */
+PI0_API pi0_status pi0_state_new(pi0_ctx *ctx, pi0_state **out);
+PI0_API void pi0_state_free(pi0_state *st);
+
+/* ---- model-level inference ------------------------------------------------------------------ */
+
+/* Model-level observation, batch size 1. Arrays are caller-owned and only read during the call. */
+typedef struct {
+    int n_images;               /* image slots given, 1..n_image_slots, in prefix order */
+    const float *images;        /* [n_images, 3, S, S], CHW, RGB, values in [-1, 1] */
+    const int32_t *image_masks; /* [n_images]: 1 = camera present, 0 = empty slot */
+    int n_tokens;               /* prompt length L, 1..max_token_len */
+    const int32_t *tokens;      /* [L] token ids (0 in padding) */
+    const int32_t *token_masks; /* [L] 1 = real token */
+    int state_dim;              /* <= action_dim; zero-padded to action_dim. 0 for π0.5 */
+    const float *state;         /* [state_dim] normalized robot state (π0 only; may be NULL for π0.5) */
+} pi0_obs;
+
+/* A named intermediate handed to the tap callback. Names (sNN = step, LNN = layer):
+ *   vision.imgK.out [T, Dv] (after post-LN), vision.imgK.proj [T, W], prefix.embs [P, W],
+ *   prefix.k.LNN / prefix.v.LNN [P, hd] (K after RoPE), prefix.hidden_final [P, W] (ref only),
+ *   denoise.sNN.time_emb [We], denoise.sNN.cond [We] (π0.5), denoise.sNN.suffix_embs [Ns, We],
+ *   denoise.sNN.expert.LNN [Ns, We], denoise.sNN.expert_out [Ns, We], denoise.sNN.v [H, A],
+ *   denoise.sNN.x [H, A] (x after the step).
+ * Prefix tensors may hold only the valid tokens (the fast path drops masked ones): `rows` then gives
+ * each row's index in the full prefix [images..., tokens...]; NULL means rows are that index.
+ * Suffix tensors: rows are suffix token indices starting at `row0` (π0 fast path caches the state
+ * token, so its per-step tensors start at suffix row 1). Data is valid only during the callback. */
+typedef struct {
+    const char *name;
+    const float *data;
+    int ndim;
+    int64_t shape[4];
+    const int32_t *rows;
+    int row0;
+} pi0_tensor_view;
+typedef void (*pi0_tap_fn)(const pi0_tensor_view *t, void *user);
+
+typedef struct {
+    int n_steps;              /* denoising steps; 0 = the config's default */
+    uint64_t seed;            /* noise seed, used when noise == NULL (see pi0_noise_fill) */
+    int (*abort_cb)(void *user); /* checked between ops; non-zero -> PI0_ERR_ABORTED */
+    void *abort_user;
+    pi0_tap_fn tap;           /* named intermediates; NULL = none (no cost) */
+    void *tap_user;
+} pi0_run_params;
+
+PI0_API pi0_run_params pi0_run_params_default(void);
+
+/* Fill x[n] with standard normal samples from `seed`: SplitMix64 seeds a xoshiro256** stream,
+ * two 53-bit uniforms give two values by Box-Muller (double), rounded to float. Deterministic on
+ * every platform. */
+PI0_API void pi0_noise_fill(float *x, size_t n, uint64_t seed);
+
+/* Sample one action chunk. noise: [H, action_dim] starting point at t = 1, or NULL to draw it from
+ * rp->seed. actions: [H, action_dim] output (normalized model units), n_actions must equal
+ * H * action_dim. rp may be NULL for defaults. */
+PI0_API pi0_status pi0_infer(pi0_state *st, const pi0_obs *obs, const pi0_run_params *rp,
+                             const float *noise, float *actions, size_t n_actions);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,137 @@
+/* ops.h - the op interface shared by the reference and fast backends.
+ *
+ * Model code never calls a backend directly: it calls pi0_op_*(ex, site, ...) (dispatch.c), which
+ * picks the fast member when it exists and supports the shape, else the reference member, records
+ * {site, op, backend, reason, calls, ns}, and in strict mode turns a fallback into an error.
+ *
+ * Every op works on raw float32 row-major arrays with explicit sizes. A backend member receives the
+ * op's argument struct plus (ith, nth): it computes its share of the output (split by rows) and
+ * must write every output element exactly once, so results do not depend on nth for the reference.
+ * Weights ([out, in], PyTorch layout, y = x Wᵀ + b) are pi0_weight: the mapped checkpoint data in
+ * its own dtype, plus an optional packed copy that the fast backend made at load.
+ */
+#ifndef PI0_OPS_H
+#define PI0_OPS_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "pi0.h"
+
+typedef enum { PI0_DT_F32 = 0, PI0_DT_BF16 = 1, PI0_DT_F16 = 2, PI0_DT_I32 = 3, PI0_DT_I64 = 4 } pi0_dtype;
+
+typedef struct pi0_weight {
+    const char *name;   /* checkpoint tensor name (messages, audit) */
+    pi0_dtype dtype;    /* dtype of `data` */
+    const void *data;   /* [rows, cols] as stored in the checkpoint (memory-mapped) */
+    int64_t rows, cols; /* out, in */
+    void *packed;       /* fast backend's packed copy (owned by the context), or NULL */
+} pi0_weight;
+
+/* Exact conversion of one stored element to float (bf16 and f16 widen exactly). */
+float pi0_weight_at(const pi0_weight *w, int64_t i);
+float pi0_bf16_to_f32(uint16_t h);
+float pi0_f16_to_f32(uint16_t h);
+uint16_t pi0_f32_to_bf16(float f); /* round to nearest even; NaN stays NaN */
+
+/* ---- op argument structs ------------------------------------------------------------------- */
+
+/* y[m, n] = x[m, k] · Wᵀ + bias (n = w->rows, k = w->cols); accumulate: y += instead of y =.
+ * Row strides: x has ldx floats per row (>= k), y has ldy (>= n). */
+typedef struct {
+    float *y; const float *x; const pi0_weight *w; const float *bias;
+    int64_t m, ldx, ldy; int accumulate;
+} pi0_matmul_args;
+
+/* Multi-query / multi-head attention with the big_vision mask rule:
+ * query i may see key j iff kc[j] <= qc[i] && qpad[i] && kpad[j] (a NULL array means all zero for
+ * qc/kc, all valid for qpad/kpad). Masked logits are replaced by -2.3819763e38 as openpi does, so a
+ * query with no visible key gets uniform weights. Query head h uses KV head h / (n_heads / n_kv).
+ * out/q: [nq, n_heads*hd] (row stride ldq for q and ldo for out); k, v: [nk, n_kv*hd] (stride ldk). */
+typedef struct {
+    float *out; const float *q; const float *k; const float *v;
+    int64_t nq, nk, ldq, ldk, ldo; int n_heads, n_kv, hd; float scale;
+    const int32_t *qc, *kc; const uint8_t *qpad, *kpad;
+} pi0_attention_args;
+
+/* LayerNorm (w, b) or Gemma RMSNorm (y = x·r·(1 + w)) over rows of d; w NULL for a plain
+ * RMSNorm (used by the adaptive norm, which then applies pi0_modulate). */
+typedef struct {
+    float *y; const float *x; const float *w; const float *b; int64_t m, d; float eps;
+} pi0_norm_args;
+
+/* Elementwise ops on n values (rows ignored): see pi0_ew_kind. */
+typedef enum {
+    PI0_EW_GELU_TANH_MUL, /* y = gelu_tanh(a) * b          (GeGLU) */
+    PI0_EW_GELU_TANH,     /* y = gelu_tanh(a) */
+    PI0_EW_SWISH,         /* y = a * sigmoid(a) */
+    PI0_EW_ADD,           /* y = a + b */
+    PI0_EW_AXPY           /* y = a + alpha * b  (Euler step) */
+} pi0_ew_kind;
+typedef struct {
+    float *y; const float *a; const float *b; int64_t n; float alpha; pi0_ew_kind kind;
+} pi0_ew_args;
+
+/* π0.5 adaptive norm apply, per row of d: y = y*(1 + scale) + shift (y already RMS-normalized),
+ * and gated residual x += gate ⊙ f. kind selects which. */
+typedef struct {
+    float *y; const float *f; const float *scale; const float *shift; const float *gate;
+    int64_t m, d; int kind; /* 0 = modulate (y, scale, shift), 1 = gated residual (y += f*gate) */
+} pi0_mod_args;
+
+/* RoPE (half split): for each row r, for each of n_heads heads of hd dims at stride ld,
+ * θ_i = pos[r] * base^(-2i/hd); (u_i, u_{i+hd/2}) rotated. In place. */
+typedef struct {
+    float *x; const int32_t *pos; int64_t m, ld; int n_heads, hd; float base;
+} pi0_rope_args;
+
+/* Gather rows of an embedding table: y[i] = scale * E[ids[i]] (E: w, rows = vocab). */
+typedef struct {
+    float *y; const pi0_weight *w; const int32_t *ids; int64_t m; float scale;
+} pi0_embed_args;
+
+/* SigLIP patch extraction (im2col): image [C, S, S] -> patches [(S/p)^2, C*p*p] in PyTorch
+ * weight order (ch, ky, kx); token t = row-major patch index. */
+typedef struct {
+    float *y; const float *img; int c, s, p;
+} pi0_patches_args;
+
+typedef enum {
+    PI0_OP_MATMUL, PI0_OP_ATTENTION, PI0_OP_LAYERNORM, PI0_OP_RMSNORM, PI0_OP_EW, PI0_OP_MOD,
+    PI0_OP_ROPE, PI0_OP_EMBED, PI0_OP_PATCHES,
+    PI0_OP_COUNT
+} pi0_op;
+
+const char *pi0_op_name(pi0_op op);
+
+/* A backend: one member per op (NULL = not implemented), and an optional predicate for shapes
+ * it cannot handle; it writes the reason into `why` (e.g. "k=1153 not a multiple of 32"). */
+typedef struct pi0_backend {
+    const char *name;
+    void (*matmul)(const pi0_matmul_args *a, int ith, int nth);
+    void (*attention)(const pi0_attention_args *a, int ith, int nth);
+    void (*layernorm)(const pi0_norm_args *a, int ith, int nth);
+    void (*rmsnorm)(const pi0_norm_args *a, int ith, int nth);
+    void (*ew)(const pi0_ew_args *a, int ith, int nth);
+    void (*mod)(const pi0_mod_args *a, int ith, int nth);
+    void (*rope)(const pi0_rope_args *a, int ith, int nth);
+    void (*embed)(const pi0_embed_args *a, int ith, int nth);
+    void (*patches)(const pi0_patches_args *a, int ith, int nth);
+    /* Returns 1 if the op with these args is supported; else 0 and a reason in why[n]. NULL = all. */
+    int (*supports)(pi0_op op, const void *args, char *why, size_t n);
+    /* Prepare a weight at load time (pack / convert into w->packed); NULL = nothing to do. */
+    pi0_status (*pack)(pi0_weight *w, int weight_kind);
+    void (*unpack)(pi0_weight *w); /* free what pack made */
+} pi0_backend;
+
+extern const pi0_backend pi0_backend_ref;
+extern const pi0_backend pi0_backend_fast;
+
+/* Split [0, n) into nth near-equal chunks; chunk ith is [*lo, *hi). */
+static inline void pi0_split(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
+    int64_t q = n / nth, r = n % nth;
+    *lo = ith * q + (ith < r ? ith : r);
+    *hi = *lo + q + (ith < r ? 1 : 0);
+}
+
+#endif

@@ -1,0 +1,41 @@
+/* ref/linear.c - reference matmul, embedding gather and patch extraction.
+ * float32, plain loops, no SIMD; each output element is one dot product accumulated in a fixed
+ * order (in double, so the oracle's rounding error stays far below the test tolerance). */
+#include "ops/ref/ref.h"
+
+void pi0_matmul_ref(const pi0_matmul_args *a, int ith, int nth) {
+    const pi0_weight *w = a->w;
+    int64_t n = w->rows, k = w->cols, lo, hi;
+    pi0_split(a->m * n, ith, nth, &lo, &hi); /* output elements, row-major */
+    for (int64_t idx = lo; idx < hi; idx++) {
+        int64_t i = idx / n, j = idx % n;
+        const float *x = a->x + i * a->ldx;
+        double acc = 0;
+        for (int64_t p = 0; p < k; p++) acc += (double)x[p] * pi0_weight_at(w, j * k + p);
+        if (a->bias) acc += a->bias[j];
+        float *y = a->y + i * a->ldy + j;
+        *y = a->accumulate ? *y + (float)acc : (float)acc;
+    }
+}
+
+void pi0_embed_ref(const pi0_embed_args *a, int ith, int nth) {
+    int64_t d = a->w->cols, lo, hi;
+    pi0_split(a->m, ith, nth, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++)
+        for (int64_t p = 0; p < d; p++)
+            a->y[i * d + p] = pi0_weight_at(a->w, (int64_t)a->ids[i] * d + p) * a->scale;
+}
+
+void pi0_patches_ref(const pi0_patches_args *a, int ith, int nth) {
+    int g = a->s / a->p, pp = a->p * a->p;
+    int64_t lo, hi, row = (int64_t)a->c * pp;
+    pi0_split((int64_t)g * g, ith, nth, &lo, &hi);
+    for (int64_t t = lo; t < hi; t++) {
+        int pr = (int)(t / g), pc = (int)(t % g);
+        for (int ch = 0; ch < a->c; ch++)
+            for (int i = 0; i < a->p; i++)
+                for (int j = 0; j < a->p; j++)
+                    a->y[t * row + ch * pp + i * a->p + j] =
+                        a->img[((int64_t)ch * a->s + pr * a->p + i) * a->s + pc * a->p + j];
+    }
+}
