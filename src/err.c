@@ -33,7 +33,15 @@ pi0_status pi0_err_prefix(pi0_status code, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, last_error, sizeof old);
-    snprintf(last_error, sizeof last_error, "%s: %s", prefix, old);
+    /* Build "<prefix>: <old>" piecewise; truncation of a long message is acceptable. */
+    size_t np = strlen(prefix);
+    if (np > sizeof last_error - 3) np = sizeof last_error - 3;
+    memcpy(last_error, prefix, np);
+    memcpy(last_error + np, ": ", 2);
+    size_t room = sizeof last_error - np - 3, no = strlen(old);
+    if (no > room) no = room;
+    memcpy(last_error + np + 2, old, no);
+    last_error[np + 2 + no] = '\0';
     return code;
 }
 
