@@ -1,0 +1,54 @@
+/* norm.h - openpi normalization statistics (norm_stats.json) and the Normalize / Unnormalize
+ * transforms (PI0_IO.md §3, PI0_MODEL.md §7.5).
+ *
+ * Contract:
+ * - pi0_norm_load/parse read {"norm_stats": {"state": S, "actions": S}} with
+ *   S = {"mean": [...], "std": [...], "q01": [...] | null, "q99": [...] | null}. Numbers are
+ *   parsed as double. mean/std are required; q01/q99 may be null or absent (quantile mode then
+ *   refuses to run). All present arrays of one S must have the same length. Unknown keys are
+ *   ignored. Errors name the file and the field ("norm_stats.state.q01[3]").
+ * - Maths in double with eps 1e-6, exactly openpi's expressions (shared/normalize.py):
+ *     normalize   z-score   (x - mean[:d]) / (std[:d] + 1e-6)
+ *                 quantile  (x - q01[:d]) / (q99[:d] - q01[:d] + 1e-6) * 2 - 1
+ *     unnormalize z-score   x * (std + 1e-6) + mean, stats padded with mean 0 / std 1 to d
+ *                 quantile  first len(q01) dims (x + 1) / 2 * (q99 - q01 + 1e-6) + q01, rest unchanged
+ *   normalize needs d <= n (the stats length), as openpi's broadcasting does.
+ */
+#ifndef PI0_NORM_H
+#define PI0_NORM_H
+
+#include <stddef.h>
+
+#include "pi0.h"
+
+typedef enum { PI0_NORM_ZSCORE = 0, PI0_NORM_QUANTILE = 1 } pi0_norm_mode;
+
+#define PI0_NORM_EPS 1e-6
+
+typedef struct {
+    int n;                      /* dims; 0 when the entry is absent from the file */
+    double *mean, *std;         /* [n] */
+    double *q01, *q99;          /* [n] or NULL (null in the file) */
+} pi0_norm_stat;
+
+typedef struct {
+    pi0_norm_stat state, actions;
+    char *path;                 /* file the stats came from (for messages) */
+} pi0_norm_stats;
+
+/* Parse a norm_stats.json file. On error *out is zeroed and the message names path and field. */
+pi0_status pi0_norm_load(const char *path, pi0_norm_stats *out);
+/* Same from memory; `name` is used in messages and stored as out->path. */
+pi0_status pi0_norm_parse(const char *json, size_t len, const char *name, pi0_norm_stats *out);
+void pi0_norm_free(pi0_norm_stats *ns);   /* NULL-safe; zeroes the struct */
+
+/* Normalize x[d] -> y[d] (may alias). `what` names the entry in messages ("state"). Fails when
+ * d > s->n, when s is absent (n == 0), or in quantile mode when q01/q99 are missing. */
+pi0_status pi0_norm_apply(const pi0_norm_stat *s, pi0_norm_mode mode, const char *what, const double *x,
+                          double *y, int d);
+/* Unnormalize x[d] -> y[d] (may alias) with openpi's padding rules. Fails when s is absent, when
+ * z-score stats are longer than d (openpi cannot broadcast them), or quantiles are missing. */
+pi0_status pi0_norm_unapply(const pi0_norm_stat *s, pi0_norm_mode mode, const char *what, const double *x,
+                            double *y, int d);
+
+#endif
