@@ -6,7 +6,7 @@
 #   needs: apt-get install sentencepiece python3-sentencepiece   (spm_train, spm_encode, Python binding)
 #
 # Files written (all under tests/data/tokenizer/):
-#   train.txt                training text (GPL-3 + Apache-2.0 license texts + generated multilingual lines)
+#   train.txt                training text (GPL-3 + Apache-2.0 license texts + generated lines; deleted after)
 #   <m>.model                models: gemma_like (identity, byte fallback, no dummy prefix, user symbols),
 #                            defaults (nmt_nfkc charsmap, dummy prefix, extra-space removal, no byte fallback),
 #                            suffix (identity, byte fallback, treat_whitespace_as_suffix, dummy prefix)
@@ -52,7 +52,7 @@ spm_train "${common[@]}" --model_prefix=defaults --vocab_size=800 >/dev/null 2>&
 # Whitespace as suffix, with dummy suffix and extra-space removal, identity normalization.
 spm_train "${common[@]}" --model_prefix=suffix --vocab_size=600 --byte_fallback=true \
     --treat_whitespace_as_suffix=true --normalization_rule_name=identity >/dev/null 2>&1
-rm -f ./*.vocab
+rm -f ./*.vocab train.txt
 
 # ---- test strings ------------------------------------------------------------------------------
 $PY - <<'EOF'
