@@ -1,0 +1,107 @@
+/* fast.h - internals shared by the fast backend's files (src/ops/fast/): the packed weight layout,
+ * the per-ISA GEMM drivers and the per-ISA elementwise kernels, chosen at run time (rt/cpu.h).
+ *
+ * Packed weight layout (made once at load by pack(), independent of the ISA that reads it):
+ *   the n output columns are cut into panels of PI0_FAST_NR = 64 columns (the last one zero-padded);
+ *   bf16 kind: panel p is [kp/2][64][2] uint16 (kp = k rounded up to even, pad zero): element
+ *              (col j, in i) of panel p sits at p*kp*64 + (i/2)*128 + j*2 + (i%2), so one 64-byte
+ *              load holds 16 columns x 2 consecutive inputs, the operand of vdpbf16ps;
+ *   f32 kind:  panel p is [k][64] float: element (j, i) at p*k*64 + i*64 + j.
+ * Any k-range [k0, k1) with k0 even is a contiguous slice of a panel, so kernels block over k
+ * without a second layout.
+ */
+#ifndef PI0_FAST_H
+#define PI0_FAST_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "ops/ops.h"
+
+#define PI0_FAST_NR 64
+
+typedef struct {
+    int kind;          /* pi0_weight_kind: PI0_WEIGHTS_BF16 or PI0_WEIGHTS_F32 */
+    int64_t n, k;      /* output columns (w->rows), inputs (w->cols) */
+    int64_t kp;        /* k rounded up to even (bf16 kind) or k (f32 kind) */
+    int64_t n_panels;  /* ceil(n / 64) */
+    void *data;        /* 64-byte aligned panels, see above */
+} pi0_fast_packed;
+
+/* One GEMM job: c[m, cols of panels p0..p1) (=|+=) a[m, k] · Bᵀ + bias, B packed.
+ * Columns >= b->n are never written. lda, ldc in floats. */
+typedef struct {
+    float *c; int64_t ldc;
+    const float *a; int64_t lda;
+    const pi0_fast_packed *b;
+    const float *bias;       /* [n] or NULL */
+    int64_t m;
+    int accumulate;          /* 1: c += ..., 0: c = ... */
+    int64_t p0, p1;          /* panel range */
+} pi0_fast_gemm_job;
+
+/* Drivers, one per ISA (AVX2-only CPUs use the generic one for now); each handles both kinds. The avx512 one uses vdpbf16ps only when
+ * has_bf16 says the CPU has it. */
+void pi0_fast_gemm_generic(const pi0_fast_gemm_job *j);
+void pi0_fast_gemm_avx512(const pi0_fast_gemm_job *j, int has_bf16);
+/* Chooses the driver from the cached CPU caps. */
+void pi0_fast_gemm(const pi0_fast_gemm_job *j);
+
+/* Per-thread scratch owned by the fast backend: grown on first use (or when a bigger size is
+ * asked), freed when the thread exits. slot 0..PI0_FAST_SCRATCH_SLOTS-1 lets one op hold several
+ * buffers at once. Returns NULL only if the allocation fails. 64-byte aligned. */
+#define PI0_FAST_SCRATCH_SLOTS 4
+void *pi0_fast_scratch(int slot, size_t nbytes);
+
+/* Pack a [n, k] weight (rows of k in the given dtype) into the layout above. */
+pi0_status pi0_fast_pack_weight(pi0_fast_packed **out, const void *data, pi0_dtype dt, int64_t n,
+                                int64_t k, int kind, const char *name);
+void pi0_fast_packed_free(pi0_fast_packed *p);
+/* Pack from float rows (row stride ld) into an existing buffer sized for (n, k): used by attention
+ * for K (as [nk, hd]) and, transposed, V. trans=0: element (j, i) = src[j*ld + i] (row j = output
+ * column j); trans=1: element (j, i) = src[i*ld + j]. Only the bf16 kind. data must hold
+ * pi0_fast_packed_bytes(n, k) bytes. */
+size_t pi0_fast_packed_bytes(int64_t n, int64_t k, int kind);
+void pi0_fast_pack_f32_bf16(pi0_fast_packed *p, void *data, const float *src, int64_t ld, int64_t n,
+                            int64_t k, int trans);
+void pi0_fast_pack_f32_bf16_avx512(pi0_fast_packed *p, void *data, const float *src, int64_t ld, int64_t n,
+                                   int64_t k, int trans); /* same bytes, needs avx512 (F, BW) */
+
+/* Elementwise kernels on contiguous spans (used by ew.c / norms.c). */
+void pi0_fast_gelu_tanh_avx512(float *y, const float *a, const float *b, int64_t n); /* b may be NULL */
+void pi0_fast_swish_avx512(float *y, const float *a, int64_t n);
+/* Softmax of one row in place over n logits (already masked): y = exp(x - max) / sum. */
+void pi0_fast_softmax_avx512(float *x, int64_t n);
+void pi0_fast_gelu_tanh_generic(float *y, const float *a, const float *b, int64_t n);
+void pi0_fast_swish_generic(float *y, const float *a, int64_t n);
+void pi0_fast_softmax_generic(float *x, int64_t n);
+/* One row of LayerNorm (w, b may be NULL) / Gemma RMSNorm (y = x·r·(1 + w); w NULL = plain). */
+void pi0_fast_layernorm_row_avx512(float *y, const float *x, const float *w, const float *b, int64_t d, float eps);
+void pi0_fast_rmsnorm_row_avx512(float *y, const float *x, const float *w, int64_t d, float eps);
+void pi0_fast_layernorm_row_generic(float *y, const float *x, const float *w, const float *b, int64_t d, float eps);
+void pi0_fast_rmsnorm_row_generic(float *y, const float *x, const float *w, int64_t d, float eps);
+
+/* The op members (pi0_backend_fast in fast.c points at these). */
+void pi0_fast_matmul(const pi0_matmul_args *a, int ith, int nth);
+void pi0_fast_attention(const pi0_attention_args *a, int ith, int nth);
+void pi0_fast_layernorm(const pi0_norm_args *a, int ith, int nth);
+void pi0_fast_rmsnorm(const pi0_norm_args *a, int ith, int nth);
+void pi0_fast_ew(const pi0_ew_args *a, int ith, int nth);
+void pi0_fast_mod(const pi0_mod_args *a, int ith, int nth);
+void pi0_fast_rope(const pi0_rope_args *a, int ith, int nth);
+void pi0_fast_embed(const pi0_embed_args *a, int ith, int nth);
+void pi0_fast_patches(const pi0_patches_args *a, int ith, int nth);
+
+/* bf16 helpers (round to nearest even; NaN stays NaN). */
+static inline uint16_t pi0_fast_f32_to_bf16(float f) {
+    union { float f; uint32_t u; } v = {f};
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40);
+    v.u += 0x7fffu + ((v.u >> 16) & 1);
+    return (uint16_t)(v.u >> 16);
+}
+static inline float pi0_fast_bf16_to_f32(uint16_t h) {
+    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
+    return v.f;
+}
+
+#endif

@@ -1,0 +1,167 @@
+/* pack.c - the fast backend's weight packing (layout in fast.h) and its per-thread scratch.
+ *
+ * Packing runs at load: every matmul weight is converted from its stored dtype (F32, BF16, F16) to
+ * the packed kind (bf16 rounded to nearest even, or f32) once. bf16 -> bf16 and anything -> f32
+ * (except f32 from bf16/f16, which is exact anyway) are exact copies. Nothing here runs per call
+ * except pi0_fast_pack_f32_bf16 (attention's K/V, into caller scratch) and pi0_fast_scratch.
+ */
+#include "ops/fast/fast.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+static float f16_to_f32(uint16_t h) {
+    uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1f, m = h & 0x3ff, u;
+    if (e == 0) {
+        if (m == 0) u = s;
+        else { /* subnormal: normalize */
+            int sh = 0;
+            while (!(m & 0x400)) { m <<= 1; sh++; }
+            m &= 0x3ff;
+            u = s | ((uint32_t)(113 - sh) << 23) | (m << 13);
+        }
+    } else if (e == 31) {
+        u = s | 0x7f800000u | (m << 13);
+    } else {
+        u = s | ((e + 112) << 23) | (m << 13);
+    }
+    union { uint32_t u; float f; } v = {u};
+    return v.f;
+}
+
+static float load_elem(const void *data, pi0_dtype dt, int64_t i) {
+    switch (dt) {
+    case PI0_DT_BF16: return pi0_fast_bf16_to_f32(((const uint16_t *)data)[i]);
+    case PI0_DT_F16: return f16_to_f32(((const uint16_t *)data)[i]);
+    default: return ((const float *)data)[i];
+    }
+}
+
+size_t pi0_fast_packed_bytes(int64_t n, int64_t k, int kind) {
+    int64_t np = (n + PI0_FAST_NR - 1) / PI0_FAST_NR;
+    if (kind == PI0_WEIGHTS_F32) return (size_t)np * (size_t)k * PI0_FAST_NR * sizeof(float);
+    int64_t kp = (k + 1) & ~(int64_t)1;
+    return (size_t)np * (size_t)kp * PI0_FAST_NR * sizeof(uint16_t);
+}
+
+static void init_header(pi0_fast_packed *p, void *data, int64_t n, int64_t k, int kind) {
+    p->kind = kind;
+    p->n = n;
+    p->k = k;
+    p->kp = kind == PI0_WEIGHTS_F32 ? k : ((k + 1) & ~(int64_t)1);
+    p->n_panels = (n + PI0_FAST_NR - 1) / PI0_FAST_NR;
+    p->data = data;
+}
+
+pi0_status pi0_fast_pack_weight(pi0_fast_packed **out, const void *data, pi0_dtype dt, int64_t n,
+                                int64_t k, int kind, const char *name) {
+    *out = NULL;
+    if (dt != PI0_DT_F32 && dt != PI0_DT_BF16 && dt != PI0_DT_F16)
+        return pi0_err(PI0_ERR_UNSUPPORTED, "fast pack: weight '%s': dtype %d, expected F32, BF16 or F16",
+                       name ? name : "?", (int)dt);
+    if (kind != PI0_WEIGHTS_BF16 && kind != PI0_WEIGHTS_F32)
+        return pi0_err(PI0_ERR_ARG, "fast pack: weight '%s': unknown weight kind %d", name ? name : "?", kind);
+    if (n <= 0 || k <= 0)
+        return pi0_err(PI0_ERR_ARG, "fast pack: weight '%s': shape [%lld, %lld]", name ? name : "?",
+                       (long long)n, (long long)k);
+    size_t nbytes = pi0_fast_packed_bytes(n, k, kind);
+    pi0_fast_packed *p = malloc(sizeof *p);
+    void *buf = aligned_alloc(64, (nbytes + 63) & ~(size_t)63);
+    if (!p || !buf) {
+        free(p);
+        free(buf);
+        return pi0_err(PI0_ERR_NOMEM, "fast pack: weight '%s': cannot allocate %zu bytes", name ? name : "?", nbytes);
+    }
+    init_header(p, buf, n, k, kind);
+    const int64_t NR = PI0_FAST_NR;
+    if (kind == PI0_WEIGHTS_F32) {
+        float *d = buf;
+        for (int64_t pn = 0; pn < p->n_panels; pn++)
+            for (int64_t jj = 0; jj < NR; jj++) {
+                int64_t j = pn * NR + jj;
+                float *dst = d + pn * k * NR + jj;
+                if (j >= n) { for (int64_t i = 0; i < k; i++) dst[i * NR] = 0.0f; continue; }
+                for (int64_t i = 0; i < k; i++) dst[i * NR] = load_elem(data, dt, j * k + i);
+            }
+    } else {
+        uint16_t *d = buf;
+        int64_t kp = p->kp;
+        for (int64_t pn = 0; pn < p->n_panels; pn++)
+            for (int64_t jj = 0; jj < NR; jj++) {
+                int64_t j = pn * NR + jj;
+                uint16_t *dst = d + pn * kp * NR + jj * 2;
+                for (int64_t i = 0; i < kp; i++) {
+                    uint16_t v = 0;
+                    if (j < n && i < k)
+                        v = dt == PI0_DT_BF16 ? ((const uint16_t *)data)[j * k + i]
+                                              : pi0_fast_f32_to_bf16(load_elem(data, dt, j * k + i));
+                    dst[(i >> 1) * (2 * NR) + (i & 1)] = v;
+                }
+            }
+    }
+    *out = p;
+    return PI0_OK;
+}
+
+void pi0_fast_packed_free(pi0_fast_packed *p) {
+    if (!p) return;
+    free(p->data);
+    free(p);
+}
+
+void pi0_fast_pack_f32_bf16(pi0_fast_packed *p, void *data, const float *src, int64_t ld, int64_t n,
+                            int64_t k, int trans) {
+    init_header(p, data, n, k, PI0_WEIGHTS_BF16);
+    const int64_t NR = PI0_FAST_NR, kp = p->kp;
+    uint16_t *d = data;
+    for (int64_t pn = 0; pn < p->n_panels; pn++) {
+        uint16_t *panel = d + pn * kp * NR;
+        for (int64_t i = 0; i < kp; i++) {
+            uint16_t *row = panel + (i >> 1) * (2 * NR) + (i & 1);
+            for (int64_t jj = 0; jj < NR; jj++) {
+                int64_t j = pn * NR + jj;
+                float v = 0.0f;
+                if (j < n && i < k) v = trans ? src[i * ld + j] : src[j * ld + i];
+                row[jj * 2] = pi0_fast_f32_to_bf16(v);
+            }
+        }
+    }
+}
+
+/* ---- per-thread scratch ---------------------------------------------------------------------- */
+
+typedef struct { void *p[PI0_FAST_SCRATCH_SLOTS]; size_t n[PI0_FAST_SCRATCH_SLOTS]; } scratch_set;
+
+static pthread_key_t g_key;
+static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
+static int g_key_ok;
+
+static void scratch_destroy(void *v) {
+    scratch_set *s = v;
+    for (int i = 0; i < PI0_FAST_SCRATCH_SLOTS; i++) free(s->p[i]);
+    free(s);
+}
+
+static void key_init(void) { g_key_ok = pthread_key_create(&g_key, scratch_destroy) == 0; }
+
+void *pi0_fast_scratch(int slot, size_t nbytes) {
+    pthread_once(&g_key_once, key_init);
+    if (!g_key_ok || slot < 0 || slot >= PI0_FAST_SCRATCH_SLOTS) return NULL;
+    scratch_set *s = pthread_getspecific(g_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s || pthread_setspecific(g_key, s) != 0) { free(s); return NULL; }
+    }
+    if (s->n[slot] < nbytes) {
+        size_t cap = (nbytes + nbytes / 4 + 4095) & ~(size_t)4095; /* headroom: fewer regrows */
+        void *p = aligned_alloc(64, cap);
+        if (!p) return NULL;
+        free(s->p[slot]);
+        s->p[slot] = p;
+        s->n[slot] = cap;
+    }
+    return s->p[slot];
+}

@@ -1,0 +1,67 @@
+/* cpu.c - CPUID/XGETBV feature detection, cached (see cpu.h). On non-x86 targets every flag is 0. */
+#include "rt/cpu.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define PI0_X86 1
+#endif
+
+static pi0_cpu_caps g_caps;
+static char g_caps_str[64];
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+#ifdef PI0_X86
+static unsigned long long xgetbv0(void) {
+    unsigned int lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+#endif
+
+static void detect(void) {
+    memset(&g_caps, 0, sizeof g_caps);
+#ifdef PI0_X86
+    unsigned int a, b, c, d;
+    if (__get_cpuid(1, &a, &b, &c, &d)) {
+        int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
+        unsigned long long xcr0 = osxsave ? xgetbv0() : 0;
+        int ymm_ok = (xcr0 & 0x6) == 0x6;     /* SSE + AVX state */
+        int zmm_ok = (xcr0 & 0xe6) == 0xe6;   /* + opmask, ZMM_Hi256, Hi16_ZMM */
+        unsigned int max_leaf = __get_cpuid_max(0, NULL);
+        if (max_leaf >= 7 && avx && ymm_ok) {
+            __cpuid_count(7, 0, a, b, c, d);
+            int avx2 = (b >> 5) & 1;
+            int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+            int vnni = (c >> 11) & 1;
+            g_caps.avx2 = avx2 && fma && f16c;
+            g_caps.avx512 = g_caps.avx2 && zmm_ok && f && dq && bw && vl;
+            g_caps.avx512vnni = g_caps.avx512 && vnni;
+            __cpuid_count(7, 1, a, b, c, d);
+            g_caps.avx512bf16 = g_caps.avx512 && ((a >> 5) & 1);
+        }
+    }
+#endif
+    const char *env = getenv("PI0_CPU_CAPS");
+    if (env && strcmp(env, "generic") == 0) memset(&g_caps, 0, sizeof g_caps);
+    if (env && strcmp(env, "avx2") == 0) g_caps.avx512 = g_caps.avx512bf16 = g_caps.avx512vnni = 0;
+    if (env && strcmp(env, "avx512") == 0) g_caps.avx512bf16 = 0; /* AVX-512 without BF16 */
+    strcpy(g_caps_str, "generic");
+    if (g_caps.avx2) strcpy(g_caps_str, "avx2");
+    if (g_caps.avx512) strcpy(g_caps_str, "avx512");
+    if (g_caps.avx512bf16) strcat(g_caps_str, " bf16");
+    if (g_caps.avx512vnni) strcat(g_caps_str, " vnni");
+}
+
+const pi0_cpu_caps *pi0_cpu_caps_get(void) {
+    pthread_once(&g_once, detect);
+    return &g_caps;
+}
+
+const char *pi0_cpu_caps_str(void) {
+    pthread_once(&g_once, detect);
+    return g_caps_str;
+}

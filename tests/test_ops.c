@@ -1,0 +1,410 @@
+/* test_ops.c - every op of the fast backend against the reference backend (src/ops/ref/), on
+ * random inputs whose sizes include 1, primes and values that are not multiples of 16/32/64.
+ *
+ * Each backend member is called directly, looping ith = 0..nth-1 sequentially for nth in {1,2,3}
+ * (every output element must be written exactly once by the union of the calls). Outputs carry
+ * guard floats after the last element (sentinels) that must come back untouched, and rows of
+ * padded strides must keep their padding. Each check prints max |d|, NMSE, PCC, the tolerance and
+ * up to 5 mismatches. Tolerances (why):
+ *   matmul, bf16 kind: activations and weights are rounded to bf16 (rel. error 2^-9 each), the
+ *     products of the rounded values are exact in fp32, so |d| <= ((1+2^-9)^2 - 1) * S + fp32
+ *     accumulation, with S = sum_k |x w| + |bias| + |y_in|: tol = 4.5e-3 * S. Also PCC >= 0.9999.
+ *   matmul, f32 kind: fp32 accumulation of k terms vs the double oracle: tol = 1e-5 * S.
+ *   attention: Q, K, the softmax weights P and V are rounded to bf16: logits err <= 2^-8 * scale *
+ *     sum|q k|, P err ~2^-8 relative, V 2^-9: tol = 2e-2 * max|v|, and PCC >= 0.9999.
+ *   norms: fp32 sums vs double: 2e-5 * (1 + |ref|).  GELU/swish: vector exp (~2 ulp) through
+ *     x / (1 + e^(-2z)); the argument 2z carries |2z| ulp: 1e-5 * |ref| + 1e-7 (max rel ~1e-6).
+ *   softmax inside attention, rope (same double sin/cos), mod, add/axpy, embed, patches: the same
+ *     float formulas as ref, so 1e-6 relative (rope, mod: FMA contraction may differ) or exact.
+ *   NaN/Inf parity: an input NaN must give NaN at the same outputs in both backends.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "ops/fast/fast.h"
+#include "ops/ops.h"
+#include "ops/ref/ref.h"
+#include "rt/cpu.h"
+
+#define GUARD 16
+#define SENT 12345.678f
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float frand(void) { /* uniform [-1, 1) */
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+static float *fbuf(int64_t n, float scale) {
+    float *p = malloc(sizeof(float) * (size_t)(n + GUARD));
+    for (int64_t i = 0; i < n; i++) p[i] = frand() * scale;
+    for (int i = 0; i < GUARD; i++) p[n + i] = SENT;
+    return p;
+}
+static float *fcopy(const float *src, int64_t n) {
+    float *p = malloc(sizeof(float) * (size_t)(n + GUARD));
+    memcpy(p, src, sizeof(float) * (size_t)(n + GUARD));
+    return p;
+}
+
+/* Compare got/want over n values with per-element tolerance tol[i] (or tol0 when tol is NULL);
+ * also requires PCC >= min_pcc (0 = not checked) and intact guards after n. */
+static void compare(const char *label, const float *got, const float *want, int64_t n, const float *tol,
+                    double tol0, double min_pcc) {
+    double maxd = 0, se = 0, sr = 0, worst_ratio = 0;
+    int64_t bad = 0, shown = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double t = tol ? tol[i] : tol0, d = fabs((double)got[i] - want[i]);
+        int nan_bad = isnan(got[i]) != isnan(want[i]) || (isinf(want[i]) && got[i] != want[i]);
+        if (isnan(want[i]) && isnan(got[i])) d = 0;
+        if (isinf(want[i]) && got[i] == want[i]) d = 0;
+        if (!nan_bad && isfinite(d)) { se += d * d; sr += (double)want[i] * want[i]; }
+        if (d > maxd && isfinite(d)) maxd = d;
+        if (t > 0 && isfinite(d) && d / t > worst_ratio) worst_ratio = d / t;
+        if (nan_bad || d > t || isnan(d)) {
+            if (shown++ < 5) printf("     mismatch [%lld] got %.9g want %.9g tol %.3g\n", (long long)i, got[i], want[i], t);
+            bad++;
+        }
+    }
+    int guard_ok = 1;
+    for (int i = 0; i < GUARD; i++) guard_ok &= got[n + i] == SENT;
+    /* PCC over finite pairs only */
+    double pcc = 1.0;
+    if (min_pcc > 0) {
+        float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
+        int64_t m = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (isfinite(got[i]) && isfinite(want[i])) { a[m] = got[i]; b[m] = want[i]; m++; }
+        pcc = m ? harness_pcc(a, b, m) : 1.0;
+        free(a); free(b);
+    }
+    double nmse = sr > 0 ? se / sr : se;
+    harness_result(bad == 0 && guard_ok && (min_pcc <= 0 || pcc >= min_pcc),
+                   "%s: n=%lld max|d|=%.3g nmse=%.3g pcc=%.8f worst d/tol=%.3f%s%s", label, (long long)n, maxd,
+                   nmse, pcc, worst_ratio, guard_ok ? "" : " GUARD OVERWRITTEN",
+                   (min_pcc > 0 && pcc < min_pcc) ? " PCC LOW" : "");
+}
+
+#define RUN(member, args, nth) do { for (int ith_ = 0; ith_ < (nth); ith_++) member(args, ith_, nth); } while (0)
+
+/* ---- matmul -------------------------------------------------------------------------------- */
+
+static void *make_weight_data(pi0_dtype dt, const float *v, int64_t n) {
+    if (dt == PI0_DT_F32) { float *p = malloc(4 * (size_t)n); memcpy(p, v, 4 * (size_t)n); return p; }
+    uint16_t *p = malloc(2 * (size_t)n);
+    for (int64_t i = 0; i < n; i++) {
+        if (dt == PI0_DT_BF16) p[i] = pi0_f32_to_bf16(v[i]);
+        else { /* f16 via F16C-free route: values in [-1,1] -> round to 10-bit mantissa by hand */
+            float f = v[i];
+            uint16_t s = f < 0 ? 0x8000 : 0;
+            float a = fabsf(f);
+            if (a < 6.103515625e-05f) p[i] = s | (uint16_t)lrintf(a / 5.9604644775390625e-08f);
+            else {
+                int e; float m = frexpf(a, &e); /* a = m 2^e, m in [0.5,1) */
+                long mm = lrintf((m * 2 - 1) * 1024);
+                if (mm == 1024) { mm = 0; e++; }
+                p[i] = s | (uint16_t)((e - 1 + 15) << 10) | (uint16_t)mm;
+            }
+        }
+    }
+    return p;
+}
+
+static void test_matmul_one(int64_t m, int64_t k, int64_t n, pi0_dtype dt, int kind, int acc, int bias, int nth,
+                            int pad, int inject_nan) {
+    int64_t ldx = k + pad, ldy = n + 2 * pad;
+    float *wv = fbuf(n * k, 1.0f), *x = fbuf(m * ldx, 1.0f), *b = bias ? fbuf(n, 1.0f) : NULL;
+    if (inject_nan && m > 1) x[1 * ldx + k / 2] = NAN;
+    float *y0 = fbuf(m * ldy, 1.0f);
+    float *yr = fcopy(y0, m * ldy), *yf = fcopy(y0, m * ldy);
+    pi0_weight w = {.name = "test.w", .dtype = dt, .data = make_weight_data(dt, wv, n * k), .rows = n, .cols = k};
+    pi0_status s = pi0_backend_fast.pack(&w, kind);
+    CHECK(s == PI0_OK, "pack %lldx%lld dtype %d kind %d", (long long)n, (long long)k, dt, kind);
+    if (s != PI0_OK) return;
+    char why[128];
+    pi0_matmul_args ar = {.y = yr, .x = x, .w = &w, .bias = b, .m = m, .ldx = ldx, .ldy = ldy, .accumulate = acc};
+    pi0_matmul_args af = ar;
+    af.y = yf;
+    CHECK(pi0_backend_fast.supports(PI0_OP_MATMUL, &af, why, sizeof why), "supports matmul");
+    RUN(pi0_backend_ref.matmul, &ar, 1);
+    RUN(pi0_backend_fast.matmul, &af, nth);
+    float *tol = malloc(sizeof(float) * (size_t)(m * ldy));
+    double rt = kind == PI0_WEIGHTS_F32 ? 1e-5 : 4.5e-3;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < ldy; j++) {
+            double S = 0;
+            if (j < n) {
+                for (int64_t p = 0; p < k; p++) S += fabs((double)x[i * ldx + p] * pi0_weight_at(&w, j * k + p));
+                if (b) S += fabs(b[j]);
+                if (acc) S += fabs(y0[i * ldy + j]);
+            }
+            tol[i * ldy + j] = (float)(rt * S + 1e-7); /* padding columns: must stay bit-identical */
+        }
+    char label[160];
+    snprintf(label, sizeof label, "matmul m=%lld k=%lld n=%lld dt=%d kind=%s acc=%d bias=%d nth=%d pad=%d%s",
+             (long long)m, (long long)k, (long long)n, dt, kind ? "f32" : "bf16", acc, bias, nth, pad,
+             inject_nan ? " nan" : "");
+    compare(label, yf, yr, m * ldy, tol, 0, kind == PI0_WEIGHTS_BF16 && m * n >= 64 && !inject_nan ? 0.9999 : 0);
+    pi0_backend_fast.unpack(&w);
+    CHECK(w.packed == NULL, "unpack clears packed");
+    free((void *)w.data); free(wv); free(x); free(b); free(y0); free(yr); free(yf); free(tol);
+}
+
+/* The portable driver and the AVX-512 no-BF16 (widening) driver give the dispatch driver's result
+ * within the same bf16 tolerance; packing by the vector routine gives the same bytes as scalar. */
+static void test_gemm_variants(void) {
+    const int64_t m = 23, k = 75, n = 130;
+    float *wv = fbuf(n * k, 1.0f), *x = fbuf(m * k, 1.0f);
+    pi0_weight w = {.name = "v", .dtype = PI0_DT_F32, .data = wv, .rows = n, .cols = k};
+    for (int kind = 0; kind < 2; kind++) {
+        if (pi0_backend_fast.pack(&w, kind) != PI0_OK) { CHECK(0, "pack"); return; }
+        float *y1 = fbuf(m * n, 0), *y2 = fbuf(m * n, 0);
+        pi0_fast_gemm_job j = {.c = y1, .ldc = n, .a = x, .lda = k, .b = w.packed, .m = m, .p0 = 0,
+                               .p1 = ((pi0_fast_packed *)w.packed)->n_panels};
+        pi0_fast_gemm(&j);
+        j.c = y2;
+        pi0_fast_gemm_generic(&j);
+        compare(kind ? "gemm generic vs dispatch (f32 kind)" : "gemm generic vs dispatch (bf16 kind)", y2, y1, m * n,
+                NULL, kind ? 1e-5 * k : 1e-5 * k, 0);
+        if (pi0_cpu_caps_get()->avx512 && kind == 0) {
+            j.c = y2;
+            pi0_fast_gemm_avx512(&j, 0);
+            compare("gemm avx512 widen (no BF16 insn) vs dispatch", y2, y1, m * n, NULL, 1e-5 * k, 0);
+        }
+        free(y1); free(y2);
+        pi0_backend_fast.unpack(&w);
+    }
+    if (pi0_cpu_caps_get()->avx512) {
+        for (int trans = 0; trans < 2; trans++) {
+            int64_t pn = 37, pk = 71; /* odd k: tests the zero pad of the last pair */
+            float *src = fbuf(pn * pk + 64 * 72, 1.0f);
+            src[5] = NAN;
+            size_t nb = pi0_fast_packed_bytes(trans ? pk : pn, trans ? pn : pk, PI0_WEIGHTS_BF16);
+            void *b1 = aligned_alloc(64, nb), *b2 = aligned_alloc(64, nb);
+            memset(b1, 0xaa, nb); memset(b2, 0x55, nb);
+            pi0_fast_packed p1, p2;
+            /* trans=0: [pn out, pk in] rows of pk; trans=1: src is [pn in rows, pk out cols] */
+            if (!trans) {
+                pi0_fast_pack_f32_bf16(&p1, b1, src, pk, pn, pk, 0);
+                pi0_fast_pack_f32_bf16_avx512(&p2, b2, src, pk, pn, pk, 0);
+            } else {
+                pi0_fast_pack_f32_bf16(&p1, b1, src, pk, pk, pn, 1);
+                pi0_fast_pack_f32_bf16_avx512(&p2, b2, src, pk, pk, pn, 1);
+            }
+            CHECK(memcmp(b1, b2, nb) == 0 && p1.kp == p2.kp && p1.n_panels == p2.n_panels,
+                  "pack_f32_bf16 avx512 == scalar bytes (trans=%d, %zu bytes)", trans, nb);
+            free(b1); free(b2); free(src);
+        }
+    }
+    free(wv); free(x);
+}
+
+static void test_matmul(void) {
+    static const int64_t shapes[][3] = {{1, 1, 1},   {1, 7, 3},     {5, 17, 13},  {13, 64, 65}, {7, 33, 100},
+                                        {51, 256, 130}, {31, 97, 64}, {6, 2, 128}, {300, 200, 70},
+                                        {50, 1024, 32}, {2, 513, 257}, {37, 300, 3}};
+    int ns = (int)(sizeof shapes / sizeof shapes[0]);
+    for (int s = 0; s < ns; s++)
+        for (int nth = 1; nth <= 3; nth++) {
+            int64_t m = shapes[s][0], k = shapes[s][1], n = shapes[s][2];
+            pi0_dtype dt = (pi0_dtype)((s + nth) % 3); /* F32, BF16, F16 in turn */
+            test_matmul_one(m, k, n, dt, PI0_WEIGHTS_BF16, s % 2, (s + nth) % 2, nth, s % 3 == 0 ? 0 : 3, 0);
+            if (nth == 2) test_matmul_one(m, k, n, dt, PI0_WEIGHTS_F32, (s + 1) % 2, 1, nth, 2, 0);
+        }
+    test_matmul_one(9, 40, 70, PI0_DT_BF16, PI0_WEIGHTS_BF16, 0, 1, 2, 0, 1);
+    test_matmul_one(9, 40, 70, PI0_DT_F32, PI0_WEIGHTS_F32, 1, 1, 3, 1, 1);
+    /* bigger than one k block (KC) and one m block (MC) */
+    test_matmul_one(800, 600, 150, PI0_DT_BF16, PI0_WEIGHTS_BF16, 0, 1, 2, 0, 0);
+    pi0_weight w = {.name = "unpacked", .dtype = PI0_DT_F32, .data = NULL, .rows = 4, .cols = 4};
+    pi0_matmul_args a = {.w = &w, .m = 1, .ldx = 4, .ldy = 4};
+    char why[128] = "";
+    int ok = pi0_backend_fast.supports(PI0_OP_MATMUL, &a, why, sizeof why);
+    CHECK(!ok && strstr(why, "not packed"), "supports rejects an unpacked weight: '%s'", why);
+}
+
+/* ---- attention ------------------------------------------------------------------------------ */
+
+static void test_attention_one(int64_t nq, int64_t nk, int nh, int nkv, int hd, int masks, int nth) {
+    int64_t ldq = (int64_t)nh * hd + (masks ? 5 : 0), ldk = (int64_t)nkv * hd + 3, ldo = ldq + 2;
+    float *q = fbuf(nq * ldq, 3.0f), *k = fbuf(nk * ldk, 1.0f), *v = fbuf(nk * ldk, 1.0f);
+    int32_t *qc = NULL, *kc = NULL;
+    uint8_t *qp = NULL, *kp = NULL;
+    if (masks) {
+        qc = malloc(sizeof(int32_t) * (size_t)nq); kc = malloc(sizeof(int32_t) * (size_t)nk);
+        qp = malloc((size_t)nq); kp = malloc((size_t)nk);
+        for (int64_t i = 0; i < nq; i++) { qc[i] = (int32_t)(i % 3); qp[i] = (i % 7) != 3; }
+        for (int64_t j = 0; j < nk; j++) { kc[j] = (int32_t)(j % 4); kp[j] = (j % 5) != 1; }
+    }
+    float *o0 = fbuf(nq * ldo, 0.0f), *or_ = fcopy(o0, nq * ldo), *of = fcopy(o0, nq * ldo);
+    pi0_attention_args a = {.out = or_, .q = q, .k = k, .v = v, .nq = nq, .nk = nk, .ldq = ldq, .ldk = ldk, .ldo = ldo,
+                            .n_heads = nh, .n_kv = nkv, .hd = hd, .scale = 1.0f / sqrtf((float)hd),
+                            .qc = qc, .kc = kc, .qpad = qp, .kpad = kp};
+    RUN(pi0_backend_ref.attention, &a, 1);
+    a.out = of;
+    char why[128];
+    CHECK(pi0_backend_fast.supports(PI0_OP_ATTENTION, &a, why, sizeof why), "supports attention");
+    RUN(pi0_backend_fast.attention, &a, nth);
+    /* tolerance only on output columns; padding columns must be untouched (tol 0) */
+    float *tol = malloc(sizeof(float) * (size_t)(nq * ldo));
+    for (int64_t i = 0; i < nq * ldo; i++) tol[i] = (i % ldo) < (int64_t)nh * hd ? 2e-2f : 0.0f;
+    char label[160];
+    snprintf(label, sizeof label, "attention nq=%lld nk=%lld heads=%d kv=%d hd=%d masks=%d nth=%d", (long long)nq,
+             (long long)nk, nh, nkv, hd, masks, nth);
+    compare(label, of, or_, nq * ldo, tol, 0, nq * hd >= 64 ? 0.9999 : 0);
+    free(q); free(k); free(v); free(qc); free(kc); free(qp); free(kp); free(o0); free(or_); free(of); free(tol);
+}
+
+static void test_attention(void) {
+    test_attention_one(1, 1, 1, 1, 1, 0, 1);
+    test_attention_one(5, 7, 8, 1, 16, 1, 2);
+    test_attention_one(13, 29, 4, 2, 33, 1, 3);
+    test_attention_one(17, 17, 16, 16, 72, 0, 2);
+    test_attention_one(51, 131, 8, 1, 256, 1, 2);
+    test_attention_one(150, 150, 8, 1, 256, 1, 3); /* > one QB block of query rows */
+    test_attention_one(37, 300, 2, 1, 64, 0, 1);
+}
+
+/* ---- norms, elementwise, mod, rope, embed, patches ----------------------------------------- */
+
+static void test_norms(void) {
+    static const int64_t shapes[][2] = {{1, 1}, {3, 7}, {5, 1152}, {4, 2048}, {7, 1023}, {2, 33}};
+    for (int s = 0; s < 6; s++)
+        for (int nth = 1; nth <= 3; nth++) {
+            int64_t m = shapes[s][0], d = shapes[s][1];
+            float *x = fbuf(m * d, 4.0f), *w = fbuf(d, 1.0f), *b = fbuf(d, 1.0f);
+            for (int64_t i = 0; i < m * d; i++) x[i] += 0.5f; /* non-zero mean */
+            if (s == 2) x[d + 3] = NAN;
+            float *yr = fbuf(m * d, 0), *yf = fcopy(yr, m * d);
+            float *tol = malloc(sizeof(float) * (size_t)(m * d));
+            char label[96];
+            for (int kind = 0; kind < 3; kind++) { /* layernorm, rmsnorm, rmsnorm without w */
+                pi0_norm_args a = {.y = yr, .x = x, .w = kind == 2 ? NULL : w, .b = b, .m = m, .d = d, .eps = 1e-6f};
+                if (kind == 0) RUN(pi0_backend_ref.layernorm, &a, 1); else RUN(pi0_backend_ref.rmsnorm, &a, 1);
+                a.y = yf;
+                if (kind == 0) RUN(pi0_backend_fast.layernorm, &a, nth); else RUN(pi0_backend_fast.rmsnorm, &a, nth);
+                for (int64_t i = 0; i < m * d; i++) tol[i] = 2e-5f * (1.0f + fabsf(yr[i]));
+                snprintf(label, sizeof label, "%s m=%lld d=%lld nth=%d", kind == 0 ? "layernorm" : kind == 1 ? "rmsnorm" : "rmsnorm(no w)",
+                         (long long)m, (long long)d, nth);
+                compare(label, yf, yr, m * d, tol, 0, 0);
+            }
+            free(x); free(w); free(b); free(yr); free(yf); free(tol);
+        }
+}
+
+static void test_ew(void) {
+    static const int64_t sizes[] = {1, 15, 17, 101, 4096, 5003};
+    static const char *names[] = {"gelu_tanh_mul", "gelu_tanh", "swish", "add", "axpy"};
+    for (int s = 0; s < 6; s++)
+        for (int kind = 0; kind <= PI0_EW_AXPY; kind++)
+            for (int nth = 1; nth <= 3; nth++) {
+                int64_t n = sizes[s];
+                float *a = fbuf(n, 12.0f), *b = fbuf(n, 2.0f);
+                if (n > 10) { a[3] = NAN; a[4] = INFINITY; a[5] = -INFINITY; a[6] = 1e-30f; a[7] = -95.0f; a[8] = 95.0f; }
+                float *yr = fbuf(n, 0), *yf = fcopy(yr, n), *tol = malloc(sizeof(float) * (size_t)n);
+                pi0_ew_args ar = {.y = yr, .a = a, .b = b, .n = n, .alpha = -0.1f, .kind = (pi0_ew_kind)kind};
+                RUN(pi0_backend_ref.ew, &ar, 1);
+                ar.y = yf;
+                RUN(pi0_backend_fast.ew, &ar, nth);
+                double rt = kind <= PI0_EW_SWISH ? 1e-5 : 1e-6;
+                for (int64_t i = 0; i < n; i++) tol[i] = (float)(rt * fabs(yr[i]) + 1e-7);
+                char label[96];
+                snprintf(label, sizeof label, "ew %s n=%lld nth=%d", names[kind], (long long)n, nth);
+                compare(label, yf, yr, n, tol, 0, 0);
+                free(a); free(b); free(yr); free(yf); free(tol);
+            }
+}
+
+static void test_mod_rope(void) {
+    for (int nth = 1; nth <= 3; nth++) {
+        int64_t m = 7, d = 67;
+        float *y0 = fbuf(m * d, 2.0f), *f = fbuf(m * d, 1.0f), *sc = fbuf(d, 1.0f), *sh = fbuf(d, 1.0f), *g = fbuf(d, 1.0f);
+        for (int kind = 0; kind < 2; kind++) {
+            float *yr = fcopy(y0, m * d), *yf = fcopy(y0, m * d);
+            pi0_mod_args a = {.y = yr, .f = f, .scale = sc, .shift = sh, .gate = g, .m = m, .d = d, .kind = kind};
+            RUN(pi0_backend_ref.mod, &a, 1);
+            a.y = yf;
+            RUN(pi0_backend_fast.mod, &a, nth);
+            char label[64];
+            snprintf(label, sizeof label, "mod kind=%d nth=%d", kind, nth);
+            compare(label, yf, yr, m * d, NULL, 1e-6, 0);
+            free(yr); free(yf);
+        }
+        free(y0); free(f); free(sc); free(sh); free(g);
+    }
+    static const int cfg[][3] = {{8, 256, 1}, {1, 256, 0}, {16, 72, 1}, {3, 2, 0}, {2, 34, 1}};
+    for (int c = 0; c < 5; c++)
+        for (int nth = 1; nth <= 3; nth++) {
+            int nh = cfg[c][0], hd = cfg[c][1];
+            int64_t m = 19, ld = (int64_t)nh * hd + (cfg[c][2] ? 4 : 0);
+            float *x0 = fbuf(m * ld, 1.0f);
+            int32_t pos[19];
+            for (int i = 0; i < 19; i++) pos[i] = i == 0 ? -1 : i * 53 + (c == 1 ? 800 : 0);
+            float *xr = fcopy(x0, m * ld), *xf = fcopy(x0, m * ld);
+            pi0_rope_args a = {.x = xr, .pos = pos, .m = m, .ld = ld, .n_heads = nh, .hd = hd, .base = 10000.0f};
+            RUN(pi0_backend_ref.rope, &a, 1);
+            a.x = xf;
+            RUN(pi0_backend_fast.rope, &a, nth);
+            char label[64];
+            snprintf(label, sizeof label, "rope heads=%d hd=%d nth=%d", nh, hd, nth);
+            compare(label, xf, xr, m * ld, NULL, 1e-6, 0);
+            free(x0); free(xr); free(xf);
+        }
+}
+
+static void test_embed_patches(void) {
+    const int64_t vocab = 37, d = 70, m = 11;
+    float *tab = fbuf(vocab * d, 1.0f);
+    int32_t ids[11] = {0, 36, 5, 5, 17, 1, 2, 3, 30, 0, 9};
+    for (int dt = 0; dt < 3; dt++)
+        for (int nth = 1; nth <= 3; nth++) {
+            void *data = make_weight_data((pi0_dtype)dt, tab, vocab * d);
+            pi0_weight w = {.name = "emb", .dtype = (pi0_dtype)dt, .data = data, .rows = vocab, .cols = d};
+            float *yr = fbuf(m * d, 0), *yf = fcopy(yr, m * d);
+            pi0_embed_args a = {.y = yr, .w = &w, .ids = ids, .m = m, .scale = 45.254833995939045f};
+            RUN(pi0_backend_ref.embed, &a, 1);
+            a.y = yf;
+            RUN(pi0_backend_fast.embed, &a, nth);
+            char label[64];
+            snprintf(label, sizeof label, "embed dtype=%d nth=%d", dt, nth);
+            compare(label, yf, yr, m * d, NULL, 0.0, 0);
+            free(data); free(yr); free(yf);
+        }
+    {
+        pi0_weight w = {.name = "emb", .dtype = PI0_DT_F32, .data = tab, .rows = vocab, .cols = d};
+        int32_t bad[2] = {3, 37};
+        pi0_embed_args a = {.y = NULL, .w = &w, .ids = bad, .m = 2, .scale = 1};
+        char why[128] = "";
+        int ok = pi0_backend_fast.supports(PI0_OP_EMBED, &a, why, sizeof why);
+        CHECK(!ok && strstr(why, "row 1"), "embed supports rejects id 37 of vocab 37: '%s'", why);
+    }
+    free(tab);
+    static const int pc[][3] = {{3, 28, 14}, {1, 5, 5}, {2, 15, 3}};
+    for (int c = 0; c < 3; c++)
+        for (int nth = 1; nth <= 3; nth++) {
+            int ch = pc[c][0], s = pc[c][1], p = pc[c][2];
+            int64_t n = (int64_t)(s / p) * (s / p) * ch * p * p;
+            float *img = fbuf((int64_t)ch * s * s, 1.0f), *yr = fbuf(n, 0), *yf = fcopy(yr, n);
+            pi0_patches_args a = {.y = yr, .img = img, .c = ch, .s = s, .p = p};
+            RUN(pi0_backend_ref.patches, &a, 1);
+            a.y = yf;
+            RUN(pi0_backend_fast.patches, &a, nth);
+            char label[64];
+            snprintf(label, sizeof label, "patches c=%d s=%d p=%d nth=%d", ch, s, p, nth);
+            compare(label, yf, yr, n, NULL, 0.0, 0);
+            free(img); free(yr); free(yf);
+        }
+}
+
+int main(void) {
+    printf("cpu: %s\n", pi0_cpu_caps_str());
+    test_matmul();
+    test_gemm_variants();
+    test_attention();
+    test_norms();
+    test_ew();
+    test_mod_rope();
+    test_embed_patches();
+    return harness_summary();
+}
