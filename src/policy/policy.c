@@ -1,0 +1,283 @@
+/* policy.c - robot-level inference (include/pi0_policy.h): openpi's server-side transforms around
+ * pi0_infer. Order (PI0_MODEL.md §7.6, openpi create_trained_policy):
+ *   robot inputs -> normalize state (z-score π0, quantile π0.5; double) -> resize_with_pad to the
+ *   model size -> uint8 -> [-1, 1] -> tokenize (π0.5 with discrete_state_input: discretized state in
+ *   the prompt) -> pad state to action_dim (float32) -> pi0_infer -> unnormalize actions (double)
+ *   -> absolute actions for the delta dims (state = the un-normalized echo of the float32 padded
+ *   state, as openpi's Unnormalize sees it) -> robot outputs.
+ * All buffers are sized in pi0_policy_new; pi0_policy_infer allocates only the decoded/converted
+ * camera images (their size depends on the request).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "io/image.h"
+#include "io/norm.h"
+#include "io/prompt.h"
+#include "io/robot.h"
+#include "io/tokenizer.h"
+#include "pi0_policy.h"
+#include "policy/paths.h"
+
+struct pi0_policy {
+    pi0_ctx *ctx;
+    pi0_state *st;
+    const pi0_config *cfg;
+    pi0_robot robot;
+    pi0_tokenizer *tok;
+    pi0_text_encoder enc;
+    int have_norm;
+    pi0_norm_mode mode;          /* z-score for π0, quantile for π0.5 */
+    pi0_norm_stats ns;
+    char *default_prompt;
+    const char *metadata;        /* static JSON */
+    int n_slots;                 /* camera slots fed to the model: min(3, cfg->n_image_slots) */
+    int S, A, H, L;              /* image size, action dim, horizon, max tokens */
+    float *images;               /* [n_slots, 3, S, S] */
+    uint8_t *resized;            /* [S, S, 3] */
+    int32_t img_mask[PI0_ROBOT_SLOTS];
+    int32_t *tokens, *tok_mask;  /* [L] */
+    float *state;                /* [A] normalized, zero-padded */
+    double *nstate;              /* [A] normalized state in double (prompt bins, echo) */
+    double *echo;                /* [A] un-normalized echoed state */
+    float *act;                  /* [H, A] model output */
+    double *actd;                /* [H, A] after unnormalize / absolute */
+    float *out;                  /* [H, A] robot output (first H * cols used) */
+};
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+pi0_policy_params pi0_policy_params_default(void) {
+    pi0_policy_params p;
+    memset(&p, 0, sizeof p);
+    p.robot = "raw";
+    p.require_norm_stats = 1;
+    return p;
+}
+
+void pi0_policy_free(pi0_policy *pol) {
+    if (!pol) return;
+    pi0_state_free(pol->st);
+    pi0_tok_free(pol->tok);
+    pi0_norm_free(&pol->ns);
+    free(pol->default_prompt);
+    free(pol->images);
+    free(pol->resized);
+    free(pol->tokens);
+    free(pol->tok_mask);
+    free(pol->state);
+    free(pol->nstate);
+    free(pol->echo);
+    free(pol->act);
+    free(pol->actd);
+    free(pol->out);
+    free(pol);
+}
+
+/* Norm stats must cover the robot's dims and fit the model (openpi cannot broadcast otherwise). */
+static pi0_status check_norm(const pi0_policy *pol) {
+    const pi0_norm_stats *ns = &pol->ns;
+    if (ns->actions.n == 0)
+        return pi0_err(PI0_ERR_FORMAT, "%s: no 'norm_stats.actions' entry (needed to un-normalize actions)", ns->path);
+    if (ns->actions.n > pol->A)
+        return pi0_err(PI0_ERR_FORMAT, "%s: 'norm_stats.actions' has %d dims, more than the model's action_dim %d",
+                       ns->path, ns->actions.n, pol->A);
+    if (pol->mode == PI0_NORM_QUANTILE && (!ns->actions.q01 || (ns->state.n && !ns->state.q01)))
+        return pi0_err(PI0_ERR_FORMAT, "%s: q01/q99 are null, but π0.5 uses quantile normalization", ns->path);
+    return PI0_OK;
+}
+
+pi0_status pi0_policy_new(pi0_ctx *ctx, const char *ckpt_dir, const pi0_policy_params *pp, pi0_policy **out) {
+    pi0_err_clear();
+    if (!out) return pi0_err(PI0_ERR_ARG, "pi0_policy_new: out is NULL");
+    *out = NULL;
+    if (!ctx) return pi0_err(PI0_ERR_ARG, "pi0_policy_new: ctx is NULL");
+    pi0_policy_params defaults = pi0_policy_params_default();
+    if (!pp) pp = &defaults;
+    pi0_policy *pol = calloc(1, sizeof *pol);
+    if (!pol) return pi0_err(PI0_ERR_NOMEM, "pi0_policy_new");
+    char *path = NULL;
+    pi0_status st;
+    pol->ctx = ctx;
+    pol->cfg = pi0_config_of(ctx);
+    const pi0_config *c = pol->cfg;
+    pol->S = c->image_size;
+    pol->A = c->action_dim;
+    pol->H = c->action_horizon;
+    pol->L = c->max_token_len;
+    pol->n_slots = c->n_image_slots < PI0_ROBOT_SLOTS ? c->n_image_slots : PI0_ROBOT_SLOTS;
+    pol->mode = c->variant == PI0_VARIANT_PI0 ? PI0_NORM_ZSCORE : PI0_NORM_QUANTILE;
+    if (pol->A <= 0 || pol->A > PI0_ROBOT_MAX_DIMS || pol->S <= 0 || pol->H <= 0 || pol->L <= 0 || pol->n_slots <= 0) {
+        st = pi0_err(PI0_ERR_UNSUPPORTED, "policy: model config action_dim %d, image_size %d, horizon %d, max_token_len %d,"
+                                          " image slots %d not supported", pol->A, pol->S, pol->H, pol->L, pol->n_slots);
+        goto fail;
+    }
+    if ((st = pi0_robot_init(pp->robot, c->variant, &pol->robot))) goto fail;
+    pol->metadata = pol->robot.kind == PI0_ROBOT_ALOHA && pol->robot.n_delta ? "{\"reset_pose\": [0, -1.5, 1.5, 0, 0, 0]}"
+                                                                             : "{}";
+
+    /* tokenizer */
+    if (pp->tokenizer_path) path = strdup(pp->tokenizer_path);
+    else if ((st = pi0_find_tokenizer(ckpt_dir, &path))) goto fail;
+    if (!path) { st = pi0_err(PI0_ERR_NOMEM, "policy"); goto fail; }
+    if ((st = pi0_tok_load(path, &pol->tok)) || (st = pi0_text_encoder_spm(pol->tok, &pol->enc))) goto fail;
+    if (pi0_tok_n_pieces(pol->tok) > c->vocab_size) {
+        st = pi0_err(PI0_ERR_FORMAT, "%s: tokenizer has %d pieces but the model's vocabulary has %d rows", path,
+                     pi0_tok_n_pieces(pol->tok), c->vocab_size);
+        goto fail;
+    }
+    free(path);
+    path = NULL;
+
+    /* norm stats */
+    if (pp->norm_stats_path) path = strdup(pp->norm_stats_path);
+    else if ((st = pi0_find_norm_stats(ckpt_dir, pp->require_norm_stats, &path))) goto fail;
+    if (path) {
+        if ((st = pi0_norm_load(path, &pol->ns))) goto fail;
+        pol->have_norm = 1;
+        if ((st = check_norm(pol))) goto fail;
+    } else {
+        pi0_log(PI0_LOG_WARN, "policy: no norm_stats.json found next to %s; states and actions are not normalized",
+                ckpt_dir ? ckpt_dir : "(no checkpoint dir)");
+    }
+    free(path);
+    path = NULL;
+
+    if (pp->default_prompt && !(pol->default_prompt = strdup(pp->default_prompt))) goto nomem;
+    size_t S = (size_t)pol->S, A = (size_t)pol->A, H = (size_t)pol->H, L = (size_t)pol->L;
+    pol->images = malloc(sizeof(float) * pol->n_slots * 3 * S * S);
+    pol->resized = malloc(S * S * 3);
+    pol->tokens = malloc(sizeof(int32_t) * L);
+    pol->tok_mask = malloc(sizeof(int32_t) * L);
+    pol->state = malloc(sizeof(float) * A);
+    pol->nstate = malloc(sizeof(double) * A);
+    pol->echo = malloc(sizeof(double) * A);
+    pol->act = malloc(sizeof(float) * H * A);
+    pol->actd = malloc(sizeof(double) * H * A);
+    pol->out = malloc(sizeof(float) * H * A);
+    if (!pol->images || !pol->resized || !pol->tokens || !pol->tok_mask || !pol->state || !pol->nstate || !pol->echo ||
+        !pol->act || !pol->actd || !pol->out)
+        goto nomem;
+    if ((st = pi0_state_new(ctx, &pol->st))) goto fail;
+    *out = pol;
+    return PI0_OK;
+nomem:
+    st = pi0_err(PI0_ERR_NOMEM, "pi0_policy_new: buffers");
+fail:
+    free(path);
+    pi0_policy_free(pol);
+    return st;
+}
+
+const char *pi0_policy_metadata_json(const pi0_policy *pol) { return pol ? pol->metadata : "{}"; }
+
+/* Camera slots -> model images [n_slots, 3, S, S] and masks. Empty slots are all -1 (uint8 0). */
+static pi0_status prepare_images(pi0_policy *pol, const pi0_robot_input *ri) {
+    size_t plane = (size_t)pol->S * pol->S;
+    for (int s = 0; s < pol->n_slots; s++) {
+        float *dst = pol->images + s * 3 * plane;
+        pol->img_mask[s] = ri->mask[s];
+        if (!ri->mask[s]) {
+            for (size_t i = 0; i < 3 * plane; i++) dst[i] = -1.0f;
+            continue;
+        }
+        const pi0_image *im = &ri->img[s];
+        pi0_status st = pi0_image_resize_with_pad(im->data, im->h, im->w, 3, pol->resized, pol->S, pol->S);
+        if (st) return st;
+        pi0_image_to_model(pol->resized, pol->S, pol->S, dst);
+    }
+    for (int s = pol->n_slots; s < PI0_ROBOT_SLOTS; s++)
+        if (ri->mask[s]) pi0_log(PI0_LOG_WARN, "policy: the model has %d image slots; camera slot %d ignored", pol->n_slots, s);
+    return PI0_OK;
+}
+
+pi0_status pi0_policy_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0_run_params *rp, pi0_actions *out) {
+    pi0_err_clear();
+    if (!pol || !obs || !out) return pi0_err(PI0_ERR_ARG, "pi0_policy_infer: NULL argument");
+    memset(out, 0, sizeof *out);
+    double t0 = now_ms();
+    const pi0_config *c = pol->cfg;
+    const int A = pol->A, H = pol->H;
+    pi0_robot_input ri;
+    pi0_status st = pi0_robot_inputs(&pol->robot, obs->arrays, obs->n_arrays, &ri);
+    if (st) return st;
+
+    /* state: normalize the unpadded robot state in double */
+    const int d = ri.state_dim;
+    const int needs_state = c->variant == PI0_VARIANT_PI0 || c->discrete_state_input;
+    if (d == 0 && needs_state) {
+        st = pi0_err(PI0_ERR_ARG, "robot '%s': no 'state' in the observation; this model needs the robot state",
+                     pol->robot.name);
+        goto done;
+    }
+    if (d > A) {
+        st = pi0_err(PI0_ERR_ARG, "robot state has %d dims, more than the model's action_dim %d", d, A);
+        goto done;
+    }
+    if (d > 0 && pol->have_norm) {
+        if ((st = pi0_norm_apply(&pol->ns.state, pol->mode, "state", ri.state, pol->nstate, d))) {
+            st = pi0_err_prefix(st, "%s", pol->ns.path);
+            goto done;
+        }
+    } else {
+        memcpy(pol->nstate, ri.state, sizeof(double) * (size_t)d);
+    }
+    for (int i = 0; i < A; i++) pol->state[i] = i < d ? (float)pol->nstate[i] : 0.0f;
+
+    if ((st = prepare_images(pol, &ri))) goto done;
+
+    /* prompt */
+    const char *task = obs->prompt ? obs->prompt : pol->default_prompt;
+    if (!task) {
+        st = pi0_err(PI0_ERR_ARG, "Prompt is required: the observation has no prompt and the policy no default_prompt");
+        goto done;
+    }
+    int n_valid = 0;
+    if (c->discrete_state_input)
+        st = pi0_prompt_pi05(&pol->enc, task, pol->nstate, d, pol->L, pol->tokens, pol->tok_mask, &n_valid);
+    else
+        st = pi0_prompt_pi0(&pol->enc, task, pol->L, pol->tokens, pol->tok_mask, &n_valid);
+    if (st) goto done;
+
+    /* model */
+    pi0_obs mo = {.n_images = pol->n_slots, .images = pol->images, .image_masks = pol->img_mask,
+                  .n_tokens = pol->L, .tokens = pol->tokens, .token_masks = pol->tok_mask,
+                  .state_dim = c->variant == PI0_VARIANT_PI0 ? A : 0,
+                  .state = c->variant == PI0_VARIANT_PI0 ? pol->state : NULL};
+    double t1 = now_ms();
+    st = pi0_infer(pol->st, &mo, rp, NULL, pol->act, (size_t)H * A);
+    out->infer_ms = now_ms() - t1;
+    if (st) goto done;
+
+    /* unnormalize actions (and the echoed state for delta actions) */
+    for (size_t i = 0; i < (size_t)H * A; i++) pol->actd[i] = pol->act[i];
+    if (pol->have_norm) {
+        for (int h = 0; h < H && !st; h++)
+            st = pi0_norm_unapply(&pol->ns.actions, pol->mode, "actions", pol->actd + (size_t)h * A,
+                                  pol->actd + (size_t)h * A, A);
+        if (st) { st = pi0_err_prefix(st, "%s", pol->ns.path); goto done; }
+    }
+    if (pol->robot.n_delta > 0 && d > 0) {
+        for (int i = 0; i < A; i++) pol->echo[i] = pol->state[i];
+        if (pol->have_norm && (st = pi0_norm_unapply(&pol->ns.state, pol->mode, "state", pol->echo, pol->echo, A))) {
+            st = pi0_err_prefix(st, "%s", pol->ns.path);
+            goto done;
+        }
+        pi0_robot_absolute(&pol->robot, pol->actd, H, A, pol->echo, d);
+    }
+    int cols = 0;
+    if ((st = pi0_robot_outputs(&pol->robot, pol->actd, H, A, pol->out, &cols))) goto done;
+    out->rows = H;
+    out->cols = cols;
+    out->data = pol->out;
+    out->total_ms = now_ms() - t0;
+done:
+    pi0_robot_input_free(&ri);
+    return st;
+}
