@@ -103,7 +103,7 @@ typedef struct {
     int expert_width, expert_depth, expert_mlp_dim;/* 1024, 18, 4096 */
     int n_heads, n_kv_heads, head_dim;             /* 8, 1, 256 (shared by both experts) */
     float rms_eps, ln_eps, rope_base;              /* 1e-6, 1e-6, 10000 */
-    float time_min_period, time_max_period;        /* 0.004, 4.0 */
+    double time_min_period, time_max_period;       /* 0.004, 4.0 (double: they scale phases of ~1e3 rad) */
 } pi0_config;
 
 typedef struct pi0_ctx pi0_ctx;     /* weights + config; read-only after load, shareable */
@@ -164,6 +164,11 @@ typedef struct {
     void *abort_user;
     pi0_tap_fn tap;           /* named intermediates; NULL = none (no cost) */
     void *tap_user;
+    /* Optional time grid: the t of each of the n_steps steps (descending, t[0] = 1); step k moves
+     * x by (t[k+1] - t[k])·v with t[n_steps] = 0. NULL (default) = openpi's grid: dt = -1/n_steps
+     * in float32, t = 1, then t += dt while t >= -dt/2. Other implementations use other grids
+     * (tt-metal: float32 linspace(1, 0, n+1); LeRobot: 1 + k·dt); this reproduces them exactly. */
+    const float *timesteps;
 } pi0_run_params;
 
 PI0_API pi0_run_params pi0_run_params_default(void);

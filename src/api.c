@@ -1,0 +1,174 @@
+/* api.c - public entry points of pi0.h: parameter defaults, load/free, argument checks, infer.
+ * Every entry point clears the thread-local error first and checks every argument before use. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "io/safetensors.h"
+#include "model/model.h"
+
+pi0_params pi0_params_default(void) {
+    pi0_params p;
+    memset(&p, 0, sizeof p);
+    p.n_threads = 0;
+    p.backend = PI0_BACKEND_FAST;
+    p.strict = 0;
+    p.weights = PI0_WEIGHTS_BF16;
+    return p;
+}
+
+pi0_run_params pi0_run_params_default(void) {
+    pi0_run_params r;
+    memset(&r, 0, sizeof r);
+    return r;
+}
+
+/* Drop the mapped pages of a weight the fast backend has packed: resident memory stays near one
+ * copy of the weights. The mapping stays valid (pages fault back in if a fallback reads them). */
+static void release_pages(const pi0_weight *w) {
+    size_t es = pi0_dtype_size(w->dtype), page = 4096;
+    uintptr_t b = (uintptr_t)w->data, e = b + (size_t)(w->rows * w->cols) * es;
+    uintptr_t lo = (b + page - 1) & ~(uintptr_t)(page - 1), hi = e & ~(uintptr_t)(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+static pi0_status pack_weights(pi0_ctx *ctx) {
+    const pi0_backend *be = &pi0_backend_fast;
+    if (!be->pack) return PI0_OK;
+    for (int i = 0; i < ctx->n_matrices; i++) {
+        pi0_weight *w = ctx->matrices[i];
+        if (w == &ctx->w.embed) continue; /* gathered by row, read from the mapping */
+        pi0_status s = be->pack(w, ctx->params.weights);
+        if (s != PI0_OK) return s;
+        if (w->packed) release_pages(w);
+        if (ctx->params.progress && (i % 16 == 0 || i == ctx->n_matrices - 1))
+            ctx->params.progress(0.1f + 0.9f * (float)(i + 1) / (float)ctx->n_matrices, "packing weights",
+                                 ctx->params.progress_user);
+    }
+    return PI0_OK;
+}
+
+pi0_status pi0_load(const char *dir, const pi0_params *p, pi0_ctx **out) {
+    pi0_err_clear();
+    if (!out) return pi0_err(PI0_ERR_ARG, "pi0_load: out is NULL");
+    *out = NULL;
+    if (!dir) return pi0_err(PI0_ERR_ARG, "pi0_load: checkpoint directory is NULL");
+    pi0_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return pi0_err(PI0_ERR_NOMEM, "pi0_load: out of memory");
+    ctx->params = p ? *p : pi0_params_default();
+    pi0_status s;
+    if (ctx->params.backend != PI0_BACKEND_FAST && ctx->params.backend != PI0_BACKEND_REF) {
+        s = pi0_err(PI0_ERR_ARG, "pi0_load: backend %d unknown (0 fast, 1 ref)", ctx->params.backend);
+        goto fail;
+    }
+    if (ctx->params.weights != PI0_WEIGHTS_BF16 && ctx->params.weights != PI0_WEIGHTS_F32) {
+        s = pi0_err(PI0_ERR_ARG, "pi0_load: weights kind %d unknown (0 bf16, 1 f32)", ctx->params.weights);
+        goto fail;
+    }
+    if (ctx->params.n_threads < 0 || ctx->params.n_threads > 1024) {
+        s = pi0_err(PI0_ERR_ARG, "pi0_load: n_threads %d out of range 0..1024", ctx->params.n_threads);
+        goto fail;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    int variant_given;
+    if ((s = pi0_config_load(path, &ctx->cfg, &variant_given)) != PI0_OK) goto fail;
+    if ((s = pi0_weights_bind(ctx, dir, variant_given)) != PI0_OK) goto fail;
+    if (ctx->params.backend == PI0_BACKEND_FAST && (s = pack_weights(ctx)) != PI0_OK) goto fail;
+    *out = ctx;
+    return PI0_OK;
+fail:
+    pi0_free(ctx);
+    return s;
+}
+
+void pi0_free(pi0_ctx *ctx) {
+    if (!ctx) return;
+    if (pi0_backend_fast.unpack)
+        for (int i = 0; i < ctx->n_matrices; i++)
+            if (ctx->matrices[i]->packed) pi0_backend_fast.unpack(ctx->matrices[i]);
+    pi0_st_file **files = ctx->files;
+    for (int i = 0; i < ctx->n_files; i++) pi0_st_close(files[i]);
+    free(files);
+    for (int i = 0; i < ctx->n_owned; i++) free(ctx->owned[i]);
+    free(ctx->owned);
+    free(ctx->matrices);
+    free(ctx);
+}
+
+const pi0_config *pi0_config_of(const pi0_ctx *ctx) { return ctx ? &ctx->cfg : NULL; }
+
+void pi0_param_count(const pi0_ctx *ctx, int64_t *n_params, int64_t *n_bytes) {
+    if (n_params) *n_params = ctx ? ctx->n_params : 0;
+    if (n_bytes) *n_bytes = ctx ? ctx->n_bytes : 0;
+}
+
+/* SplitMix64 (seeding) + xoshiro256** (stream) + Box-Muller in double: portable and documented. */
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t xoshiro(uint64_t s[4]) {
+    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = rotl(s[3], 45);
+    return r;
+}
+
+void pi0_noise_fill(float *x, size_t n, uint64_t seed) {
+    uint64_t s[4], sm = seed;
+    for (int i = 0; i < 4; i++) s[i] = splitmix64(&sm);
+    for (size_t i = 0; i < n; i += 2) {
+        double u1 = ((double)(xoshiro(s) >> 11) + 1.0) * 0x1.0p-53; /* (0, 1]: log is finite */
+        double u2 = (double)(xoshiro(s) >> 11) * 0x1.0p-53;
+        double r = sqrt(-2.0 * log(u1));
+        x[i] = (float)(r * cos(2.0 * M_PI * u2));
+        if (i + 1 < n) x[i + 1] = (float)(r * sin(2.0 * M_PI * u2));
+    }
+}
+
+static pi0_status check_obs(const pi0_config *c, const pi0_obs *o) {
+    if (o->n_images < 1 || o->n_images > c->n_image_slots)
+        return pi0_err(PI0_ERR_ARG, "obs.n_images = %d, expected 1..%d", o->n_images, c->n_image_slots);
+    if (!o->images || !o->image_masks) return pi0_err(PI0_ERR_ARG, "obs.images or obs.image_masks is NULL");
+    if (o->n_tokens < 1 || o->n_tokens > c->max_token_len)
+        return pi0_err(PI0_ERR_ARG, "obs.n_tokens = %d, expected 1..%d (max_token_len)", o->n_tokens, c->max_token_len);
+    if (!o->tokens || !o->token_masks) return pi0_err(PI0_ERR_ARG, "obs.tokens or obs.token_masks is NULL");
+    for (int i = 0; i < o->n_tokens; i++)
+        if (o->tokens[i] < 0 || o->tokens[i] >= c->vocab_size)
+            return pi0_err(PI0_ERR_ARG, "obs.tokens[%d] = %d outside the vocabulary [0, %d)", i, o->tokens[i], c->vocab_size);
+    if (o->state_dim < 0 || o->state_dim > c->action_dim)
+        return pi0_err(PI0_ERR_ARG, "obs.state_dim = %d, expected 0..%d (action_dim)", o->state_dim, c->action_dim);
+    if (o->state_dim > 0 && !o->state) return pi0_err(PI0_ERR_ARG, "obs.state is NULL with state_dim %d", o->state_dim);
+    return PI0_OK;
+}
+
+pi0_status pi0_infer(pi0_state *st, const pi0_obs *obs, const pi0_run_params *rp, const float *noise, float *actions,
+                     size_t n_actions) {
+    pi0_err_clear();
+    if (!st || !obs || !actions) return pi0_err(PI0_ERR_ARG, "pi0_infer: state, obs and actions must not be NULL");
+    const pi0_config *c = &st->ctx->cfg;
+    size_t want = (size_t)c->action_horizon * (size_t)c->action_dim;
+    if (n_actions != want)
+        return pi0_err(PI0_ERR_ARG, "pi0_infer: n_actions = %zu, expected H x A = %d x %d = %zu", n_actions,
+                       c->action_horizon, c->action_dim, want);
+    pi0_run_params defaults = pi0_run_params_default();
+    if (!rp) rp = &defaults;
+    if (rp->n_steps < 0 || rp->n_steps > 10000) return pi0_err(PI0_ERR_ARG, "n_steps = %d, expected 0..10000", rp->n_steps);
+    pi0_status s = check_obs(c, obs);
+    if (s != PI0_OK) return s;
+    if (!noise) {
+        pi0_noise_fill(st->x_t, want, rp->seed);
+        noise = st->x_t;
+    }
+    st->ex.status = PI0_OK;
+    st->ex.abort_cb = rp->abort_cb;
+    st->ex.abort_user = rp->abort_user;
+    s = pi0_prefix_forward(st, obs, rp);
+    if (s == PI0_OK) s = pi0_denoise(st, obs, rp, noise, actions);
+    return s;
+}

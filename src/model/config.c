@@ -1,0 +1,215 @@
+/* config.c - read config.json into pi0_config.
+ *
+ * Accepts three spellings of the same facts (PI0_MODEL.md §6.2, §6.3, §9): the test-data fields
+ * (vlm_width, siglip_hidden_size, ...), openpi's converter fields (paligemma_variant, action_dim,
+ * action_horizon, precision) and LeRobot's PI0Config/PI05Config (type, chunk_size, max_action_dim,
+ * num_inference_steps, tokenizer_max_length, ...). Start from the π0 defaults, apply the named
+ * variant presets, then every explicit field. A field of the wrong type is an error naming it.
+ * Whether the model is π0.5 is decided later from the tensors when the config does not say.
+ */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "model/model.h"
+
+static void defaults_pi0(pi0_config *c) {
+    memset(c, 0, sizeof *c);
+    c->variant = PI0_VARIANT_PI0;
+    c->action_dim = 32; c->action_horizon = 50; c->max_token_len = 48; c->n_steps = 10;
+    c->n_image_slots = 3; c->image_size = 224; c->patch_size = 14; c->n_channels = 3;
+    c->vision_width = 1152; c->vision_depth = 27; c->vision_mlp_dim = 4304; c->vision_heads = 16;
+    c->vocab_size = 257152;
+    c->vlm_width = 2048; c->vlm_depth = 18; c->vlm_mlp_dim = 16384;
+    c->expert_width = 1024; c->expert_depth = 18; c->expert_mlp_dim = 4096;
+    c->n_heads = 8; c->n_kv_heads = 1; c->head_dim = 256;
+    c->rms_eps = 1e-6f; c->ln_eps = 1e-6f; c->rope_base = 10000.0f;
+    c->time_min_period = 0.004; c->time_max_period = 4.0;
+}
+
+static void read_file(const char *path, char **buf, size_t *len, pi0_status *s) {
+    *buf = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) { *s = pi0_err(PI0_ERR_IO, "%s: cannot open", path); return; }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (n < 0 || n > (16 << 20)) { fclose(f); *s = pi0_err(PI0_ERR_FORMAT, "%s: size %ld not plausible for a config", path, n); return; }
+    *buf = malloc((size_t)n + 1);
+    if (!*buf) { fclose(f); *s = pi0_err(PI0_ERR_NOMEM, "%s: out of memory", path); return; }
+    if (fread(*buf, 1, (size_t)n, f) != (size_t)n) { fclose(f); free(*buf); *buf = NULL; *s = pi0_err(PI0_ERR_IO, "%s: read failed", path); return; }
+    fclose(f);
+    (*buf)[n] = '\0';
+    *len = (size_t)n;
+    *s = PI0_OK;
+}
+
+/* Field readers: absent -> unchanged, wrong type -> error naming the field. */
+static pi0_status get_int(const char *path, const cJSON *root, const char *key, int *out, int lo, int hi) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!j || cJSON_IsNull(j)) return PI0_OK;
+    if (!cJSON_IsNumber(j) || j->valuedouble != (double)(int)j->valuedouble)
+        return pi0_err(PI0_ERR_FORMAT, "%s: field '%s': expected an integer", path, key);
+    if (j->valueint < lo || j->valueint > hi)
+        return pi0_err(PI0_ERR_FORMAT, "%s: field '%s': %d out of range [%d, %d]", path, key, j->valueint, lo, hi);
+    *out = j->valueint;
+    return PI0_OK;
+}
+
+static pi0_status get_float(const char *path, const cJSON *root, const char *key, float *out) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!j || cJSON_IsNull(j)) return PI0_OK;
+    if (!cJSON_IsNumber(j)) return pi0_err(PI0_ERR_FORMAT, "%s: field '%s': expected a number", path, key);
+    *out = (float)j->valuedouble;
+    return PI0_OK;
+}
+
+static pi0_status get_double(const char *path, const cJSON *root, const char *key, double *out) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!j || cJSON_IsNull(j)) return PI0_OK;
+    if (!cJSON_IsNumber(j)) return pi0_err(PI0_ERR_FORMAT, "%s: field '%s': expected a number", path, key);
+    *out = j->valuedouble;
+    return PI0_OK;
+}
+
+static pi0_status get_bool(const char *path, const cJSON *root, const char *key, int *out) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!j || cJSON_IsNull(j)) return PI0_OK;
+    if (!cJSON_IsBool(j)) return pi0_err(PI0_ERR_FORMAT, "%s: field '%s': expected true or false", path, key);
+    *out = cJSON_IsTrue(j);
+    return PI0_OK;
+}
+
+static pi0_status get_str(const char *path, const cJSON *root, const char *key, const char **out) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!j || cJSON_IsNull(j)) return PI0_OK;
+    if (!cJSON_IsString(j)) return pi0_err(PI0_ERR_FORMAT, "%s: field '%s': expected a string", path, key);
+    *out = j->valuestring;
+    return PI0_OK;
+}
+
+static pi0_status apply_gemma_variant(const char *path, const char *key, const char *name, int *width, int *depth,
+                                      int *mlp, pi0_config *c) {
+    if (!name) return PI0_OK;
+    if (strcmp(name, "gemma_2b") == 0) { *width = 2048; *depth = 18; *mlp = 16384; }
+    else if (strcmp(name, "gemma_300m") == 0) { *width = 1024; *depth = 18; *mlp = 4096; }
+    else if (strcmp(name, "dummy") == 0) { *width = 64; *depth = 4; *mlp = 128; c->n_heads = 8; c->head_dim = 16; }
+    else if (strcmp(name, "tiny") == 0) { /* explicit fields follow */ }
+    else return pi0_err(PI0_ERR_UNSUPPORTED, "%s: field '%s': variant '%s' unknown (gemma_2b, gemma_300m, dummy)", path, key, name);
+    return PI0_OK;
+}
+
+#define TRY(x) do { if ((s = (x)) != PI0_OK) goto done; } while (0)
+
+pi0_status pi0_config_load(const char *path, pi0_config *c, int *variant_given) {
+    defaults_pi0(c);
+    *variant_given = -1;
+    char *buf;
+    size_t len = 0;
+    pi0_status s;
+    read_file(path, &buf, &len, &s);
+    if (s != PI0_OK) return s;
+    const char *endp = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &endp, 0);
+    if (!root || !cJSON_IsObject(root)) {
+        const char *ep = cJSON_GetErrorPtr();
+        long off = (ep && ep >= buf && ep <= buf + len) ? (long)(ep - buf) : 0;
+        s = pi0_err(PI0_ERR_FORMAT, "%s: not a JSON object (error near byte %ld)", path, root ? 0L : off);
+        goto done;
+    }
+    /* variant */
+    const char *v = NULL;
+    int flag = -1;
+    TRY(get_bool(path, root, "pi05", &flag));
+    if (flag >= 0) *variant_given = flag ? PI0_VARIANT_PI05 : PI0_VARIANT_PI0;
+    const char *keys[] = {"variant", "model_type", "type"};
+    for (int i = 0; i < 3; i++) {
+        v = NULL;
+        TRY(get_str(path, root, keys[i], &v));
+        if (v && strcmp(v, "pi05") == 0) *variant_given = PI0_VARIANT_PI05;
+        else if (v && strcmp(v, "pi0") == 0 && *variant_given < 0) *variant_given = PI0_VARIANT_PI0;
+    }
+    if (*variant_given == PI0_VARIANT_PI05) { c->variant = PI0_VARIANT_PI05; c->max_token_len = 200; c->discrete_state_input = 1; }
+
+    const char *pv = NULL, *ev = NULL;
+    TRY(get_str(path, root, "paligemma_variant", &pv));
+    TRY(get_str(path, root, "action_expert_variant", &ev));
+    TRY(apply_gemma_variant(path, "paligemma_variant", pv, &c->vlm_width, &c->vlm_depth, &c->vlm_mlp_dim, c));
+    TRY(apply_gemma_variant(path, "action_expert_variant", ev, &c->expert_width, &c->expert_depth, &c->expert_mlp_dim, c));
+
+    const int BIG = 1 << 24;
+    /* LeRobot spellings first, so the explicit test-data / openpi fields win when both exist. */
+    TRY(get_int(path, root, "max_action_dim", &c->action_dim, 1, 4096));
+    TRY(get_int(path, root, "chunk_size", &c->action_horizon, 1, 4096));
+    TRY(get_int(path, root, "num_inference_steps", &c->n_steps, 1, 10000));
+    TRY(get_int(path, root, "tokenizer_max_length", &c->max_token_len, 1, 65536));
+    TRY(get_double(path, root, "min_period", &c->time_min_period));
+    TRY(get_double(path, root, "max_period", &c->time_max_period));
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(root, "image_resolution");
+    if (res && !cJSON_IsNull(res)) {
+        if (!cJSON_IsArray(res) || cJSON_GetArraySize(res) != 2 || !cJSON_IsNumber(cJSON_GetArrayItem(res, 0)) ||
+            cJSON_GetArrayItem(res, 0)->valueint != cJSON_GetArrayItem(res, 1)->valueint) {
+            s = pi0_err(PI0_ERR_FORMAT, "%s: field 'image_resolution': expected [S, S] (square images)", path);
+            goto done;
+        }
+        c->image_size = cJSON_GetArrayItem(res, 0)->valueint;
+    }
+    TRY(get_int(path, root, "action_dim", &c->action_dim, 1, 4096));
+    TRY(get_int(path, root, "action_horizon", &c->action_horizon, 1, 4096));
+    TRY(get_int(path, root, "num_denoising_steps", &c->n_steps, 1, 10000));
+    TRY(get_int(path, root, "max_token_len", &c->max_token_len, 1, 65536));
+    TRY(get_bool(path, root, "discrete_state_input", &c->discrete_state_input));
+    TRY(get_int(path, root, "vocab_size", &c->vocab_size, 1, BIG));
+    TRY(get_int(path, root, "vlm_width", &c->vlm_width, 1, BIG));
+    TRY(get_int(path, root, "vlm_depth", &c->vlm_depth, 1, 1024));
+    TRY(get_int(path, root, "vlm_mlp_dim", &c->vlm_mlp_dim, 1, BIG));
+    TRY(get_int(path, root, "expert_width", &c->expert_width, 1, BIG));
+    TRY(get_int(path, root, "expert_depth", &c->expert_depth, 1, 1024));
+    TRY(get_int(path, root, "expert_mlp_dim", &c->expert_mlp_dim, 1, BIG));
+    TRY(get_int(path, root, "vlm_num_heads", &c->n_heads, 1, 1024));
+    TRY(get_int(path, root, "vlm_num_kv_heads", &c->n_kv_heads, 1, 1024));
+    TRY(get_int(path, root, "vlm_head_dim", &c->head_dim, 2, 512));
+    int eh = c->n_heads, ekv = c->n_kv_heads, ehd = c->head_dim;
+    TRY(get_int(path, root, "expert_num_heads", &eh, 1, 1024));
+    TRY(get_int(path, root, "expert_num_kv_heads", &ekv, 1, 1024));
+    TRY(get_int(path, root, "expert_head_dim", &ehd, 2, 512));
+    if (eh != c->n_heads || ekv != c->n_kv_heads || ehd != c->head_dim) {
+        s = pi0_err(PI0_ERR_FORMAT, "%s: expert heads %d/%d/%d differ from the VLM's %d/%d/%d (they share attention)",
+                    path, eh, ekv, ehd, c->n_heads, c->n_kv_heads, c->head_dim);
+        goto done;
+    }
+    TRY(get_float(path, root, "rms_norm_eps", &c->rms_eps));
+    TRY(get_float(path, root, "rope_base", &c->rope_base));
+    TRY(get_int(path, root, "siglip_hidden_size", &c->vision_width, 1, BIG));
+    TRY(get_int(path, root, "siglip_num_hidden_layers", &c->vision_depth, 1, 1024));
+    TRY(get_int(path, root, "siglip_num_attention_heads", &c->vision_heads, 1, 1024));
+    TRY(get_int(path, root, "siglip_intermediate_size", &c->vision_mlp_dim, 1, BIG));
+    TRY(get_int(path, root, "siglip_image_size", &c->image_size, 1, 8192));
+    TRY(get_int(path, root, "siglip_patch_size", &c->patch_size, 1, 8192));
+    TRY(get_int(path, root, "siglip_num_channels", &c->n_channels, 1, 16));
+    TRY(get_float(path, root, "siglip_layer_norm_eps", &c->ln_eps));
+    TRY(get_double(path, root, "time_min_period", &c->time_min_period));
+    TRY(get_double(path, root, "time_max_period", &c->time_max_period));
+
+    /* Consistency the model code relies on. */
+    if (c->image_size % c->patch_size)
+        s = pi0_err(PI0_ERR_FORMAT, "%s: image size %d is not a multiple of patch size %d", path, c->image_size, c->patch_size);
+    else if (c->vision_width % c->vision_heads)
+        s = pi0_err(PI0_ERR_FORMAT, "%s: siglip width %d not divisible by %d heads", path, c->vision_width, c->vision_heads);
+    else if (c->vision_width / c->vision_heads > 512)
+        s = pi0_err(PI0_ERR_UNSUPPORTED, "%s: siglip head dim %d > 512", path, c->vision_width / c->vision_heads);
+    else if (c->n_heads % c->n_kv_heads)
+        s = pi0_err(PI0_ERR_FORMAT, "%s: %d heads not divisible by %d KV heads", path, c->n_heads, c->n_kv_heads);
+    else if (c->head_dim % 2)
+        s = pi0_err(PI0_ERR_FORMAT, "%s: head dim %d is odd (RoPE needs pairs)", path, c->head_dim);
+    else if (c->expert_width % 2)
+        s = pi0_err(PI0_ERR_FORMAT, "%s: expert width %d is odd (time embedding needs sin/cos halves)", path, c->expert_width);
+    else if (c->vlm_depth != c->expert_depth)
+        s = pi0_err(PI0_ERR_FORMAT, "%s: VLM depth %d != expert depth %d", path, c->vlm_depth, c->expert_depth);
+done:
+    cJSON_Delete(root);
+    free(buf);
+    return s;
+}

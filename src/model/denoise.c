@@ -1,0 +1,164 @@
+/* denoise.c - suffix embedding (PI0_MODEL.md §4) and the flow-matching loop (§5); openpi
+ * `embed_suffix` + `sample_actions`. The prefix KV cache is read in place; each step writes its
+ * suffix K/V into the rows after the prefix, never appending to the cache.
+ *
+ * π0 in compact mode: the state token depends only on the prefix and the state (§3.5), so one
+ * pass over it alone fills its K/V row before the loop, and each step processes the H action rows. */
+#include <math.h>
+
+#include "model/model.h"
+
+static const char *const expert_sites[10] = {"expert.norm1", "expert.attn.q", "expert.attn.k", "expert.attn.v",
+                                             "expert.rope", "expert.attn", "expert.attn.out", "expert.norm2",
+                                             "expert.mlp.gate_up", "expert.mlp.down"};
+
+/* τ(t): sines then cosines, periods min·(max/min)^(i/(K-1)), computed in double (§4.1). */
+static void time_embedding(float *tau, int D, double t, double min_p, double max_p) {
+    int K = D / 2;
+    for (int i = 0; i < K; i++) {
+        double f = K > 1 ? (double)i / (double)(K - 1) : 0.0;
+        double period = min_p * pow(max_p / min_p, f);
+        double arg = 2.0 * M_PI / period * t;
+        tau[i] = (float)sin(arg);
+        tau[K + i] = (float)cos(arg);
+    }
+}
+
+/* Run the expert layers over suffix rows [t0, Ns) (keys: prefix + suffix rows [0, Ns)). */
+static void expert_pass(pi0_state *st, int t0, int Ns, const float *mods, int step, const pi0_run_params *rp) {
+    const pi0_config *c = &st->ctx->cfg;
+    int P = st->n_prefix, We = c->expert_width;
+    for (int l = 0; l < c->expert_depth && st->ex.status == PI0_OK; l++) {
+        pi0_gemma_call g = {&st->ctx->w.expert[l], We, c->expert_mlp_dim, st->s_x + (int64_t)t0 * We, st->s_a, st->s_q,
+                            st->s_o, st->s_g, st->s_u, st->s_t, Ns - t0, st->pos + P + t0, st->kcum + P + t0,
+                            st->kpad + P + t0, st->kc[l], st->vc[l], P + t0, 0,
+                            mods ? mods + (int64_t)l * 6 * We : NULL, expert_sites};
+        pi0_gemma_block(st, &g);
+        if (rp->tap && step >= 0 && st->ex.status == PI0_OK) {
+            int64_t sh[2] = {Ns - t0, We};
+            pi0_tap(rp, st->s_x + (int64_t)t0 * We, 2, sh, NULL, t0, "denoise.s%02d.expert.L%02d", step, l);
+        }
+    }
+}
+
+static void state_token(pi0_state *st) {
+    const pi0_weights *w = &st->ctx->w;
+    pi0_matmul_args m = {st->s_x, st->state_pad, &w->state_proj, w->state_proj_b, 1, st->ctx->cfg.action_dim,
+                         st->ctx->cfg.expert_width, 0};
+    pi0_op_matmul(&st->ex, "suffix.state_proj", &m);
+}
+
+/* π0: action tokens = time_out(swish(W_act·a + (W_tau·τ + b))) with a = action_in(x_t) (§4.2). */
+static void suffix_pi0(pi0_state *st, float *xrows) {
+    const pi0_config *c = &st->ctx->cfg;
+    const pi0_weights *w = &st->ctx->w;
+    int H = c->action_horizon, We = c->expert_width, A = c->action_dim;
+    pi0_matmul_args ai = {st->s_a, st->x_t, &w->action_in, w->action_in_b, H, A, We, 0};
+    pi0_op_matmul(&st->ex, "suffix.action_in", &ai);
+    pi0_matmul_args tb = {st->tau_b, st->tau, &w->time_in_tau, w->time_in_b, 1, We, We, 0};
+    pi0_op_matmul(&st->ex, "suffix.time_mlp_in", &tb);
+    pi0_matmul_args h = {st->s_t, st->s_a, &w->time_in_act, st->tau_b, H, We, We, 0};
+    pi0_op_matmul(&st->ex, "suffix.time_mlp_in", &h);
+    pi0_ew_args sw = {st->s_t, st->s_t, NULL, (int64_t)H * We, 0, PI0_EW_SWISH};
+    pi0_op_ew(&st->ex, "suffix.swish", &sw);
+    pi0_matmul_args o = {xrows, st->s_t, &w->time_out, w->time_out_b, H, We, We, 0};
+    pi0_op_matmul(&st->ex, "suffix.time_mlp_out", &o);
+}
+
+/* π0.5: cond = swish(time_out(swish(time_in(τ)))), then every adaptive norm's (scale, shift, gate)
+ * for this step (§4.3); action tokens = action_in(x_t). */
+static void suffix_pi05(pi0_state *st, float *xrows) {
+    const pi0_config *c = &st->ctx->cfg;
+    const pi0_weights *w = &st->ctx->w;
+    int H = c->action_horizon, We = c->expert_width, A = c->action_dim;
+    pi0_matmul_args t1 = {st->cond_t, st->tau, &w->time_mlp_in, w->time_mlp_in_b, 1, We, We, 0};
+    pi0_op_matmul(&st->ex, "suffix.time_mlp_in", &t1);
+    pi0_ew_args s1 = {st->cond_t, st->cond_t, NULL, We, 0, PI0_EW_SWISH};
+    pi0_op_ew(&st->ex, "suffix.swish", &s1);
+    pi0_matmul_args t2 = {st->cond, st->cond_t, &w->time_out, w->time_out_b, 1, We, We, 0};
+    pi0_op_matmul(&st->ex, "suffix.time_mlp_out", &t2);
+    pi0_ew_args s2 = {st->cond, st->cond, NULL, We, 0, PI0_EW_SWISH};
+    pi0_op_ew(&st->ex, "suffix.swish", &s2);
+    for (int l = 0; l < c->expert_depth; l++) {
+        const pi0_gemma_layer *L = &w->expert[l];
+        pi0_matmul_args m1 = {st->mods + (int64_t)l * 6 * We, st->cond, &L->attn_ada, L->attn_ada_b, 1, We, 3 * We, 0};
+        pi0_matmul_args m2 = {st->mods + (int64_t)l * 6 * We + 3 * We, st->cond, &L->mlp_ada, L->mlp_ada_b, 1, We, 3 * We, 0};
+        pi0_op_matmul(&st->ex, "suffix.adarms", &m1);
+        pi0_op_matmul(&st->ex, "suffix.adarms", &m2);
+    }
+    pi0_matmul_args mf = {st->mods + (int64_t)c->expert_depth * 6 * We, st->cond, &w->expert_norm_ada,
+                          w->expert_norm_ada_b, 1, We, 3 * We, 0};
+    pi0_op_matmul(&st->ex, "suffix.adarms", &mf);
+    pi0_matmul_args ai = {xrows, st->x_t, &w->action_in, w->action_in_b, H, A, We, 0};
+    pi0_op_matmul(&st->ex, "suffix.action_in", &ai);
+}
+
+pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *rp, const float *noise, float *actions) {
+    const pi0_config *c = &st->ctx->cfg;
+    const pi0_weights *w = &st->ctx->w;
+    int pi05 = c->variant == PI0_VARIANT_PI05;
+    int H = c->action_horizon, A = c->action_dim, We = c->expert_width, P = st->n_prefix;
+    int Ns = H + (pi05 ? 0 : 1), first = pi05 ? 0 : 1; /* first action row in the suffix */
+    int n_steps = rp->n_steps > 0 ? rp->n_steps : c->n_steps;
+
+    /* Suffix mask blocks (§3.1): π0 ar = [1, 1, 0...] -> c = 1, 2, 2...; π0.5 ar = [1, 0...] -> c = 1...
+     * Positions continue after the valid prefix tokens (§3.3). */
+    for (int s = 0; s < Ns; s++) {
+        st->kcum[P + s] = pi05 ? 1 : (s == 0 ? 1 : 2);
+        st->kpad[P + s] = 1;
+        st->pos[P + s] = st->n_valid + s;
+    }
+    for (int i = 0; i < A; i++) st->state_pad[i] = i < obs->state_dim && obs->state ? obs->state[i] : 0.0f;
+    for (int i = 0; i < H * A; i++) st->x_t[i] = noise[i];
+
+    int t0 = 0;
+    if (!pi05 && st->compact) {
+        state_token(st);
+        expert_pass(st, 0, 1, NULL, -1, rp); /* fills K/V row P; the hidden state is not needed after */
+        t0 = 1;
+    }
+    /* openpi's loop (§5): float32 t and dt, t += dt while t >= -dt/2; or the caller's grid. */
+    const float *grid = rp->timesteps;
+    float dt = -1.0f / (float)n_steps, t = grid ? grid[0] : 1.0f;
+    for (int step = 0; (grid ? step < n_steps : t >= -dt / 2) && st->ex.status == PI0_OK; step++) {
+        if (grid) {
+            t = grid[step];
+            dt = (step + 1 < n_steps ? grid[step + 1] : 0.0f) - t;
+        }
+        time_embedding(st->tau, We, (double)t, c->time_min_period, c->time_max_period);
+        if (!pi05 && t0 == 0) state_token(st);
+        if (pi05) suffix_pi05(st, st->s_x); else suffix_pi0(st, st->s_x + (int64_t)first * We);
+        if (rp->tap && st->ex.status == PI0_OK) {
+            int64_t sw[1] = {We}, ss[2] = {Ns - t0, We};
+            pi0_tap(rp, st->tau, 1, sw, NULL, 0, "denoise.s%02d.time_emb", step);
+            if (pi05) pi0_tap(rp, st->cond, 1, sw, NULL, 0, "denoise.s%02d.cond", step);
+            pi0_tap(rp, st->s_x + (int64_t)t0 * We, 2, ss, NULL, t0, "denoise.s%02d.suffix_embs", step);
+        }
+        const float *mods = pi05 ? st->mods : NULL;
+        expert_pass(st, t0, Ns, mods, step, rp);
+
+        /* final norm over the action rows, output projection, Euler step (§2.5, §5) */
+        float *xa = st->s_x + (int64_t)first * We;
+        const float *fm = pi05 ? st->mods + (int64_t)c->expert_depth * 6 * We : NULL;
+        pi0_norm_args n = {st->s_a, xa, pi05 ? NULL : w->expert_norm, NULL, H, We, c->rms_eps};
+        pi0_op_rmsnorm(&st->ex, "expert.final_norm", &n);
+        if (fm) {
+            pi0_mod_args m = {st->s_a, NULL, fm, fm + We, NULL, H, We, 0};
+            pi0_op_mod(&st->ex, "expert.final_norm", &m);
+        }
+        pi0_matmul_args o = {st->v_t, st->s_a, &w->action_out, w->action_out_b, H, We, A, 0};
+        pi0_op_matmul(&st->ex, "expert.action_out", &o);
+        pi0_ew_args e = {st->x_t, st->x_t, st->v_t, (int64_t)H * A, dt, PI0_EW_AXPY};
+        pi0_op_ew(&st->ex, "expert.euler", &e);
+        if (rp->tap && st->ex.status == PI0_OK) {
+            int64_t sh[2] = {H, We}, sa[2] = {H, A};
+            pi0_tap(rp, st->s_a, 2, sh, NULL, first, "denoise.s%02d.expert_out", step);
+            pi0_tap(rp, st->v_t, 2, sa, NULL, 0, "denoise.s%02d.v", step);
+            pi0_tap(rp, st->x_t, 2, sa, NULL, 0, "denoise.s%02d.x", step);
+        }
+        t += dt;
+    }
+    if (st->ex.status == PI0_OK)
+        for (int i = 0; i < H * A; i++) actions[i] = st->x_t[i];
+    return st->ex.status;
+}

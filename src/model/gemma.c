@@ -1,0 +1,72 @@
+/* gemma.c - one Gemma block for either expert (PI0_MODEL.md §2.4): pre-norm (plain or adaptive),
+ * q/k/v projections, RoPE, multi-query attention against the KV buffer, output projection and
+ * residual (gated for adaptive norms), pre-MLP norm, GeGLU MLP, residual. K/V of the processed rows
+ * are written straight into the layer's KV buffer at row koff, so the prefix cache is filled in
+ * place and a denoising step reads it in place. */
+#include <math.h>
+
+#include "model/model.h"
+
+enum { S_NORM1, S_Q, S_K, S_V, S_ROPE, S_ATTN, S_O, S_NORM2, S_MLP, S_DOWN };
+
+/* a = norm(x); for an adaptive norm also apply (1 + scale), + shift from mod (3D: scale, shift, gate). */
+static void pre_norm(pi0_state *st, const pi0_gemma_call *c, const float *w, const float *mod, const char *site) {
+    const pi0_config *cfg = &st->ctx->cfg;
+    pi0_norm_args n = {c->a, c->x, mod ? NULL : w, NULL, c->n, c->D, cfg->rms_eps};
+    pi0_op_rmsnorm(&st->ex, site, &n);
+    if (mod) {
+        pi0_mod_args m = {c->a, NULL, mod, mod + c->D, NULL, c->n, c->D, 0};
+        pi0_op_mod(&st->ex, site, &m);
+    }
+}
+
+/* x += f (already accumulated by the matmul) or x += f ⊙ gate for adaptive norms. */
+static void project_residual(pi0_state *st, const pi0_gemma_call *c, const pi0_weight *w, const float *in, int64_t ldin,
+                             const float *gate, const char *site) {
+    if (!gate) {
+        pi0_matmul_args m = {c->x, in, w, NULL, c->n, ldin, c->D, 1};
+        pi0_op_matmul(&st->ex, site, &m);
+        return;
+    }
+    pi0_matmul_args m = {c->t, in, w, NULL, c->n, ldin, c->D, 0};
+    pi0_op_matmul(&st->ex, site, &m);
+    pi0_mod_args r = {c->x, c->t, NULL, NULL, gate, c->n, c->D, 1};
+    pi0_op_mod(&st->ex, site, &r);
+}
+
+void pi0_gemma_block(pi0_state *st, const pi0_gemma_call *c) {
+    const pi0_config *cfg = &st->ctx->cfg;
+    const pi0_gemma_layer *L = c->L;
+    pi0_exec *ex = &st->ex;
+    int64_t HD = (int64_t)cfg->n_heads * cfg->head_dim, KV = (int64_t)cfg->n_kv_heads * cfg->head_dim;
+    const float *mod1 = c->mod, *mod2 = c->mod ? c->mod + 3 * c->D : NULL;
+
+    pre_norm(st, c, L->attn_norm, mod1, c->sites[S_NORM1]);
+    float *krows = c->kc + (int64_t)c->koff * KV, *vrows = c->vc + (int64_t)c->koff * KV;
+    pi0_matmul_args mk = {krows, c->a, &L->k, NULL, c->n, c->D, KV, 0};
+    pi0_matmul_args mv = {vrows, c->a, &L->v, NULL, c->n, c->D, KV, 0};
+    pi0_op_matmul(ex, c->sites[S_K], &mk);
+    pi0_op_matmul(ex, c->sites[S_V], &mv);
+    pi0_rope_args rk = {krows, c->pos, c->n, KV, cfg->n_kv_heads, cfg->head_dim, cfg->rope_base};
+    pi0_op_rope(ex, c->sites[S_ROPE], &rk);
+    if (c->kv_only) return; /* last VLM layer: only its K/V feed the cache (§3.5) */
+
+    pi0_matmul_args mq = {c->q, c->a, &L->q, NULL, c->n, c->D, HD, 0};
+    pi0_op_matmul(ex, c->sites[S_Q], &mq);
+    pi0_rope_args rq = {c->q, c->pos, c->n, HD, cfg->n_heads, cfg->head_dim, cfg->rope_base};
+    pi0_op_rope(ex, c->sites[S_ROPE], &rq);
+    pi0_attention_args at = {c->o, c->q, c->kc, c->vc, c->n, c->koff + c->n, HD, KV, HD,
+                             cfg->n_heads, cfg->n_kv_heads, cfg->head_dim, 1.0f / sqrtf((float)cfg->head_dim),
+                             c->qcum, st->kcum, c->qpad, st->kpad};
+    pi0_op_attention(ex, c->sites[S_ATTN], &at);
+    project_residual(st, c, &L->o, c->o, HD, mod1 ? mod1 + 2 * c->D : NULL, c->sites[S_O]);
+
+    pre_norm(st, c, L->mlp_norm, mod2, c->sites[S_NORM2]);
+    pi0_matmul_args mg = {c->g, c->a, &L->gate, NULL, c->n, c->D, c->Mx, 0};
+    pi0_matmul_args mu = {c->u, c->a, &L->up, NULL, c->n, c->D, c->Mx, 0};
+    pi0_op_matmul(ex, c->sites[S_MLP], &mg);
+    pi0_op_matmul(ex, c->sites[S_MLP], &mu);
+    pi0_ew_args ge = {c->g, c->g, c->u, (int64_t)c->n * c->Mx, 0, PI0_EW_GELU_TANH_MUL};
+    pi0_op_ew(ex, c->sites[S_MLP], &ge);
+    project_residual(st, c, &L->down, c->g, c->Mx, mod2 ? mod2 + 2 * c->D : NULL, c->sites[S_DOWN]);
+}

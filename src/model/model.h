@@ -1,0 +1,160 @@
+/* model.h - the π0 / π0.5 model: weights (context), per-inference buffers (state), forward stages.
+ *
+ * Dimension letters used in shape comments (PI0_MODEL.md §1):
+ *   T  = image tokens per slot ((S/p)^2: 256), Dv = vision width (1152), Iv = vision MLP (4304),
+ *   Cp = C·p·p patch vector (588), W = VLM width (2048), M = VLM MLP (16384), We = expert width
+ *   (1024), Me = expert MLP (4096), nh/nkv/hd = heads / KV heads / head dim (8/1/256), HD = nh·hd,
+ *   KV = nkv·hd, V = vocab, H = horizon, A = action dim, P = prefix tokens, Ns = suffix tokens.
+ */
+#ifndef PI0_MODEL_H
+#define PI0_MODEL_H
+
+#include "err.h"
+#include "ops/dispatch.h"
+#include "pi0.h"
+
+typedef struct {
+    float *ln1_w, *ln1_b, *ln2_w, *ln2_b; /* (Dv) */
+    pi0_weight q, k, v, o;                /* (Dv, Dv) */
+    float *q_b, *k_b, *v_b, *o_b;         /* (Dv) */
+    pi0_weight fc1;                       /* (Iv, Dv) */
+    float *fc1_b;                         /* (Iv) */
+    pi0_weight fc2;                       /* (Dv, Iv) */
+    float *fc2_b;                         /* (Dv) */
+} pi0_vision_layer;
+
+/* A Gemma block; the VLM and the expert share this layout. Plain norms have attn_norm/mlp_norm
+ * weights (width); adaptive (π0.5 expert) norms have a dense layer (3·width, cond) instead. */
+typedef struct {
+    float *attn_norm, *mlp_norm;         /* (D) plain RMSNorm offsets, or NULL */
+    pi0_weight attn_ada, mlp_ada;        /* (3D, We) adaptive-norm dense, π0.5 expert only */
+    float *attn_ada_b, *mlp_ada_b;       /* (3D) */
+    pi0_weight q;                        /* (HD, D) */
+    pi0_weight k, v;                     /* (KV, D) */
+    pi0_weight o;                        /* (D, HD) */
+    pi0_weight gate, up;                 /* (Mx, D) */
+    pi0_weight down;                     /* (D, Mx) */
+} pi0_gemma_layer;
+
+typedef struct {
+    /* vision tower */
+    pi0_weight patch;                    /* (Dv, Cp) conv weight flattened (ch, ky, kx) */
+    float *patch_b;                      /* (Dv) */
+    float *pos_emb;                      /* (T, Dv) */
+    pi0_vision_layer *vision;            /* [vision_depth] */
+    float *post_ln_w, *post_ln_b;        /* (Dv) */
+    pi0_weight proj;                     /* (W, Dv) */
+    float *proj_b;                       /* (W) */
+    /* VLM */
+    pi0_weight embed;                    /* (V, W) embed_tokens or the tied lm_head */
+    pi0_gemma_layer *vlm;                /* [vlm_depth] */
+    float *vlm_norm;                     /* (W) final norm (unused by the policy) */
+    /* action expert */
+    pi0_gemma_layer *expert;             /* [expert_depth] */
+    float *expert_norm;                  /* (We) π0 */
+    pi0_weight expert_norm_ada;          /* (3We, We) π0.5 */
+    float *expert_norm_ada_b;            /* (3We) */
+    /* projections */
+    pi0_weight state_proj;               /* (We, A) π0 */
+    float *state_proj_b;                 /* (We) */
+    pi0_weight action_in;                /* (We, A) */
+    float *action_in_b;                  /* (We) */
+    pi0_weight time_in_act, time_in_tau; /* π0 action_time_mlp_in split by input columns: (We, We) each */
+    float *time_in_b;                    /* (We) */
+    pi0_weight time_out;                 /* π0: action_time_mlp_out (We, We); π0.5: time_mlp_out */
+    float *time_out_b;                   /* (We) */
+    pi0_weight time_mlp_in;              /* π0.5 time_mlp_in (We, We) */
+    float *time_mlp_in_b;                /* (We) */
+    pi0_weight action_out;               /* (A, We) */
+    float *action_out_b;                 /* (A) */
+} pi0_weights;
+
+struct pi0_ctx {
+    pi0_config cfg;
+    pi0_params params;
+    pi0_weights w;
+    void *files;          /* pi0_st_file ** (shards) */
+    int n_files;
+    void **owned;         /* float arrays and split weights made at load */
+    int n_owned, cap_owned;
+    pi0_weight **matrices;/* every pi0_weight bound (for packing) */
+    int n_matrices, cap_matrices;
+    int64_t n_params, n_bytes;
+};
+
+/* Per-inference buffers, sized once at pi0_state_new for the configured maxima. */
+struct pi0_state {
+    pi0_ctx *ctx;
+    pi0_exec ex;
+    int compact;          /* drop masked prefix tokens, cache π0 state K/V, skip unused layer-17 work */
+    float *arena;         /* the one float allocation every buffer below points into */
+    /* vision (rows = slots·T) */
+    float *v_patches;     /* (slots·T, Cp) */
+    float *v_h, *v_a;     /* (slots·T, Dv) */
+    float *v_q, *v_k, *v_v, *v_o; /* (slots·T, Dv) */
+    float *v_mlp;         /* (slots·T, Iv) */
+    /* prefix (rows = Pmax) */
+    float *p_x, *p_a;     /* (Pmax, W) */
+    float *p_q, *p_o;     /* (Pmax, HD) */
+    float *p_g, *p_u;     /* (Pmax, M) */
+    float **kc, **vc;     /* [depth] -> (Pmax + Ns, KV): prefix rows then suffix rows */
+    int32_t *pos;         /* (Pmax + Ns) RoPE positions of the kept prefix rows, then the suffix */
+    int32_t *rows;        /* (Pmax) index of each kept prefix row in the full prefix */
+    int32_t *kcum;        /* (Pmax + Ns) mask block ids c */
+    uint8_t *kpad;        /* (Pmax + Ns) key validity */
+    int32_t *tok_ids;     /* (Lmax) kept token ids */
+    /* suffix (rows = Ns) */
+    float *s_x, *s_a;     /* (Ns, We) */
+    float *s_q, *s_o;     /* (Ns, HD) */
+    float *s_g, *s_u;     /* (Ns, Me) */
+    float *s_t;           /* (Ns, We) temporary (gated residual branch, time MLP) */
+    float *tau, *tau_b, *cond, *cond_t; /* (We) */
+    float *mods;          /* (2·depth + 1, 3We) π0.5 modulations of one step */
+    float *x_t, *v_t;     /* (H, A) */
+    float *state_pad;     /* (A) */
+    int n_prefix;         /* P of the current observation (kept rows) */
+    int n_valid;          /* valid prefix tokens (positions of the suffix start here) */
+};
+
+/* ---- stages (one file each) ----------------------------------------------------------------- */
+
+/* siglip.c: encode n_img images ((n_img, C, S, S) each CHW) and write their projected tokens into
+ * out rows (n_img·T, W) with row stride W. slot_ids names the slots for taps. */
+void pi0_vision_forward(pi0_state *st, const float *const *images, const int *slot_ids, int n_img, float *out,
+                        const pi0_run_params *rp);
+
+/* gemma.c: one Gemma block over n rows of x (n, D). Keys/values of these rows are written to rows
+ * [koff, koff + n) of kc/vc; queries attend to keys [0, koff + n) with the mask arrays (qcum/qpad
+ * for the n query rows, st->kcum/kpad for keys). kv_only: stop after writing K/V (layer 17 of the
+ * prefill). mod: π0.5 modulations for this layer (2 × 3D: attention norm, MLP norm) or NULL. */
+typedef struct {
+    const pi0_gemma_layer *L;
+    int D, Mx;
+    float *x, *a, *q, *o, *g, *u, *t;  /* buffers: x (n,D), a (n,D), q/o (n,HD), g/u (n,Mx), t (n,D) */
+    int n;
+    const int32_t *pos;                 /* (n) */
+    const int32_t *qcum; const uint8_t *qpad; /* (n) */
+    float *kc, *vc;
+    int koff;
+    int kv_only;
+    const float *mod;
+    const char *const *sites;           /* 10 static site names: norm1 q k v rope attn o norm2 mlp down */
+} pi0_gemma_call;
+void pi0_gemma_block(pi0_state *st, const pi0_gemma_call *c);
+
+/* prefix.c: build the prefix (images, language), run the VLM, fill the KV cache. */
+pi0_status pi0_prefix_forward(pi0_state *st, const pi0_obs *obs, const pi0_run_params *rp);
+
+/* denoise.c: the flow-matching loop on the cached prefix; writes actions (H, A). */
+pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *rp, const float *noise,
+                       float *actions);
+
+/* Tap helper: emit a named tensor if rp->tap is set (name formatted printf-style). */
+void pi0_tap(const pi0_run_params *rp, const float *data, int ndim, const int64_t *shape, const int32_t *rows,
+             int row0, const char *fmt, ...) PI0_PRINTF(7, 8);
+
+/* weights.c: bind every expected tensor of the checkpoint; config.c: parse config.json. */
+pi0_status pi0_config_load(const char *path, pi0_config *cfg, int *variant_given);
+pi0_status pi0_weights_bind(pi0_ctx *ctx, const char *dir, int variant_given);
+
+#endif

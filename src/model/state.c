@@ -1,0 +1,105 @@
+/* state.c - plan and allocate a pi0_state: every buffer size is computed from the config up front,
+ * then one aligned allocation holds them all (llm.c style). Nothing is allocated per inference. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+
+typedef struct {
+    char *base;   /* NULL while measuring */
+    size_t off;
+} planner;
+
+/* Reserve n elements of size es, 64-byte aligned; returns NULL while measuring. */
+static void *take(planner *p, size_t n, size_t es) {
+    size_t off = (p->off + 63) & ~(size_t)63;
+    p->off = off + n * es;
+    return p->base ? p->base + off : NULL;
+}
+
+static void layout(pi0_state *st, planner *p) {
+    const pi0_config *c = &st->ctx->cfg;
+    size_t g = (size_t)(c->image_size / c->patch_size), T = g * g, R = (size_t)c->n_image_slots * T;
+    size_t Cp = (size_t)c->n_channels * c->patch_size * c->patch_size, Dv = (size_t)c->vision_width;
+    size_t Pmax = R + (size_t)c->max_token_len, W = (size_t)c->vlm_width, We = (size_t)c->expert_width;
+    size_t HD = (size_t)c->n_heads * c->head_dim, KV = (size_t)c->n_kv_heads * c->head_dim;
+    size_t H = (size_t)c->action_horizon, A = (size_t)c->action_dim, Ns = H + 1, F = sizeof(float);
+    st->v_patches = take(p, R * Cp, F);
+    st->v_h = take(p, R * Dv, F);
+    st->v_a = take(p, R * Dv, F);
+    st->v_q = take(p, R * Dv, F);
+    st->v_k = take(p, R * Dv, F);
+    st->v_v = take(p, R * Dv, F);
+    st->v_o = take(p, R * Dv, F);
+    st->v_mlp = take(p, R * (size_t)c->vision_mlp_dim, F);
+    st->p_x = take(p, Pmax * W, F);
+    st->p_a = take(p, Pmax * W, F);
+    st->p_q = take(p, Pmax * HD, F);
+    st->p_o = take(p, Pmax * HD, F);
+    st->p_g = take(p, Pmax * (size_t)c->vlm_mlp_dim, F);
+    st->p_u = take(p, Pmax * (size_t)c->vlm_mlp_dim, F);
+    st->kc = take(p, (size_t)c->vlm_depth, sizeof(float *));
+    st->vc = take(p, (size_t)c->vlm_depth, sizeof(float *));
+    for (int l = 0; l < c->vlm_depth; l++) {
+        float *k = take(p, (Pmax + Ns) * KV, F), *v = take(p, (Pmax + Ns) * KV, F);
+        if (p->base) { st->kc[l] = k; st->vc[l] = v; }
+    }
+    st->pos = take(p, Pmax + Ns, sizeof(int32_t));
+    st->rows = take(p, Pmax, sizeof(int32_t));
+    st->kcum = take(p, Pmax + Ns, sizeof(int32_t));
+    st->kpad = take(p, Pmax + Ns, 1);
+    st->tok_ids = take(p, (size_t)c->max_token_len, sizeof(int32_t));
+    st->s_x = take(p, Ns * We, F);
+    st->s_a = take(p, Ns * We, F);
+    st->s_q = take(p, Ns * HD, F);
+    st->s_o = take(p, Ns * HD, F);
+    st->s_g = take(p, Ns * (size_t)c->expert_mlp_dim, F);
+    st->s_u = take(p, Ns * (size_t)c->expert_mlp_dim, F);
+    st->s_t = take(p, Ns * We, F);
+    st->tau = take(p, We, F);
+    st->tau_b = take(p, We, F);
+    st->cond = take(p, We, F);
+    st->cond_t = take(p, We, F);
+    st->mods = take(p, (2 * (size_t)c->expert_depth + 1) * 3 * We, F);
+    st->x_t = take(p, H * A, F);
+    st->v_t = take(p, H * A, F);
+    st->state_pad = take(p, A, F);
+}
+
+pi0_status pi0_state_new(pi0_ctx *ctx, pi0_state **out) {
+    pi0_err_clear();
+    if (!out) return pi0_err(PI0_ERR_ARG, "pi0_state_new: out is NULL");
+    *out = NULL;
+    if (!ctx) return pi0_err(PI0_ERR_ARG, "pi0_state_new: ctx is NULL");
+    pi0_state *st = calloc(1, sizeof *st);
+    if (!st) return pi0_err(PI0_ERR_NOMEM, "pi0_state_new: out of memory");
+    st->ctx = ctx;
+    st->compact = ctx->params.backend == PI0_BACKEND_FAST;
+    planner p = {NULL, 0};
+    layout(st, &p);
+    size_t bytes = p.off + 64;
+    void *mem = NULL;
+    if (posix_memalign(&mem, 64, bytes) != 0) {
+        free(st);
+        return pi0_err(PI0_ERR_NOMEM, "pi0_state_new: cannot allocate %zu bytes of buffers", bytes);
+    }
+    memset(mem, 0, bytes);
+    st->arena = mem;
+    p.base = mem;
+    p.off = 0;
+    layout(st, &p);
+    int n = ctx->params.n_threads > 0 ? ctx->params.n_threads : pi0_cpu_count();
+    pi0_status s = pi0_pool_new(n, &st->ex.pool);
+    if (s != PI0_OK) { free(st->arena); free(st); return s; }
+    st->ex.fast = ctx->params.backend == PI0_BACKEND_FAST ? &pi0_backend_fast : NULL;
+    st->ex.strict = ctx->params.strict;
+    *out = st;
+    return PI0_OK;
+}
+
+void pi0_state_free(pi0_state *st) {
+    if (!st) return;
+    pi0_pool_free(st->ex.pool);
+    free(st->arena);
+    free(st);
+}

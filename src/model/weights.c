@@ -1,0 +1,393 @@
+/* weights.c - open the checkpoint's safetensors file(s) and bind every expected tensor.
+ *
+ * Names are normalized before lookup (PI0_MODEL.md §6.2-§6.3): one leading "model." is stripped
+ * (LeRobot-saved files) and the pre-Oct-2025 LeRobot module paths are rewritten to the current ones.
+ * Each expected tensor is checked for presence, shape and dtype (F32, BF16, F16) before anything
+ * runs; the first problem is reported with the file, tensor name, found and expected shape.
+ * Matrices stay in the mapped file (pi0_weight); vectors (norms, biases, position embedding) are
+ * converted to float32 arrays owned by the context. Tensors nobody asked for are reported once.
+ */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/safetensors.h"
+#include "model/model.h"
+
+typedef struct {
+    char *name;                /* normalized name */
+    const pi0_st_tensor *t;
+    const pi0_st_file *file;
+    int used;
+} entry;
+
+typedef struct {
+    pi0_ctx *ctx;
+    entry *e;
+    int n;
+} binder;
+
+#define P "paligemma_with_expert."
+#define VIS P "paligemma.model.vision_tower.vision_model."
+#define LM P "paligemma.model.language_model."
+#define EXP P "gemma_expert.model."
+
+static const char *rewrites[][2] = {
+    {"paligemma_with_expert.paligemma.language_model.model.", LM},
+    {"paligemma_with_expert.paligemma.language_model.lm_head.", P "paligemma.lm_head."},
+    {"paligemma_with_expert.paligemma.vision_tower.", P "paligemma.model.vision_tower."},
+    {"paligemma_with_expert.paligemma.multi_modal_projector.", P "paligemma.model.multi_modal_projector."},
+};
+
+static char *normalize_name(const char *raw) {
+    const char *s = strncmp(raw, "model.", 6) == 0 ? raw + 6 : raw;
+    for (size_t i = 0; i < sizeof rewrites / sizeof rewrites[0]; i++) {
+        size_t n = strlen(rewrites[i][0]);
+        if (strncmp(s, rewrites[i][0], n) == 0) {
+            size_t m = strlen(rewrites[i][1]) + strlen(s + n) + 1;
+            char *out = malloc(m);
+            if (out) snprintf(out, m, "%s%s", rewrites[i][1], s + n);
+            return out;
+        }
+    }
+    return strdup(s);
+}
+
+static int cmp_entry(const void *a, const void *b) { return strcmp(((const entry *)a)->name, ((const entry *)b)->name); }
+
+static entry *find(binder *b, const char *name) {
+    int lo = 0, hi = b->n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2, c = strcmp(b->e[mid].name, name);
+        if (c == 0) return &b->e[mid];
+        if (c < 0) lo = mid + 1; else hi = mid - 1;
+    }
+    return NULL;
+}
+
+static void *own(pi0_ctx *ctx, void *p) {
+    if (!p) return NULL;
+    if (ctx->n_owned == ctx->cap_owned) {
+        int cap = ctx->cap_owned ? 2 * ctx->cap_owned : 256;
+        void **o = realloc(ctx->owned, (size_t)cap * sizeof *o);
+        if (!o) { free(p); return NULL; }
+        ctx->owned = o;
+        ctx->cap_owned = cap;
+    }
+    ctx->owned[ctx->n_owned++] = p;
+    return p;
+}
+
+static void shape_str(char *buf, size_t n, int nd, const int64_t *sh) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < nd && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)sh[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+/* Look up `name` and check its shape (nd dims in want). */
+static pi0_status lookup(binder *b, const char *name, int nd, const int64_t *want, entry **out) {
+    entry *e = find(b, name);
+    char ws[96], fs[96];
+    shape_str(ws, sizeof ws, nd, want);
+    if (!e) {
+        const pi0_st_file *f = ((pi0_st_file **)b->ctx->files)[0];
+        return pi0_err(PI0_ERR_FORMAT, "%s: tensor '%s' missing (expected shape %s)", f->path, name, ws);
+    }
+    const pi0_st_tensor *t = e->t;
+    int ok = t->ndim == nd;
+    for (int i = 0; ok && i < nd; i++) ok = t->shape[i] == want[i];
+    if (!ok) {
+        shape_str(fs, sizeof fs, t->ndim, t->shape);
+        return pi0_err(PI0_ERR_FORMAT, "%s: tensor '%s': shape %s, expected %s", e->file->path, t->name, fs, ws);
+    }
+    if (t->dtype != PI0_DT_F32 && t->dtype != PI0_DT_BF16 && t->dtype != PI0_DT_F16)
+        return pi0_err(PI0_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s, expected F32, BF16 or F16", e->file->path,
+                       t->name, pi0_dtype_name(t->dtype));
+    e->used = 1;
+    b->ctx->n_params += t->numel;
+    b->ctx->n_bytes += (int64_t)t->nbytes;
+    *out = e;
+    return PI0_OK;
+}
+
+static pi0_status add_matrix(pi0_ctx *ctx, pi0_weight *w) {
+    if (ctx->n_matrices == ctx->cap_matrices) {
+        int cap = ctx->cap_matrices ? 2 * ctx->cap_matrices : 256;
+        pi0_weight **m = realloc(ctx->matrices, (size_t)cap * sizeof *m);
+        if (!m) return pi0_err(PI0_ERR_NOMEM, "out of memory binding weights");
+        ctx->matrices = m;
+        ctx->cap_matrices = cap;
+    }
+    ctx->matrices[ctx->n_matrices++] = w;
+    return PI0_OK;
+}
+
+/* A matrix (rows, cols); conv weights are given as (rows, C, p, p) and flattened. */
+static pi0_status bind_mat(binder *b, pi0_weight *w, const char *name, int nd, const int64_t *shape) {
+    entry *e;
+    pi0_status s = lookup(b, name, nd, shape, &e);
+    if (s) return s;
+    w->name = e->t->name;
+    w->dtype = e->t->dtype;
+    w->data = e->t->data;
+    w->rows = shape[0];
+    w->cols = e->t->numel / shape[0];
+    w->packed = NULL;
+    return add_matrix(b->ctx, w);
+}
+
+static pi0_status bind_mat2(binder *b, pi0_weight *w, const char *name, int64_t rows, int64_t cols) {
+    int64_t sh[2] = {rows, cols};
+    return bind_mat(b, w, name, 2, sh);
+}
+
+/* A vector or small table, converted to float32 (exact widening). */
+static pi0_status bind_vec(binder *b, float **out, const char *name, int nd, const int64_t *shape) {
+    entry *e;
+    pi0_status s = lookup(b, name, nd, shape, &e);
+    if (s) return s;
+    float *v = own(b->ctx, malloc((size_t)(e->t->numel ? e->t->numel : 1) * sizeof *v));
+    if (!v) return pi0_err(PI0_ERR_NOMEM, "tensor '%s': out of memory", name);
+    pi0_weight tmp = {.dtype = e->t->dtype, .data = e->t->data};
+    for (int64_t i = 0; i < e->t->numel; i++) v[i] = pi0_weight_at(&tmp, i);
+    *out = v;
+    return PI0_OK;
+}
+
+static pi0_status bind_vec1(binder *b, float **out, const char *name, int64_t n) { return bind_vec(b, out, name, 1, &n); }
+
+/* Split a matrix's columns [c0, c0 + nc) into a new contiguous matrix (same dtype), owned by ctx. */
+static pi0_status split_cols(binder *b, pi0_weight *dst, const pi0_weight *src, int64_t c0, int64_t nc) {
+    size_t es = pi0_dtype_size(src->dtype);
+    char *d = own(b->ctx, malloc((size_t)(src->rows * nc) * es));
+    if (!d) return pi0_err(PI0_ERR_NOMEM, "tensor '%s': out of memory", src->name);
+    for (int64_t r = 0; r < src->rows; r++)
+        memcpy(d + (size_t)(r * nc) * es, (const char *)src->data + (size_t)(r * src->cols + c0) * es, (size_t)nc * es);
+    *dst = *src;
+    dst->data = d;
+    dst->cols = nc;
+    return add_matrix(b->ctx, dst);
+}
+
+static char *fmt(char *buf, size_t n, const char *f, int i, const char *tail) {
+    snprintf(buf, n, f, i, tail);
+    return buf;
+}
+
+#define TRY(x) do { pi0_status s_ = (x); if (s_) return s_; } while (0)
+
+static pi0_status bind_gemma(binder *b, pi0_gemma_layer *L, const char *pre, int i, int D, int Mx, int ada, int We) {
+    const pi0_config *c = &b->ctx->cfg;
+    int64_t HD = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
+    char n[256], f[128];
+    snprintf(f, sizeof f, "%slayers.%%d.%%s", pre);
+    if (ada) {
+        TRY(bind_mat2(b, &L->attn_ada, fmt(n, sizeof n, f, i, "input_layernorm.dense.weight"), 3 * D, We));
+        TRY(bind_vec1(b, &L->attn_ada_b, fmt(n, sizeof n, f, i, "input_layernorm.dense.bias"), 3 * D));
+        TRY(bind_mat2(b, &L->mlp_ada, fmt(n, sizeof n, f, i, "post_attention_layernorm.dense.weight"), 3 * D, We));
+        TRY(bind_vec1(b, &L->mlp_ada_b, fmt(n, sizeof n, f, i, "post_attention_layernorm.dense.bias"), 3 * D));
+    } else {
+        TRY(bind_vec1(b, &L->attn_norm, fmt(n, sizeof n, f, i, "input_layernorm.weight"), D));
+        TRY(bind_vec1(b, &L->mlp_norm, fmt(n, sizeof n, f, i, "post_attention_layernorm.weight"), D));
+    }
+    TRY(bind_mat2(b, &L->q, fmt(n, sizeof n, f, i, "self_attn.q_proj.weight"), HD, D));
+    TRY(bind_mat2(b, &L->k, fmt(n, sizeof n, f, i, "self_attn.k_proj.weight"), KV, D));
+    TRY(bind_mat2(b, &L->v, fmt(n, sizeof n, f, i, "self_attn.v_proj.weight"), KV, D));
+    TRY(bind_mat2(b, &L->o, fmt(n, sizeof n, f, i, "self_attn.o_proj.weight"), D, HD));
+    TRY(bind_mat2(b, &L->gate, fmt(n, sizeof n, f, i, "mlp.gate_proj.weight"), Mx, D));
+    TRY(bind_mat2(b, &L->up, fmt(n, sizeof n, f, i, "mlp.up_proj.weight"), Mx, D));
+    TRY(bind_mat2(b, &L->down, fmt(n, sizeof n, f, i, "mlp.down_proj.weight"), D, Mx));
+    return PI0_OK;
+}
+
+static pi0_status bind_all(binder *b) {
+    pi0_ctx *ctx = b->ctx;
+    const pi0_config *c = &ctx->cfg;
+    pi0_weights *w = &ctx->w;
+    int64_t Dv = c->vision_width, Iv = c->vision_mlp_dim, p = c->patch_size, g = c->image_size / p;
+    int64_t W = c->vlm_width, We = c->expert_width, A = c->action_dim;
+    char n[256];
+
+    /* vision tower */
+    int64_t conv[4] = {Dv, c->n_channels, p, p}, pos[2] = {g * g, Dv};
+    TRY(bind_mat(b, &w->patch, VIS "embeddings.patch_embedding.weight", 4, conv));
+    TRY(bind_vec1(b, &w->patch_b, VIS "embeddings.patch_embedding.bias", Dv));
+    TRY(bind_vec(b, &w->pos_emb, VIS "embeddings.position_embedding.weight", 2, pos));
+    w->vision = own(ctx, calloc((size_t)c->vision_depth, sizeof *w->vision));
+    if (!w->vision) return pi0_err(PI0_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < c->vision_depth; i++) {
+        pi0_vision_layer *L = &w->vision[i];
+        const char *f = VIS "encoder.layers.%d.%s";
+        TRY(bind_vec1(b, &L->ln1_w, fmt(n, sizeof n, f, i, "layer_norm1.weight"), Dv));
+        TRY(bind_vec1(b, &L->ln1_b, fmt(n, sizeof n, f, i, "layer_norm1.bias"), Dv));
+        TRY(bind_vec1(b, &L->ln2_w, fmt(n, sizeof n, f, i, "layer_norm2.weight"), Dv));
+        TRY(bind_vec1(b, &L->ln2_b, fmt(n, sizeof n, f, i, "layer_norm2.bias"), Dv));
+        TRY(bind_mat2(b, &L->q, fmt(n, sizeof n, f, i, "self_attn.q_proj.weight"), Dv, Dv));
+        TRY(bind_mat2(b, &L->k, fmt(n, sizeof n, f, i, "self_attn.k_proj.weight"), Dv, Dv));
+        TRY(bind_mat2(b, &L->v, fmt(n, sizeof n, f, i, "self_attn.v_proj.weight"), Dv, Dv));
+        TRY(bind_mat2(b, &L->o, fmt(n, sizeof n, f, i, "self_attn.out_proj.weight"), Dv, Dv));
+        TRY(bind_vec1(b, &L->q_b, fmt(n, sizeof n, f, i, "self_attn.q_proj.bias"), Dv));
+        TRY(bind_vec1(b, &L->k_b, fmt(n, sizeof n, f, i, "self_attn.k_proj.bias"), Dv));
+        TRY(bind_vec1(b, &L->v_b, fmt(n, sizeof n, f, i, "self_attn.v_proj.bias"), Dv));
+        TRY(bind_vec1(b, &L->o_b, fmt(n, sizeof n, f, i, "self_attn.out_proj.bias"), Dv));
+        TRY(bind_mat2(b, &L->fc1, fmt(n, sizeof n, f, i, "mlp.fc1.weight"), Iv, Dv));
+        TRY(bind_vec1(b, &L->fc1_b, fmt(n, sizeof n, f, i, "mlp.fc1.bias"), Iv));
+        TRY(bind_mat2(b, &L->fc2, fmt(n, sizeof n, f, i, "mlp.fc2.weight"), Dv, Iv));
+        TRY(bind_vec1(b, &L->fc2_b, fmt(n, sizeof n, f, i, "mlp.fc2.bias"), Dv));
+    }
+    TRY(bind_vec1(b, &w->post_ln_w, VIS "post_layernorm.weight", Dv));
+    TRY(bind_vec1(b, &w->post_ln_b, VIS "post_layernorm.bias", Dv));
+    TRY(bind_mat2(b, &w->proj, P "paligemma.model.multi_modal_projector.linear.weight", W, Dv));
+    TRY(bind_vec1(b, &w->proj_b, P "paligemma.model.multi_modal_projector.linear.bias", W));
+
+    /* VLM: the embedding may be stored only under the tied lm_head name (§6.2). */
+    const char *emb = find(b, LM "embed_tokens.weight") ? LM "embed_tokens.weight" : P "paligemma.lm_head.weight";
+    if (!find(b, emb)) emb = LM "embed_tokens.weight"; /* report the usual name as missing */
+    TRY(bind_mat2(b, &w->embed, emb, c->vocab_size, W));
+    w->vlm = own(ctx, calloc((size_t)c->vlm_depth, sizeof *w->vlm));
+    w->expert = own(ctx, calloc((size_t)c->expert_depth, sizeof *w->expert));
+    if (!w->vlm || !w->expert) return pi0_err(PI0_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < c->vlm_depth; i++) TRY(bind_gemma(b, &w->vlm[i], LM, i, (int)W, c->vlm_mlp_dim, 0, (int)We));
+    TRY(bind_vec1(b, &w->vlm_norm, LM "norm.weight", W));
+
+    /* action expert */
+    int ada = c->variant == PI0_VARIANT_PI05;
+    for (int i = 0; i < c->expert_depth; i++)
+        TRY(bind_gemma(b, &w->expert[i], EXP, i, (int)We, c->expert_mlp_dim, ada, (int)We));
+    if (ada) {
+        TRY(bind_mat2(b, &w->expert_norm_ada, EXP "norm.dense.weight", 3 * We, We));
+        TRY(bind_vec1(b, &w->expert_norm_ada_b, EXP "norm.dense.bias", 3 * We));
+    } else {
+        TRY(bind_vec1(b, &w->expert_norm, EXP "norm.weight", We));
+    }
+
+    /* projections */
+    TRY(bind_mat2(b, &w->action_in, "action_in_proj.weight", We, A));
+    TRY(bind_vec1(b, &w->action_in_b, "action_in_proj.bias", We));
+    TRY(bind_mat2(b, &w->action_out, "action_out_proj.weight", A, We));
+    TRY(bind_vec1(b, &w->action_out_b, "action_out_proj.bias", A));
+    if (ada) {
+        /* LeRobot may keep the π0.5 time MLP under the π0 names (then shaped (We, We)). */
+        const char *in = find(b, "time_mlp_in.weight") ? "time_mlp_in" : "action_time_mlp_in";
+        const char *out = find(b, "time_mlp_out.weight") ? "time_mlp_out" : "action_time_mlp_out";
+        snprintf(n, sizeof n, "%s.weight", in);
+        TRY(bind_mat2(b, &w->time_mlp_in, n, We, We));
+        snprintf(n, sizeof n, "%s.bias", in);
+        TRY(bind_vec1(b, &w->time_mlp_in_b, n, We));
+        snprintf(n, sizeof n, "%s.weight", out);
+        TRY(bind_mat2(b, &w->time_out, n, We, We));
+        snprintf(n, sizeof n, "%s.bias", out);
+        TRY(bind_vec1(b, &w->time_out_b, n, We));
+    } else {
+        TRY(bind_mat2(b, &w->state_proj, "state_proj.weight", We, A));
+        TRY(bind_vec1(b, &w->state_proj_b, "state_proj.bias", We));
+        pi0_weight full;
+        TRY(bind_mat2(b, &full, "action_time_mlp_in.weight", We, 2 * We));
+        ctx->n_matrices--; /* only its two halves are used by the model */
+        /* Input columns 0..We-1 read the action features, We..2We-1 the time embedding (§4.2): split so
+         * the time half becomes a per-step bias and no concatenated input is ever built. */
+        TRY(split_cols(b, &w->time_in_act, &full, 0, We));
+        TRY(split_cols(b, &w->time_in_tau, &full, We, We));
+        TRY(bind_vec1(b, &w->time_in_b, "action_time_mlp_in.bias", We));
+        TRY(bind_mat2(b, &w->time_out, "action_time_mlp_out.weight", We, We));
+        TRY(bind_vec1(b, &w->time_out_b, "action_time_mlp_out.bias", We));
+    }
+    return PI0_OK;
+}
+
+/* Known tensors that π0 never reads at inference (§6.7): not worth a warning. */
+static int known_unused(const char *name) {
+    return strcmp(name, P "gemma_expert.lm_head.weight") == 0 || strcmp(name, P "paligemma.lm_head.weight") == 0 ||
+           strstr(name, "gemma_expert.model.embed_tokens") != NULL;
+}
+
+static pi0_status open_files(pi0_ctx *ctx, const char *dir) {
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    const char *names[512];
+    int n = 0;
+    cJSON *idx = NULL;
+    if (stat(path, &sb) == 0) {
+        FILE *f = fopen(path, "rb");
+        char *buf = f ? malloc((size_t)sb.st_size + 1) : NULL;
+        size_t got = buf ? fread(buf, 1, (size_t)sb.st_size, f) : 0;
+        if (f) fclose(f);
+        if (!buf || got != (size_t)sb.st_size) { free(buf); return pi0_err(PI0_ERR_IO, "%s: cannot read", path); }
+        buf[got] = '\0';
+        idx = cJSON_Parse(buf);
+        free(buf);
+        const cJSON *map = idx ? cJSON_GetObjectItemCaseSensitive(idx, "weight_map") : NULL;
+        if (!cJSON_IsObject(map)) { cJSON_Delete(idx); return pi0_err(PI0_ERR_FORMAT, "%s: no 'weight_map' object", path); }
+        for (const cJSON *e = map->child; e; e = e->next) {
+            if (!cJSON_IsString(e)) { cJSON_Delete(idx); return pi0_err(PI0_ERR_FORMAT, "%s: weight_map['%s'] is not a string", path, e->string); }
+            int seen = 0;
+            for (int i = 0; i < n; i++) seen |= strcmp(names[i], e->valuestring) == 0;
+            if (!seen) {
+                if (n == 512 || strchr(e->valuestring, '/')) { cJSON_Delete(idx); return pi0_err(PI0_ERR_FORMAT, "%s: bad shard '%s'", path, e->valuestring); }
+                names[n++] = e->valuestring;
+            }
+        }
+    } else {
+        names[n++] = "model.safetensors";
+    }
+    pi0_st_file **files = calloc((size_t)n, sizeof *files);
+    if (!files) { cJSON_Delete(idx); return pi0_err(PI0_ERR_NOMEM, "out of memory"); }
+    ctx->files = files;
+    pi0_status s = PI0_OK;
+    for (int i = 0; i < n && s == PI0_OK; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        s = pi0_st_open(path, &files[i]);
+        if (s == PI0_OK) ctx->n_files++;
+        if (ctx->params.progress) ctx->params.progress(0.1f * (float)(i + 1) / (float)n, "mapping weights", ctx->params.progress_user);
+    }
+    cJSON_Delete(idx);
+    return s;
+}
+
+pi0_status pi0_weights_bind(pi0_ctx *ctx, const char *dir, int variant_given) {
+    pi0_status s = open_files(ctx, dir);
+    if (s) return s;
+    binder b = {ctx, NULL, 0};
+    pi0_st_file **files = ctx->files;
+    int total = 0;
+    for (int i = 0; i < ctx->n_files; i++) total += files[i]->n_tensors;
+    b.e = calloc((size_t)(total ? total : 1), sizeof *b.e);
+    if (!b.e) return pi0_err(PI0_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < ctx->n_files; i++)
+        for (int j = 0; j < files[i]->n_tensors; j++) {
+            entry *e = &b.e[b.n++];
+            e->t = &files[i]->tensors[j];
+            e->file = files[i];
+            e->name = normalize_name(e->t->name);
+            if (!e->name) { s = pi0_err(PI0_ERR_NOMEM, "out of memory"); goto done; }
+        }
+    qsort(b.e, (size_t)b.n, sizeof *b.e, cmp_entry);
+    for (int i = 1; i < b.n; i++)
+        if (strcmp(b.e[i].name, b.e[i - 1].name) == 0) {
+            s = pi0_err(PI0_ERR_FORMAT, "%s: tensor '%s' is stored twice (as '%s' and '%s')", b.e[i].file->path,
+                        b.e[i].name, b.e[i - 1].t->name, b.e[i].t->name);
+            goto done;
+        }
+    /* π0.5 is recognized by its adaptive-norm tensors when config.json does not say (§6.2). */
+    if (variant_given < 0 && find(&b, EXP "layers.0.input_layernorm.dense.weight")) {
+        ctx->cfg.variant = PI0_VARIANT_PI05;
+        ctx->cfg.discrete_state_input = 1;
+        if (ctx->cfg.max_token_len == 48) ctx->cfg.max_token_len = 200;
+    }
+    s = bind_all(&b);
+    if (s == PI0_OK) {
+        int unknown = 0;
+        const char *first = NULL;
+        for (int i = 0; i < b.n; i++)
+            if (!b.e[i].used && !known_unused(b.e[i].name)) { unknown++; if (!first) first = b.e[i].t->name; }
+        if (unknown)
+            pi0_log(PI0_LOG_WARN, "%s: %d unknown tensor(s) ignored, first: '%s'", files[0]->path, unknown, first);
+    }
+done:
+    for (int i = 0; i < b.n; i++) free(b.e[i].name);
+    free(b.e);
+    return s;
+}
