@@ -119,6 +119,11 @@ pi0_status pi0_policy_new(pi0_ctx *ctx, const char *ckpt_dir, const pi0_policy_p
         goto fail;
     }
     if ((st = pi0_robot_init(pp->robot, c->variant, &pol->robot))) goto fail;
+    if (pol->robot.n_out > pol->A) {
+        st = pi0_err(PI0_ERR_UNSUPPORTED, "robot '%s' returns %d action dims but the model's action_dim is %d",
+                     pol->robot.name, pol->robot.n_out, pol->A);
+        goto fail;
+    }
     pol->metadata = pol->robot.kind == PI0_ROBOT_ALOHA && pol->robot.n_delta ? "{\"reset_pose\": [0, -1.5, 1.5, 0, 0, 0]}"
                                                                              : "{}";
 
