@@ -9,7 +9,8 @@
 #   train.txt                training text (GPL-3 + Apache-2.0 license texts + generated lines; deleted after)
 #   <m>.model                models: gemma_like (identity, byte fallback, no dummy prefix, user symbols),
 #                            defaults (nmt_nfkc charsmap, dummy prefix, extra-space removal, no byte fallback),
-#                            suffix (identity, byte fallback, treat_whitespace_as_suffix, dummy prefix)
+#                            suffix (identity, byte fallback, treat_whitespace_as_suffix, dummy prefix),
+#                            gemma_unused (gemma_like with some merged pieces re-typed UNUSED)
 #   strings.txt              hard strings, one per line (raw bytes, may be invalid UTF-8)
 #   <m>.ids                  `spm_encode --output_format=id` of strings.txt, line by line
 #   strings_hex.txt          strings that cannot be lines (newline, CR, NUL): hex of the bytes, one per line
@@ -48,11 +49,44 @@ spm_train "${common[@]}" --model_prefix=gemma_like --vocab_size=1200 --byte_fall
     --user_defined_symbols=$'<start_of_turn>,<end_of_turn>,<loc0001>,<loc00>,\xe2\x96\x81\xe2\x96\x81,\t,\t\t' \
     >/dev/null 2>&1
 # spm_train defaults (nmt_nfkc, add_dummy_prefix, remove_extra_whitespaces, no byte fallback -> <unk>).
-spm_train "${common[@]}" --model_prefix=defaults --vocab_size=800 >/dev/null 2>&1
+# User symbols that NFKC would rewrite: the normalizer must pass them through unchanged.
+spm_train "${common[@]}" --model_prefix=defaults --vocab_size=800 \
+    --user_defined_symbols=$'\xef\xbc\xa1\xef\xbc\xa2,\xe2\x91\xa0\xe2\x91\xa1,<tag>' >/dev/null 2>&1
 # Whitespace as suffix, with dummy suffix and extra-space removal, identity normalization.
 spm_train "${common[@]}" --model_prefix=suffix --vocab_size=600 --byte_fallback=true \
     --treat_whitespace_as_suffix=true --normalization_rule_name=identity >/dev/null 2>&1
 rm -f ./*.vocab train.txt
+
+# UNUSED pieces: gemma_like with every 7th merged piece re-typed UNUSED (type field 3 = 5), written by a
+# small protobuf re-serializer. The library still merges through UNUSED pieces and splits them back.
+$PY - <<'EOF2'
+def varint(b, i):
+    x = s = 0
+    while True:
+        c = b[i]; i += 1; x |= (c & 0x7f) << s; s += 7
+        if c < 0x80: return x, i
+def enc(x):
+    out = bytearray()
+    while True:
+        c = x & 0x7f; x >>= 7
+        out.append(c | (0x80 if x else 0))
+        if not x: return bytes(out)
+b = open("gemma_like.model", "rb").read()
+i, out, pid = 0, bytearray(), 0
+while i < len(b):
+    tag, j = varint(b, i)
+    assert tag & 7 == 2
+    n, k = varint(b, j)
+    body = b[k:k + n]
+    if tag >> 3 == 1:
+        has_type = b"\x18" in body[-2:-1]
+        if 300 <= pid < 1100 and pid % 7 == 0 and not has_type:
+            body = body + b"\x18\x05"
+        pid += 1
+    out += enc(tag) + enc(len(body)) + body
+    i = k + n
+open("gemma_unused.model", "wb").write(bytes(out))
+EOF2
 
 # ---- test strings ------------------------------------------------------------------------------
 $PY - <<'EOF'
@@ -69,6 +103,9 @@ lines = [
     "combining e\u0301 vs é", "CAPS lowercase MiXeD", "punctuation !@#$%^&*()_+-=[]{};':\",./<>?`~",
     "under_score_words", "x" * 3000, ("the robot picks up the cube " * 120).strip(),
     "\U0010FFFF max code point \U0001F600",
+    # equal-score ties (the same pair at several places): the leftmost merges first
+    "\uff21\uff22\uff23 \u2460\u2461\u2462 <tag>x</tag> \u2460 \uff21",
+    "lll", "alllb", "sssss", "eeeee", "ooooooo", "ttt ppp rrr nnn ccc", "lllll lllll", "sheee seees",
 ]
 raw = [l.encode("utf-8") for l in lines]
 raw += [b"invalid \xff\xfe bytes", b"\xc3 lone lead byte", b"overlong \xc0\xaf and surrogate \xed\xa0\x80",
@@ -90,7 +127,7 @@ with open("pi0_prompts.txt", "w") as f:
         f.write("%d %s\n" % (L, t.encode("utf-8").hex()))
 EOF
 
-for m in gemma_like defaults suffix; do
+for m in gemma_like gemma_unused defaults suffix; do
     spm_encode --model=$m.model --output_format=id < strings.txt > $m.ids
     $PY - "$m" <<'EOF'
 import sys, sentencepiece as spm

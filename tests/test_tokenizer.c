@@ -351,8 +351,8 @@ static void check_big_vocab(void) {
 }
 
 int main(void) {
-    const char *models[] = {"gemma_like", "defaults", "suffix"};
-    for (int i = 0; i < 3; i++) {
+    const char *models[] = {"gemma_like", "gemma_unused", "defaults", "suffix"};
+    for (int i = 0; i < 4; i++) {
         char ids[256], hids[256];
         snprintf(ids, sizeof ids, DATA "%s.ids", models[i]);
         snprintf(hids, sizeof hids, DATA "%s.hex.ids", models[i]);
