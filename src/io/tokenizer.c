@@ -448,11 +448,8 @@ static pi0_status index_pieces(pi0_tokenizer *t) {
             if (!known) {
                 if (n_lens % 64 == 0) {
                     uint32_t *nl = realloc(lens, sizeof(uint32_t) * (size_t)(n_lens + 64));
-                    if (!nl) {
-                        free(lens);
-                        return pi0_err(PI0_ERR_NOMEM, "%s: user-defined piece lengths", t->name);
-                    }
-                    lens = nl;
+                    if (!nl) return pi0_err(PI0_ERR_NOMEM, "%s: user-defined piece lengths", t->name);
+                    t->user_lens = lens = nl; /* owned by t from here: freed by pi0_tok_free */
                 }
                 lens[n_lens++] = p->len;
             }
