@@ -313,6 +313,48 @@ static void check_bad_files(void) {
           pi0_last_error());
 }
 
+/* Corrupted copies of real models (a few random bytes changed, including inside the charsmap trie
+ * of defaults.model) must load or fail cleanly, and encode or fail cleanly: run under `make san`. */
+static void check_mutations(void) {
+    const char *models[] = {DATA "gemma_like.model", DATA "defaults.model"};
+    size_t text_n = 0;
+    char *text = read_file(DATA "strings.txt", &text_n); /* every hard string at once */
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    static int32_t ids[MAXIDS];
+    for (int m = 0; m < 2; m++) {
+        size_t n;
+        char *good = read_file(models[m], &n);
+        if (!good) {
+            CHECK(0, "read %s", models[m]);
+            continue;
+        }
+        char *bad = malloc(n);
+        int n_ok = 0, n_err = 0, n_enc_err = 0, silent = 0;
+        for (int it = 0; it < 300; it++) {
+            memcpy(bad, good, n);
+            for (int k = 0; k < 1 + it % 4; k++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                bad[x % n] = (char)(x >> 40);
+            }
+            pi0_tokenizer *t = NULL;
+            if (pi0_tok_load_mem(bad, n, "mutant", &t) != PI0_OK) {
+                n_err++;
+                silent += pi0_last_error()[0] == '\0';
+                continue;
+            }
+            n_ok++;
+            int k = 0;
+            if (pi0_tok_encode(t, text ? text : "", text_n, ids, MAXIDS, &k) != PI0_OK) n_enc_err++;
+            pi0_tok_free(t);
+        }
+        CHECK(silent == 0, "%s: 300 mutants: %d load, %d rejected (all with a message), %d encode errors", models[m],
+              n_ok, n_err, n_enc_err);
+        free(bad);
+        free(good);
+    }
+    free(text);
+}
+
 /* A 257,152-piece vocabulary like PaliGemma's: load time (printed, not asserted) and a sanity encode. */
 static void check_big_vocab(void) {
     wbuf b = {0};
@@ -361,6 +403,7 @@ int main(void) {
     }
     check_flags();
     check_bad_files();
+    check_mutations();
     check_big_vocab();
     return harness_summary();
 }
