@@ -59,6 +59,16 @@ static void test_math(void) {
     double q[5] = {0.5, -1, 1, 7, -7};
     st = pi0_norm_unapply(&ns.state, PI0_NORM_QUANTILE, "actions", q, y, 5);
     check_vals("quantile unnormalize, extra dims pass", y, (double[]){3.00000075, -3.0, 1e-6, 7, -7}, 5);
+    /* float32 input, numpy promotion (expected values from numpy 1.24 running openpi's expressions on
+     * np.float32([0.3, -0.7]) with the state stats):
+     *   quantile ((x + 1.0) / 2.0 stays float32) * (q99 - q01 + 1e-6) + q01 -> 2.6000005546325444, -2.399999826158136
+     *   z-score  x * (std + 1e-6) + mean (float64)                       -> 1.6000003238418699, -2.3500006940395237 */
+    st = pi0_norm_unapply_f32(&ns.state, PI0_NORM_QUANTILE, "actions", (float[]){0.3f, -0.7f, 0.0f}, y, 3);
+    CHECK(st == PI0_OK && y[0] == 2.6000005546325444 && y[1] == -2.399999826158136,
+          "quantile unnormalize of float32 = numpy bit for bit: %.17g %.17g", y[0], y[1]);
+    st = pi0_norm_unapply_f32(&ns.state, PI0_NORM_ZSCORE, "actions", (float[]){0.3f, -0.7f, 0.0f}, y, 3);
+    CHECK(st == PI0_OK && y[0] == 1.6000003238418699 && y[1] == -2.3500006940395237,
+          "z-score unnormalize of float32 = numpy bit for bit: %.17g %.17g", y[0], y[1]);
     /* round trip in place */
     double r[3] = {3, -1, 0.25};
     pi0_norm_apply(&ns.state, PI0_NORM_QUANTILE, "state", r, r, 3);

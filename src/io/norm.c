@@ -181,3 +181,22 @@ pi0_status pi0_norm_unapply(const pi0_norm_stat *s, pi0_norm_mode mode, const ch
     }
     return PI0_OK;
 }
+
+pi0_status pi0_norm_unapply_f32(const pi0_norm_stat *s, pi0_norm_mode mode, const char *what, const float *x,
+                                double *y, int d) {
+    pi0_status st = check_stat(s, mode, what);
+    if (st) return st;
+    if (s->n > d) return pi0_err(PI0_ERR_ARG, "'%s' has %d dims but its norm stats have %d", what, d, s->n);
+    for (int i = 0; i < d; i++) {
+        if (mode == PI0_NORM_ZSCORE) {
+            double mean = i < s->n ? s->mean[i] : 0.0, std = i < s->n ? s->std[i] : 1.0;
+            y[i] = (double)x[i] * (std + PI0_NORM_EPS) + mean;
+        } else if (i < s->n) {
+            float t = (x[i] + 1.0f) / 2.0f;   /* float32, as numpy computes it */
+            y[i] = (double)t * (s->q99[i] - s->q01[i] + PI0_NORM_EPS) + s->q01[i];
+        } else {
+            y[i] = x[i];
+        }
+    }
+    return PI0_OK;
+}

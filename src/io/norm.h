@@ -50,5 +50,11 @@ pi0_status pi0_norm_apply(const pi0_norm_stat *s, pi0_norm_mode mode, const char
  * z-score stats are longer than d (openpi cannot broadcast them), or quantiles are missing. */
 pi0_status pi0_norm_unapply(const pi0_norm_stat *s, pi0_norm_mode mode, const char *what, const double *x,
                             double *y, int d);
+/* Same for float32 input (the model's actions, the echoed float32 state), following numpy's type
+ * promotion as openpi runs it: a float32 array combined with Python floats stays float32, so the
+ * quantile path computes (x + 1.0) / 2.0 in float32 and only then multiplies by the float64 stats;
+ * the z-score path is float64 throughout (float32 array * float64 array). */
+pi0_status pi0_norm_unapply_f32(const pi0_norm_stat *s, pi0_norm_mode mode, const char *what, const float *x,
+                                double *y, int d);
 
 #endif

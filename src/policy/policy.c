@@ -2,8 +2,8 @@
  * pi0_infer. Order (PI0_MODEL.md §7.6, openpi create_trained_policy):
  *   robot inputs -> normalize state (z-score π0, quantile π0.5; double) -> resize_with_pad to the
  *   model size -> uint8 -> [-1, 1] -> tokenize (π0.5 with discrete_state_input: discretized state in
- *   the prompt) -> pad state to action_dim (float32) -> pi0_infer -> unnormalize actions (double)
- *   -> absolute actions for the delta dims (state = the un-normalized echo of the float32 padded
+ *   the prompt) -> pad state to action_dim (float32) -> pi0_infer -> unnormalize actions (float32
+ *   input promoted as numpy does, see pi0_norm_unapply_f32) -> absolute actions for the delta dims (state = the un-normalized echo of the float32 padded
  *   state, as openpi's Unnormalize sees it) -> robot outputs.
  * All buffers are sized in pi0_policy_new; pi0_policy_infer allocates only the decoded/converted
  * camera images (their size depends on the request).
@@ -261,18 +261,22 @@ pi0_status pi0_policy_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0
     if (st) goto done;
 
     /* unnormalize actions (and the echoed state for delta actions) */
-    for (size_t i = 0; i < (size_t)H * A; i++) pol->actd[i] = pol->act[i];
     if (pol->have_norm) {
         for (int h = 0; h < H && !st; h++)
-            st = pi0_norm_unapply(&pol->ns.actions, pol->mode, "actions", pol->actd + (size_t)h * A,
-                                  pol->actd + (size_t)h * A, A);
+            st = pi0_norm_unapply_f32(&pol->ns.actions, pol->mode, "actions", pol->act + (size_t)h * A,
+                                      pol->actd + (size_t)h * A, A);
         if (st) { st = pi0_err_prefix(st, "%s", pol->ns.path); goto done; }
+    } else {
+        for (size_t i = 0; i < (size_t)H * A; i++) pol->actd[i] = pol->act[i];
     }
     if (pol->robot.n_delta > 0 && d > 0) {
-        for (int i = 0; i < A; i++) pol->echo[i] = pol->state[i];
-        if (pol->have_norm && (st = pi0_norm_unapply(&pol->ns.state, pol->mode, "state", pol->echo, pol->echo, A))) {
-            st = pi0_err_prefix(st, "%s", pol->ns.path);
-            goto done;
+        if (pol->have_norm) {
+            if ((st = pi0_norm_unapply_f32(&pol->ns.state, pol->mode, "state", pol->state, pol->echo, A))) {
+                st = pi0_err_prefix(st, "%s", pol->ns.path);
+                goto done;
+            }
+        } else {
+            for (int i = 0; i < A; i++) pol->echo[i] = pol->state[i];
         }
         pi0_robot_absolute(&pol->robot, pol->actd, H, A, pol->echo, d);
     }
