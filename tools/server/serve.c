@@ -1,0 +1,207 @@
+/* serve.c - `pi0 serve`: a drop-in for openpi's websocket policy server (PI0_IO.md §4).
+ *
+ * Loads the checkpoint and builds one pi0_policy, then runs the transport of ws.h: every
+ * connection gets the policy metadata as msgpack, every binary message is decoded
+ * (msgpack_numpy.h), run through pi0_policy_infer on the single worker thread, and answered with
+ * {"actions", "policy_timing", "server_timing"}. A request that fails gets a text message with
+ * the error (pi0_last_error() or the decoder's byte-offset message) and close 1011; other clients
+ * are not affected.
+ *
+ * Signals: SIGPIPE is ignored for the whole process (writes to a vanished peer must fail with
+ * EPIPE, not kill the server). SIGINT and SIGTERM are blocked in every thread and taken by the
+ * main thread with sigwait: the server then drains (see pi0_ws_stop) and the command returns 0. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "msgpack_numpy.h"
+#include "pi0.h"
+#include "pi0_policy.h"
+#include "ws.h"
+
+typedef struct {
+    const char *model, *host, *robot, *norm_stats, *tokenizer, *default_prompt, *backend;
+    int port, max_frame_mib, threads, quiet;
+} serve_opts;
+
+static void usage(FILE *f) {
+    pi0_params p = pi0_params_default();
+    pi0_policy_params pp = pi0_policy_params_default();
+    fprintf(f,
+            "usage: pi0 serve --model DIR [options]\n"
+            "Serve a policy over openpi's websocket protocol (msgpack-numpy, metadata on connect,\n"
+            "GET /healthz). Stop with SIGINT or SIGTERM; the running request finishes first.\n"
+            "\n"
+            "  --model DIR            checkpoint directory (required)\n"
+            "  --host ADDR            address to bind [127.0.0.1]; 0.0.0.0 = all (openpi's default)\n"
+            "  --port N               TCP port [8000]; 0 = any free port\n"
+            "  --robot NAME           raw | aloha | droid | libero [%s]\n"
+            "  --norm-stats FILE      norm_stats.json [looked up under DIR]\n"
+            "  --tokenizer FILE       SentencePiece model [looked up under DIR]\n"
+            "  --default-prompt TEXT  prompt for requests without one [none]\n"
+            "  --max-frame-mib N      largest accepted message, MiB [64]\n"
+            "  --threads N            inference threads; 0 = online CPUs [%d]\n"
+            "  --backend ref|fast     kernels [%s]\n"
+            "  --quiet                log errors only (default: one line per connection and request)\n"
+            "Prints \"listening on HOST:PORT\" on stdout once the socket is bound.\n",
+            pp.robot ? pp.robot : "raw", p.n_threads, p.backend == PI0_BACKEND_REF ? "ref" : "fast");
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, serve_opts *o) {
+    *o = (serve_opts){.host = "127.0.0.1", .port = 8000, .max_frame_mib = 64, .backend = NULL};
+    o->threads = pi0_params_default().n_threads;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 1; }
+        if (!strcmp(a, "--quiet")) { o->quiet = 1; continue; }
+        if (i + 1 >= argc) { fprintf(stderr, "error: %s needs a value (or is unknown)\n", a); return 2; }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--host")) o->host = v;
+        else if (!strcmp(a, "--robot")) o->robot = v;
+        else if (!strcmp(a, "--norm-stats")) o->norm_stats = v;
+        else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
+        else if (!strcmp(a, "--default-prompt")) o->default_prompt = v;
+        else if (!strcmp(a, "--backend")) {
+            if (strcmp(v, "ref") && strcmp(v, "fast")) { fprintf(stderr, "error: --backend %s: expected ref or fast\n", v); return 2; }
+            o->backend = v;
+        } else if (!strcmp(a, "--port")) {
+            if (parse_int(v, 0, 65535, &o->port)) { fprintf(stderr, "error: --port %s: expected 0..65535\n", v); return 2; }
+        } else if (!strcmp(a, "--max-frame-mib")) {
+            if (parse_int(v, 1, 4096, &o->max_frame_mib)) { fprintf(stderr, "error: --max-frame-mib %s: expected 1..4096\n", v); return 2; }
+        } else if (!strcmp(a, "--threads")) {
+            if (parse_int(v, 0, 4096, &o->threads)) { fprintf(stderr, "error: --threads %s: expected 0..4096\n", v); return 2; }
+        } else { fprintf(stderr, "error: unknown option %s (see pi0 serve --help)\n", a); return 2; }
+    }
+    if (!o->model) { fprintf(stderr, "error: --model DIR is required (see pi0 serve --help)\n"); return 2; }
+    return 0;
+}
+
+// ---- request handler (worker thread) ---------------------------------------------------------
+
+typedef struct {
+    pi0_policy *pol;
+} serve_state;
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int abort_if_gone(void *user) { return atomic_load((const atomic_int *)user) != 0; }
+
+static int reply_error(pi0_ws_reply *rep, const char *prefix, const char *msg) {
+    size_t n = strlen(prefix) + strlen(msg) + 1;
+    rep->err = malloc(n);
+    if (rep->err) snprintf(rep->err, n, "%s%s", prefix, msg);
+    return -1;
+}
+
+static int handle(void *user, const pi0_ws_request *req, pi0_ws_reply *rep) {
+    serve_state *ss = user;
+    if (!req->binary)
+        return reply_error(rep, "", "request: got a text message; send the observation as one binary msgpack message");
+    pi0_mpk_obs *obs = malloc(sizeof *obs);
+    if (!obs) return reply_error(rep, "", "request: out of memory");
+    char err[512];
+    if (pi0_mpk_decode_obs(req->data, req->len, obs, err, sizeof err)) {
+        free(obs);
+        return reply_error(rep, "", err);
+    }
+    pi0_robot_obs ro = {.n_arrays = obs->n_arrays, .arrays = obs->arrays, .prompt = obs->prompt};
+    pi0_run_params rp = pi0_run_params_default();
+    rp.abort_cb = abort_if_gone;
+    rp.abort_user = (void *)req->cancel;
+    pi0_actions act;
+    memset(&act, 0, sizeof act);
+    double t0 = now_ms();
+    pi0_status st = pi0_policy_infer(ss->pol, &ro, &rp, &act);
+    double t1 = now_ms();
+    pi0_mpk_obs_free(obs);
+    free(obs);
+    if (st != PI0_OK) {
+        const char *m = pi0_last_error();
+        return reply_error(rep, "", m && *m ? m : pi0_status_str(st));
+    }
+    if (act.rows <= 0 || act.cols <= 0 || !act.data)
+        return reply_error(rep, "", "internal: the policy returned no actions");
+    pi0_mpk_bytes b;
+    if (pi0_mpk_pack_response(act.data, act.rows, act.cols, act.infer_ms, t1 - t0, req->prev_total_ms, &b))
+        return reply_error(rep, "", "out of memory while encoding the reply");
+    rep->data = b.data;
+    rep->len = b.len;
+    return 0;
+}
+
+// ---- command ---------------------------------------------------------------------------------
+
+int cmd_serve(int argc, char **argv) {
+    serve_opts o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc) return rc == 1 ? 0 : rc;
+    signal(SIGPIPE, SIG_IGN);
+
+    pi0_params p = pi0_params_default();
+    p.n_threads = o.threads;
+    if (o.backend) p.backend = strcmp(o.backend, "ref") ? PI0_BACKEND_FAST : PI0_BACKEND_REF;
+    pi0_ctx *ctx = NULL;
+    pi0_policy *pol = NULL;
+    pi0_ws_server *srv = NULL;
+    pi0_mpk_bytes hello = {0};
+    char err[512];
+    rc = 1;
+    if (pi0_load(o.model, &p, &ctx) != PI0_OK) { cli_error("%s", pi0_last_error()); goto done; }
+    pi0_policy_params pp = pi0_policy_params_default();
+    if (o.robot) pp.robot = o.robot;
+    if (o.tokenizer) pp.tokenizer_path = o.tokenizer;
+    if (o.norm_stats) pp.norm_stats_path = o.norm_stats;
+    if (o.default_prompt) pp.default_prompt = o.default_prompt;
+    if (pi0_policy_new(ctx, o.model, &pp, &pol) != PI0_OK) { cli_error("%s", pi0_last_error()); goto done; }
+    if (pi0_mpk_pack_json(pi0_policy_metadata_json(pol), &hello, err, sizeof err)) { cli_error("%s", err); goto done; }
+
+    /* Block SIGINT/SIGTERM before any thread starts so that they inherit the mask and only
+     * sigwait below receives them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    serve_state ss = {.pol = pol};
+    pi0_ws_opts wo = {
+        .host = o.host, .port = o.port, .max_frame_bytes = (size_t)o.max_frame_mib << 20,
+        .hello = hello.data, .hello_len = hello.len, .handle = handle, .user = &ss, .verbose = !o.quiet,
+    };
+    if (pi0_ws_start(&wo, &srv, err, sizeof err)) {
+        pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+        cli_error("%s", err);
+        goto done;
+    }
+    printf("listening on %s:%d\n", o.host, pi0_ws_port(srv));
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    fprintf(stderr, "pi0 serve: %s received, draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    pi0_ws_stop(srv);
+    pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+    rc = 0;
+done:
+    free(hello.data);
+    pi0_policy_free(pol);
+    pi0_free(ctx);
+    return rc;
+}
