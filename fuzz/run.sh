@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Build the libFuzzer harnesses with clang (ASan + UBSan + fuzzer) and run each for N seconds.
+#   fuzz/run.sh [seconds per harness, default 30] [harness names... default: all]
+# Seeds: tests/data/images for the image harness, small JSON files for the norm harness. Crashes are
+# written to build-fuzz/<name>/crash-* ; exit status is non-zero if any harness found one.
+set -u
+cd "$(dirname "$0")/.."
+secs=${1:-30}; shift || true
+names=${*:-"image norm array"}
+out=build-fuzz
+mkdir -p "$out"
+CC=${CC_FUZZ:-clang}
+flags="-g -O1 -std=c11 -D_GNU_SOURCE -DPI0_BUILD -Iinclude -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
+common="src/err.c src/io/image.c src/io/norm.c src/io/robot.c"
+status=0
+for n in $names; do
+    echo "== fuzz_$n (${secs}s)"
+    $CC $flags "fuzz/fuzz_$n.c" $common -lpng -ljpeg -lcjson -lm -o "$out/fuzz_$n" || { status=1; continue; }
+    corpus="$out/$n/corpus"; mkdir -p "$corpus"
+    case $n in
+        image|array) cp tests/data/images/*.png tests/data/images/*.jpg "$corpus"/ 2>/dev/null ;;
+        norm) printf '{"norm_stats": {"state": {"mean": [1, 2], "std": [1, 0.5], "q01": [0, 1], "q99": [2, 3]}, "actions": {"mean": [0], "std": [1], "q01": null, "q99": null}}}' > "$corpus/seed.json" ;;
+    esac
+    (cd "$out/$n" && "../fuzz_$n" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 corpus) \
+        > "$out/$n/log.txt" 2>&1
+    rc=$?
+    tail -n 3 "$out/$n/log.txt"
+    if [ $rc -ne 0 ]; then echo "!! fuzz_$n failed (exit $rc): see $out/$n/"; status=1; fi
+done
+exit $status
