@@ -215,8 +215,10 @@ static void test_matmul(void) {
         }
     test_matmul_one(9, 40, 70, PI0_DT_BF16, PI0_WEIGHTS_BF16, 0, 1, 2, 0, 1);
     test_matmul_one(9, 40, 70, PI0_DT_F32, PI0_WEIGHTS_F32, 1, 1, 3, 1, 1);
-    /* bigger than one k block (KC) and one m block (MC) */
-    test_matmul_one(800, 600, 150, PI0_DT_BF16, PI0_WEIGHTS_BF16, 0, 1, 2, 0, 0);
+    /* more than one m block (MC = 1024 rows) and more than one k block (KC = 1024 inputs) */
+    test_matmul_one(1030, 70, 90, PI0_DT_BF16, PI0_WEIGHTS_BF16, 0, 1, 2, 0, 0);
+    test_matmul_one(5, 2051, 100, PI0_DT_F32, PI0_WEIGHTS_BF16, 1, 1, 3, 2, 0);
+    test_matmul_one(5, 2051, 100, PI0_DT_F32, PI0_WEIGHTS_F32, 1, 1, 2, 2, 0);
     pi0_weight w = {.name = "unpacked", .dtype = PI0_DT_F32, .data = NULL, .rows = 4, .cols = 4};
     pi0_matmul_args a = {.w = &w, .m = 1, .ldx = 4, .ldy = 4};
     char why[128] = "";

@@ -4,8 +4,10 @@
  * scratch A block [mb rows, KC inputs], then a 6x64 register tile accumulates in fp32 with
  * vdpbf16ps (or, without AVX512_BF16, by widening both bf16 operands and using FMA: same products,
  * same fp32 accumulation order per pair). f32 kind: x is read directly, 6x64 fp32 FMA tile.
- * Loop order: m block (<= MC rows, A block stays in L2) > k block (KC) > panels of the job > row
- * tiles; the 64-column weight slice of a k block (KC*128 bytes) stays in L1/L2 across row tiles.
+ * Loop order: m block (<= MC rows; the bf16 A block, <= 2 MB, stays in L2/L3) > k block (KC) >
+ * panels of the job > row tiles; the 64-column weight slice of a k block (KC*128 bytes = 128 KB)
+ * stays in L2 across all row tiles, so weights stream from DRAM once per call. KC = 1024 measured
+ * best on Zen 5 (256: 62-75 %, 1024: 79-90 % of one core's bf16 peak on the model shapes).
  * Every output element is produced by one thread in a fixed k order, whatever the job split.
  */
 #include <immintrin.h>
@@ -15,8 +17,12 @@
 
 #define NR PI0_FAST_NR
 #define MR 6
-#define KC 256     /* inputs per k block (even) */
-#define MC 768     /* rows per m block */
+#ifndef KC
+#define KC 1024    /* inputs per k block (even): weight slice 128 KB (L2), C reloaded k/KC times */
+#endif
+#ifndef MC
+#define MC 1024    /* rows per m block: A block <= 2 MB of bf16 per thread */
+#endif
 
 typedef int32_t i32u __attribute__((may_alias, aligned(2)));
 

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Builds bench/gemm_bench.c (fast-backend GEMM vs oneDNN on the π0 shapes) into $BUILD/gemm_bench.
+# oneDNN (Debian libdnnl-dev, OpenMP build) is optional: without dnnl.h only our kernels are timed.
+# Run: OMP_NUM_THREADS=2 build/gemm_bench [--threads 2] [--f32] [--shape expert]
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+make -s "$BUILD/libpi0.a"
+DNNL=""
+if [ -e /usr/include/dnnl.h ]; then DNNL="-DHAVE_DNNL -ldnnl"; fi
+cc -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Isrc -pthread bench/gemm_bench.c \
+   "$BUILD/libpi0.a" $DNNL -lm -lcjson -o "$BUILD/gemm_bench"
+echo "built $BUILD/gemm_bench"
