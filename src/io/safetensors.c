@@ -293,7 +293,13 @@ pi0_status pi0_st_writer_add(pi0_st_writer *w, const char *name, pi0_dtype dtype
 }
 
 pi0_status pi0_st_writer_save(pi0_st_writer *w, const char *path) {
+    return pi0_st_writer_save_stream(w, path, NULL, NULL);
+}
+
+pi0_status pi0_st_writer_save_stream(pi0_st_writer *w, const char *path, pi0_st_fill_fn fill, void *user) {
     pi0_status s = PI0_OK;
+    void *buf = NULL;
+    size_t buf_size = 0;
     cJSON *root = cJSON_CreateObject();
     char *hdr = NULL;
     FILE *fp = NULL;
@@ -317,11 +323,26 @@ pi0_status pi0_st_writer_save(pi0_st_writer *w, const char *path) {
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(hdr, 1, hlen, fp) == hlen;
     for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', fp) != EOF;
-    for (int i = 0; ok && i < w->n; i++) ok = fwrite(w->e[i].data, 1, w->e[i].nbytes, fp) == w->e[i].nbytes;
-    if (fclose(fp) != 0) ok = 0;
+    for (int i = 0; ok && i < w->n; i++) {
+        const void *data = w->e[i].data;
+        if (!data) {
+            if (!fill) { s = pi0_err(PI0_ERR_ARG, "%s: tensor '%s' has no data", path, w->e[i].name); ok = 0; break; }
+            if (w->e[i].nbytes > buf_size) {
+                free(buf);
+                buf_size = w->e[i].nbytes;
+                buf = malloc(buf_size ? buf_size : 1);
+                if (!buf) { s = pi0_err(PI0_ERR_NOMEM, "%s: out of memory", path); ok = 0; break; }
+            }
+            if ((s = fill(i, buf, w->e[i].nbytes, user)) != PI0_OK) { ok = 0; break; }
+            data = buf;
+        }
+        ok = fwrite(data, 1, w->e[i].nbytes, fp) == w->e[i].nbytes;
+        if (!ok) s = pi0_err(PI0_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    }
+    if (fclose(fp) != 0 && s == PI0_OK) s = pi0_err(PI0_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     fp = NULL;
-    if (!ok) s = pi0_err(PI0_ERR_IO, "%s: write failed: %s", path, strerror(errno));
 done:
+    free(buf);
     free(hdr);
     cJSON_Delete(root);
     return s;

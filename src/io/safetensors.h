@@ -55,6 +55,10 @@ pi0_st_writer *pi0_st_writer_new(void);
 pi0_status pi0_st_writer_add(pi0_st_writer *w, const char *name, pi0_dtype dtype, int ndim,
                              const int64_t *shape, const void *data);
 pi0_status pi0_st_writer_save(pi0_st_writer *w, const char *path);
+/* Streaming save for files too large to hold in memory: tensors added with data == NULL are
+ * produced by fill(i, buf, nbytes, user) in order (i = index of the tensor as added). */
+typedef pi0_status (*pi0_st_fill_fn)(int i, void *buf, size_t nbytes, void *user);
+pi0_status pi0_st_writer_save_stream(pi0_st_writer *w, const char *path, pi0_st_fill_fn fill, void *user);
 void pi0_st_writer_free(pi0_st_writer *w);
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "debug.h"
 #include "model/model.h"
 
 static void defaults_pi0(pi0_config *c) {
@@ -212,4 +213,48 @@ done:
     cJSON_Delete(root);
     free(buf);
     return s;
+}
+
+void pi0_config_full(pi0_config *c, int variant) {
+    defaults_pi0(c);
+    if (variant == PI0_VARIANT_PI05) { c->variant = PI0_VARIANT_PI05; c->max_token_len = 200; c->discrete_state_input = 1; }
+}
+
+/* The test data's tiny configuration (PI0_MODEL.md §9). */
+void pi0_config_tiny(pi0_config *c, int variant) {
+    pi0_config_full(c, variant);
+    c->action_dim = 8; c->action_horizon = 5; c->max_token_len = variant == PI0_VARIANT_PI05 ? 96 : 12;
+    c->image_size = 56; c->vision_width = 32; c->vision_depth = 2; c->vision_mlp_dim = 80; c->vision_heads = 4;
+    c->vocab_size = 300; c->vlm_width = 48; c->vlm_depth = 3; c->vlm_mlp_dim = 96;
+    c->expert_width = 32; c->expert_depth = 3; c->expert_mlp_dim = 64;
+    c->n_heads = 4; c->n_kv_heads = 1; c->head_dim = 16;
+}
+
+pi0_status pi0_config_save(const pi0_config *c, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return pi0_err(PI0_ERR_IO, "%s: cannot create", path);
+    const char *v = c->variant == PI0_VARIANT_PI05 ? "pi05" : "pi0";
+    fprintf(f, "{\n  \"model_type\": \"%s\",\n  \"variant\": \"%s\",\n  \"pi05\": %s,\n", v, v,
+            c->variant == PI0_VARIANT_PI05 ? "true" : "false");
+    fprintf(f, "  \"discrete_state_input\": %s,\n", c->discrete_state_input ? "true" : "false");
+    fprintf(f, "  \"action_dim\": %d,\n  \"action_horizon\": %d,\n  \"max_token_len\": %d,\n  \"num_denoising_steps\": %d,\n",
+            c->action_dim, c->action_horizon, c->max_token_len, c->n_steps);
+    fprintf(f, "  \"vocab_size\": %d,\n  \"vlm_width\": %d,\n  \"vlm_depth\": %d,\n  \"vlm_mlp_dim\": %d,\n", c->vocab_size,
+            c->vlm_width, c->vlm_depth, c->vlm_mlp_dim);
+    fprintf(f, "  \"vlm_num_heads\": %d,\n  \"vlm_num_kv_heads\": %d,\n  \"vlm_head_dim\": %d,\n", c->n_heads, c->n_kv_heads,
+            c->head_dim);
+    fprintf(f, "  \"expert_width\": %d,\n  \"expert_depth\": %d,\n  \"expert_mlp_dim\": %d,\n", c->expert_width,
+            c->expert_depth, c->expert_mlp_dim);
+    fprintf(f, "  \"expert_num_heads\": %d,\n  \"expert_num_kv_heads\": %d,\n  \"expert_head_dim\": %d,\n", c->n_heads,
+            c->n_kv_heads, c->head_dim);
+    fprintf(f, "  \"siglip_hidden_size\": %d,\n  \"siglip_num_hidden_layers\": %d,\n  \"siglip_num_attention_heads\": %d,\n",
+            c->vision_width, c->vision_depth, c->vision_heads);
+    fprintf(f, "  \"siglip_intermediate_size\": %d,\n  \"siglip_image_size\": %d,\n  \"siglip_patch_size\": %d,\n",
+            c->vision_mlp_dim, c->image_size, c->patch_size);
+    fprintf(f, "  \"siglip_num_channels\": %d,\n  \"siglip_layer_norm_eps\": %g,\n  \"rms_norm_eps\": %g,\n", c->n_channels,
+            (double)c->ln_eps, (double)c->rms_eps);
+    fprintf(f, "  \"rope_base\": %g,\n  \"time_min_period\": %.17g,\n  \"time_max_period\": %.17g\n}\n", (double)c->rope_base,
+            c->time_min_period, c->time_max_period);
+    if (fclose(f) != 0) return pi0_err(PI0_ERR_IO, "%s: write failed", path);
+    return PI0_OK;
 }

@@ -156,5 +156,8 @@ void pi0_tap(const pi0_run_params *rp, const float *data, int ndim, const int64_
 /* weights.c: bind every expected tensor of the checkpoint; config.c: parse config.json. */
 pi0_status pi0_config_load(const char *path, pi0_config *cfg, int *variant_given);
 pi0_status pi0_weights_bind(pi0_ctx *ctx, const char *dir, int variant_given);
+/* Call fn for every tensor a checkpoint of this config must hold (names as LeRobot writes them). */
+pi0_status pi0_weights_expected(const pi0_config *cfg, void (*fn)(const char *name, int nd, const int64_t *shape, void *user),
+                                void *user);
 
 #endif

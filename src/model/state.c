@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug.h"
 #include "model/model.h"
 
 typedef struct {
@@ -103,3 +104,5 @@ void pi0_state_free(pi0_state *st) {
     free(st->arena);
     free(st);
 }
+
+pi0_exec *pi0_state_exec(pi0_state *st) { return st ? &st->ex : NULL; }

@@ -27,6 +27,9 @@ typedef struct {
     pi0_ctx *ctx;
     entry *e;
     int n;
+    /* list mode (pi0_weights_expected): report each expected tensor instead of binding it */
+    void (*list)(const char *name, int nd, const int64_t *shape, void *user);
+    void *list_user;
 } binder;
 
 #define P "paligemma_with_expert."
@@ -58,6 +61,7 @@ static char *normalize_name(const char *raw) {
 static int cmp_entry(const void *a, const void *b) { return strcmp(((const entry *)a)->name, ((const entry *)b)->name); }
 
 static entry *find(binder *b, const char *name) {
+    if (b->list) return NULL;
     int lo = 0, hi = b->n - 1;
     while (lo <= hi) {
         int mid = (lo + hi) / 2, c = strcmp(b->e[mid].name, name);
@@ -127,6 +131,7 @@ static pi0_status add_matrix(pi0_ctx *ctx, pi0_weight *w) {
 /* A matrix (rows, cols); conv weights are given as (rows, C, p, p) and flattened. */
 static pi0_status bind_mat(binder *b, pi0_weight *w, const char *name, int nd, const int64_t *shape) {
     entry *e;
+    if (b->list) { b->list(name, nd, shape, b->list_user); return PI0_OK; }
     pi0_status s = lookup(b, name, nd, shape, &e);
     if (s) return s;
     w->name = e->t->name;
@@ -146,6 +151,7 @@ static pi0_status bind_mat2(binder *b, pi0_weight *w, const char *name, int64_t 
 /* A vector or small table, converted to float32 (exact widening). */
 static pi0_status bind_vec(binder *b, float **out, const char *name, int nd, const int64_t *shape) {
     entry *e;
+    if (b->list) { b->list(name, nd, shape, b->list_user); return PI0_OK; }
     pi0_status s = lookup(b, name, nd, shape, &e);
     if (s) return s;
     float *v = own(b->ctx, malloc((size_t)(e->t->numel ? e->t->numel : 1) * sizeof *v));
@@ -160,6 +166,7 @@ static pi0_status bind_vec1(binder *b, float **out, const char *name, int64_t n)
 
 /* Split a matrix's columns [c0, c0 + nc) into a new contiguous matrix (same dtype), owned by ctx. */
 static pi0_status split_cols(binder *b, pi0_weight *dst, const pi0_weight *src, int64_t c0, int64_t nc) {
+    if (b->list) return PI0_OK;
     size_t es = pi0_dtype_size(src->dtype);
     char *d = own(b->ctx, malloc((size_t)(src->rows * nc) * es));
     if (!d) return pi0_err(PI0_ERR_NOMEM, "tensor '%s': out of memory", src->name);
@@ -244,7 +251,7 @@ static pi0_status bind_all(binder *b) {
 
     /* VLM: the embedding may be stored only under the tied lm_head name (§6.2). */
     const char *emb = find(b, LM "embed_tokens.weight") ? LM "embed_tokens.weight" : P "paligemma.lm_head.weight";
-    if (!find(b, emb)) emb = LM "embed_tokens.weight"; /* report the usual name as missing */
+    if (!find(b, emb)) emb = LM "embed_tokens.weight"; /* report (or list) the usual name */
     TRY(bind_mat2(b, &w->embed, emb, c->vocab_size, W));
     w->vlm = own(ctx, calloc((size_t)c->vlm_depth, sizeof *w->vlm));
     w->expert = own(ctx, calloc((size_t)c->expert_depth, sizeof *w->expert));
@@ -270,8 +277,9 @@ static pi0_status bind_all(binder *b) {
     TRY(bind_vec1(b, &w->action_out_b, "action_out_proj.bias", A));
     if (ada) {
         /* LeRobot may keep the π0.5 time MLP under the π0 names (then shaped (We, We)). */
-        const char *in = find(b, "time_mlp_in.weight") ? "time_mlp_in" : "action_time_mlp_in";
-        const char *out = find(b, "time_mlp_out.weight") ? "time_mlp_out" : "action_time_mlp_out";
+        int alias = !find(b, "time_mlp_in.weight") && find(b, "action_time_mlp_in.weight");
+        const char *in = alias ? "action_time_mlp_in" : "time_mlp_in";
+        const char *out = alias ? "action_time_mlp_out" : "time_mlp_out";
         snprintf(n, sizeof n, "%s.weight", in);
         TRY(bind_mat2(b, &w->time_mlp_in, n, We, We));
         snprintf(n, sizeof n, "%s.bias", in);
@@ -285,7 +293,7 @@ static pi0_status bind_all(binder *b) {
         TRY(bind_vec1(b, &w->state_proj_b, "state_proj.bias", We));
         pi0_weight full;
         TRY(bind_mat2(b, &full, "action_time_mlp_in.weight", We, 2 * We));
-        ctx->n_matrices--; /* only its two halves are used by the model */
+        if (!b->list) ctx->n_matrices--; /* only its two halves are used by the model */
         /* Input columns 0..We-1 read the action features, We..2We-1 the time embedding (§4.2): split so
          * the time half becomes a per-step bias and no concatenated input is ever built. */
         TRY(split_cols(b, &w->time_in_act, &full, 0, We));
@@ -350,7 +358,7 @@ static pi0_status open_files(pi0_ctx *ctx, const char *dir) {
 pi0_status pi0_weights_bind(pi0_ctx *ctx, const char *dir, int variant_given) {
     pi0_status s = open_files(ctx, dir);
     if (s) return s;
-    binder b = {ctx, NULL, 0};
+    binder b = {ctx, NULL, 0, NULL, NULL};
     pi0_st_file **files = ctx->files;
     int total = 0;
     for (int i = 0; i < ctx->n_files; i++) total += files[i]->n_tensors;
@@ -389,5 +397,18 @@ pi0_status pi0_weights_bind(pi0_ctx *ctx, const char *dir, int variant_given) {
 done:
     for (int i = 0; i < b.n; i++) free(b.e[i].name);
     free(b.e);
+    return s;
+}
+
+pi0_status pi0_weights_expected(const pi0_config *cfg, void (*fn)(const char *name, int nd, const int64_t *shape, void *user),
+                                void *user) {
+    pi0_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.cfg = *cfg;
+    binder b = {&ctx, NULL, 0, fn, user};
+    pi0_status s = bind_all(&b);
+    for (int i = 0; i < ctx.n_owned; i++) free(ctx.owned[i]);
+    free(ctx.owned);
+    free(ctx.matrices);
     return s;
 }

@@ -1,0 +1,4 @@
+# The pi0 binary counts heap allocations and memcpy/memmove bytes (tools/alloc_count.c) so that
+# `pi0 audit` can show what happens inside the denoising loop; the library itself is unaffected.
+WRAP_COUNTERS := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign,--wrap=aligned_alloc,--wrap=memcpy,--wrap=memmove
+$(BUILD)/pi0: LDFLAGS += $(WRAP_COUNTERS)

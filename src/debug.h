@@ -1,0 +1,22 @@
+/* debug.h - the small internal hook surface that tools/ and bench/ may use beyond pi0.h:
+ * the expected-tensor table (gen-random), and per-op statistics of a state's last run (audit,
+ * bench). Not part of the public API; may change without notice. */
+#ifndef PI0_DEBUG_H
+#define PI0_DEBUG_H
+
+#include "ops/dispatch.h"
+#include "pi0.h"
+
+/* Every tensor a checkpoint with this config must hold, in load order. */
+pi0_status pi0_weights_expected(const pi0_config *cfg, void (*fn)(const char *name, int nd, const int64_t *shape, void *user),
+                                void *user);
+/* π0 defaults of pi0_config (full size); the tiny test configuration. */
+void pi0_config_full(pi0_config *c, int variant);
+void pi0_config_tiny(pi0_config *c, int variant);
+/* Write cfg as config.json (the field names of the test data's config). */
+pi0_status pi0_config_save(const pi0_config *c, const char *path);
+
+/* Per-op statistics recorded by the state's dispatcher since the last reset. */
+pi0_exec *pi0_state_exec(pi0_state *st);
+
+#endif

@@ -1,0 +1,161 @@
+/* test_model_fast.c - the fast path against the reference path, component by component, on every
+ * test case (π0 and π0.5), with bf16 and f32 packed weights, in strict mode (a fallback fails).
+ *
+ * Tolerance: PCC >= 0.999 per component for bf16 weights and activations (bf16 keeps 8 significant
+ * bits, ~0.4 % per rounding, accumulated over the layers); for f32 weights the fast kernels differ
+ * from ref only by summation order, so we require PCC >= 0.99999 and report max relative error.
+ * The fast path drops masked prefix rows, so prefix tensors are matched by their full-prefix row
+ * index (tap `rows`) and compared on valid rows only; π0's state token is cached, so suffix tensors
+ * start at row 1 and are compared from there. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "io/safetensors.h"
+#include "pi0.h"
+#include "tap_store.h"
+
+typedef struct {
+    float *images, *noise, *state;
+    int32_t *imask, *tokens, *tmask, *nsteps;
+    int64_t n_img, n_tok, n_state, n_act;
+} case_inputs;
+
+static int read_case(const char *path, case_inputs *c, int pi05) {
+    memset(c, 0, sizeof *c);
+    pi0_st_file *f;
+    if (pi0_st_open(path, &f) != PI0_OK) return 0;
+    pi0_st_read_f32(f, "images", &c->images, NULL);
+    pi0_st_read_i32(f, "image_masks", &c->imask, &c->n_img);
+    pi0_st_read_i32(f, "tokens", &c->tokens, &c->n_tok);
+    pi0_st_read_i32(f, "token_masks", &c->tmask, NULL);
+    pi0_st_read_f32(f, "noise", &c->noise, &c->n_act);
+    if (!pi05) pi0_st_read_f32(f, "state", &c->state, &c->n_state);
+    if (pi0_st_find(f, "num_steps")) pi0_st_read_i32(f, "num_steps", &c->nsteps, NULL);
+    pi0_st_close(f);
+    return 1;
+}
+
+static void free_case(case_inputs *c) {
+    free(c->images); free(c->noise); free(c->state); free(c->imask); free(c->tokens); free(c->tmask); free(c->nsteps);
+}
+
+static pi0_status run(pi0_ctx *ctx, const case_inputs *c, tap_store *ts, float *actions) {
+    pi0_state *st;
+    pi0_status s = pi0_state_new(ctx, &st);
+    if (s) return s;
+    pi0_obs obs = {(int)c->n_img, c->images, c->imask, (int)c->n_tok, c->tokens, c->tmask, (int)c->n_state, c->state};
+    pi0_run_params rp = pi0_run_params_default();
+    rp.tap = tap_store_cb;
+    rp.tap_user = ts;
+    rp.n_steps = c->nsteps ? c->nsteps[0] : 0;
+    s = pi0_infer(st, &obs, &rp, c->noise, actions, (size_t)c->n_act);
+    pi0_state_free(st);
+    return s;
+}
+
+static int64_t row_id(const tapped *t, int64_t r) { return t->rows ? t->rows[r] : r + t->row0; }
+
+/* Gather the rows both taps have (and that are valid) and check PCC. */
+static void compare_tap(const char *label, const tapped *f, const tapped *r, const uint8_t *valid, int64_t n_valid_rows,
+                        double min_pcc, double *worst_pcc) {
+    if (!f || !r) { CHECK(0, "%s: missing tap (fast %p, ref %p)", label, (void *)f, (void *)r); return; }
+    int64_t cols = f->shape[1];
+    float *a = malloc((size_t)(r->numel + 1) * sizeof *a), *b = malloc((size_t)(r->numel + 1) * sizeof *b);
+    int64_t n = 0;
+    for (int64_t i = 0; i < f->shape[0]; i++) {
+        int64_t id = row_id(f, i);
+        if (valid && (id >= n_valid_rows || !valid[id])) continue;
+        for (int64_t j = 0; j < r->shape[0]; j++)
+            if (row_id(r, j) == id) {
+                memcpy(a + n, f->data + i * cols, (size_t)cols * sizeof *a);
+                memcpy(b + n, r->data + j * cols, (size_t)cols * sizeof *b);
+                n += cols;
+                break;
+            }
+    }
+    double pcc = harness_pcc(a, b, n), maxd = 0, maxr = 0;
+    for (int64_t i = 0; i < n; i++) {
+        maxd = fmax(maxd, fabs((double)a[i] - b[i]));
+        maxr = fmax(maxr, fabs((double)b[i]));
+    }
+    CHECK(n > 0 && pcc >= min_pcc, "%s: n=%lld pcc=%.6f (min %.5f) max rel err %.3g", label, (long long)n, pcc, min_pcc,
+          maxd / fmax(maxr, 1e-30));
+    if (pcc < *worst_pcc) *worst_pcc = pcc;
+    free(a);
+    free(b);
+}
+
+static void run_dir(const char *dir, int pi05, int n_cases, int kind) {
+    pi0_params pr = pi0_params_default(), pf = pi0_params_default();
+    pr.backend = PI0_BACKEND_REF;
+    pf.backend = PI0_BACKEND_FAST;
+    pf.strict = 1;
+    pf.weights = kind;
+    pi0_ctx *cr, *cf;
+    if (pi0_load(dir, &pr, &cr) != PI0_OK || pi0_load(dir, &pf, &cf) != PI0_OK) {
+        CHECK(0, "load %s: %s", dir, pi0_last_error());
+        return;
+    }
+    const pi0_config *cfg = pi0_config_of(cr);
+    double min_pcc = kind == PI0_WEIGHTS_BF16 ? 0.999 : 0.99999, worst = 1.0;
+    const char *kname = kind == PI0_WEIGHTS_BF16 ? "bf16" : "f32";
+    for (int ci = 0; ci < n_cases; ci++) {
+        char path[512], label[160], name[64];
+        snprintf(path, sizeof path, "%s/case_%02d.safetensors", dir, ci);
+        case_inputs c;
+        if (!read_case(path, &c, pi05)) { CHECK(0, "read %s", path); continue; }
+        tap_store tr = {0}, tf = {0};
+        float *ar = malloc((size_t)c.n_act * sizeof *ar), *af = malloc((size_t)c.n_act * sizeof *af);
+        pi0_status sr = run(cr, &c, &tr, ar), sf = run(cf, &c, &tf, af);
+        snprintf(label, sizeof label, "%s case %d fast(%s, strict) runs", dir, ci, kname);
+        CHECK(sr == PI0_OK && sf == PI0_OK, "%s: %s", label, (sr || sf) ? pi0_last_error() : "ok");
+        if (sr == PI0_OK && sf == PI0_OK) {
+            int64_t T = (int64_t)(cfg->image_size / cfg->patch_size) * (cfg->image_size / cfg->patch_size);
+            int64_t P = c.n_img * T + c.n_tok;
+            uint8_t *valid = malloc((size_t)P);
+            for (int64_t j = 0; j < P; j++)
+                valid[j] = j < c.n_img * T ? (uint8_t)(c.imask[j / T] != 0) : (uint8_t)(c.tmask[j - c.n_img * T] != 0);
+#define CMPT(tapname, vr, np)                                                                          \
+            do {                                                                                       \
+                snprintf(label, sizeof label, "%s c%d %s %s", pi05 ? "pi05" : "pi0", ci, kname, tapname); \
+                compare_tap(label, tap_find(&tf, tapname), tap_find(&tr, tapname), vr, np, min_pcc, &worst); \
+            } while (0)
+            CMPT("vision.img0.out", NULL, 0);
+            CMPT("prefix.embs", valid, P);
+            for (int l = 0; l < cfg->vlm_depth; l++) {
+                snprintf(name, sizeof name, "prefix.k.L%02d", l);
+                CMPT(name, valid, P);
+                snprintf(name, sizeof name, "prefix.v.L%02d", l);
+                CMPT(name, valid, P);
+            }
+            int steps = c.nsteps ? c.nsteps[0] : cfg->n_steps;
+            for (int k = 0; k < steps; k++) {
+                if (k == 0) CMPT("denoise.s00.suffix_embs", NULL, 0);
+                snprintf(name, sizeof name, "denoise.s%02d.v", k);
+                CMPT(name, NULL, 0);
+            }
+            snprintf(label, sizeof label, "%s c%d %s actions", pi05 ? "pi05" : "pi0", ci, kname);
+            double pcc = harness_pcc(af, ar, c.n_act);
+            CHECK(pcc >= min_pcc, "%s: pcc=%.6f (min %.5f)", label, pcc, min_pcc);
+            free(valid);
+        }
+        tap_store_free(&tr);
+        tap_store_free(&tf);
+        free(ar);
+        free(af);
+        free_case(&c);
+    }
+    printf("%s (%s weights): worst component PCC %.6f\n", dir, kname, worst);
+    pi0_free(cr);
+    pi0_free(cf);
+}
+
+int main(void) {
+    run_dir("tests/data/pi0_tiny", 0, 4, PI0_WEIGHTS_BF16);
+    run_dir("tests/data/pi0_tiny", 0, 4, PI0_WEIGHTS_F32);
+    run_dir("tests/data/pi05_tiny", 1, 2, PI0_WEIGHTS_BF16);
+    run_dir("tests/data/pi05_tiny", 1, 2, PI0_WEIGHTS_F32);
+    return harness_summary();
+}

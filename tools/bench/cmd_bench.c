@@ -1,0 +1,206 @@
+/* cmd_bench.c - `pi0 bench`: per-stage timings (load, vision, prefix, each denoising step, total),
+ * min and median over runs, achieved GFLOP/s per stage against this machine's peak (measured here
+ * by a microkernel, tools/bench/peak.c), and peak resident memory. Speed is measured here, never in
+ * a test. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "peak.h"
+#include "../cli.h"
+#include "debug.h"
+#include "../tools_common.h"
+
+#define MAX_RUNS 64
+#define MAX_STEPS 64
+
+typedef struct {
+    double t0, vision_end, prefix_end, step_end[MAX_STEPS];
+    int last_prefix_layer;
+} stage_clock;
+
+static void clock_tap(const pi0_tensor_view *t, void *user) {
+    stage_clock *c = user;
+    int l, s;
+    if (!strcmp(t->name, "prefix.embs")) c->vision_end = tool_now();
+    else if (sscanf(t->name, "prefix.v.L%d", &l) == 1 && l == c->last_prefix_layer) c->prefix_end = tool_now();
+    else if (sscanf(t->name, "denoise.s%d.x", &s) == 1 && s >= 0 && s < MAX_STEPS && t->name[strlen(t->name) - 1] == 'x')
+        c->step_end[s] = tool_now();
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void min_med(double *v, int n, double *mn, double *md) {
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    *mn = v[0];
+    *md = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: pi0 bench (--model DIR | --random tiny|full|tiny-pi05|full-pi05) [--images N] [--valid-images K]\n"
+            "                 [--tokens L] [--steps S] [--threads T] [--runs R] [--backend fast|ref] [--weights bf16|f32]\n"
+            "                 [--json]\n"
+            "\n"
+            "Time load, vision, prefix, each denoising step and the total (min and median over R runs after a warm-up),\n"
+            "with achieved GFLOP/s per stage as a fraction of this machine's peak (measured first), and peak RSS.\n"
+            "  --random P      generate (once, cached in /tmp/pi0-random-P) a random checkpoint of preset P\n"
+            "  --images N      camera slots given (default: the config's, 3)\n"
+            "  --valid-images K  slots with a camera present (default 1; the others are empty and skipped)\n"
+            "  --tokens L      valid prompt tokens (default: max_token_len, 48 for π0)\n"
+            "  --steps S       denoising steps (default: the config's, 10)\n"
+            "  --runs R        timed runs (default 3)\n");
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *model = NULL, *random = NULL;
+    int images = 0, valid = 1, tokens = 0, steps = 0, runs = 3, json = 0;
+    tool_load_opts lo = tool_load_defaults();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--json")) { json = 1; continue; }
+        int r = tool_parse_load_opt(argc, argv, &i, &lo);
+        if (r < 0) return 2;
+        if (r) continue;
+        if (i + 1 >= argc) { fprintf(stderr, "error: unknown option or missing value: %s\n", a); return 2; }
+        const char *v = argv[++i];
+        int bad = 0;
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--random")) random = v;
+        else if (!strcmp(a, "--images")) bad = tool_parse_int(v, 1, 8, &images);
+        else if (!strcmp(a, "--valid-images")) bad = tool_parse_int(v, 0, 8, &valid);
+        else if (!strcmp(a, "--tokens")) bad = tool_parse_int(v, 1, 65536, &tokens);
+        else if (!strcmp(a, "--steps")) bad = tool_parse_int(v, 1, MAX_STEPS, &steps);
+        else if (!strcmp(a, "--runs")) bad = tool_parse_int(v, 1, MAX_RUNS, &runs);
+        else { fprintf(stderr, "error: unknown option '%s'\n", a); usage(stderr); return 2; }
+        if (bad) { fprintf(stderr, "error: %s: bad value '%s'\n", a, v); return 2; }
+    }
+    if (!!model == !!random) { fprintf(stderr, "error: give exactly one of --model or --random\n"); usage(stderr); return 2; }
+    char dir[512];
+    if (random) {
+        snprintf(dir, sizeof dir, "/tmp/pi0-random-%s", random);
+        char cfgp[600];
+        struct stat sb;
+        snprintf(cfgp, sizeof cfgp, "%s/sample_inputs.safetensors", dir);
+        if (stat(cfgp, &sb) != 0) {
+            char *gen[] = {"gen-random", "--preset", (char *)random, "--out", dir, NULL};
+            fprintf(stderr, "generating %s (once)...\n", dir);
+            if (cmd_gen_random(5, gen) != 0) return 1;
+        }
+        model = dir;
+    }
+    int n_threads = lo.params.n_threads;
+    pi0_peak peak = pi0_measure_peak(n_threads > 0 ? n_threads : 2, 0.3);
+
+    double t0 = tool_now();
+    pi0_ctx *ctx;
+    if (tool_load(model, &lo, &ctx) != PI0_OK) return cli_error("%s", pi0_last_error());
+    double load_s = tool_now() - t0;
+    const pi0_config *c = pi0_config_of(ctx);
+    if (!images) images = c->n_image_slots;
+    if (images > c->n_image_slots) { pi0_free(ctx); return cli_error("--images %d > %d slots", images, c->n_image_slots); }
+    if (valid > images) valid = images;
+    int L = c->max_token_len;
+    if (!tokens) tokens = L;
+    if (tokens > L) { pi0_free(ctx); return cli_error("--tokens %d > max_token_len %d", tokens, L); }
+    int n_steps = steps ? steps : c->n_steps, S = c->image_size, H = c->action_horizon, A = c->action_dim;
+    size_t npix = (size_t)images * 3 * S * S;
+    float *img = malloc(npix * sizeof *img), *state = calloc((size_t)A, sizeof *state), *act = malloc((size_t)H * A * sizeof *act);
+    int32_t *imask = malloc((size_t)images * sizeof *imask), *tok = malloc((size_t)L * sizeof *tok), *tmask = malloc((size_t)L * sizeof *tmask);
+    pi0_noise_fill(img, npix, 1); /* any pixel values do; clamp to [-1, 1] */
+    for (size_t i = 0; i < npix; i++) img[i] = img[i] > 1 ? 1 : img[i] < -1 ? -1 : img[i];
+    for (int i = 0; i < images; i++) imask[i] = i < valid;
+    for (int i = 0; i < L; i++) { tok[i] = i < tokens ? 2 + (i * 7919) % (c->vocab_size - 2) : 0; tmask[i] = i < tokens; }
+    pi0_obs obs = {images, img, imask, L, tok, tmask, c->variant == PI0_VARIANT_PI05 ? 0 : A, state};
+    pi0_state *st;
+    if (pi0_state_new(ctx, &st) != PI0_OK) { pi0_free(ctx); return cli_error("%s", pi0_last_error()); }
+    stage_clock clk;
+    pi0_run_params rp = pi0_run_params_default();
+    rp.n_steps = n_steps;
+    rp.tap = clock_tap;
+    rp.tap_user = &clk;
+    double tv[MAX_RUNS], tp[MAX_RUNS], td[MAX_RUNS], tt[MAX_RUNS], ts[MAX_STEPS][MAX_RUNS];
+    double fl_vision = 0, fl_prefix = 0, fl_denoise = 0;
+    int rc = 0;
+    for (int r = -1; r < runs && rc == 0; r++) { /* r = -1: warm-up */
+        memset(&clk, 0, sizeof clk);
+        clk.last_prefix_layer = c->vlm_depth - 1;
+        pi0_exec_reset_stats(pi0_state_exec(st));
+        clk.t0 = tool_now();
+        if (pi0_infer(st, &obs, &rp, NULL, act, (size_t)H * A) != PI0_OK) { rc = cli_error("%s", pi0_last_error()); break; }
+        double end = tool_now();
+        if (r < 0) continue;
+        tv[r] = clk.vision_end - clk.t0;
+        tp[r] = clk.prefix_end - clk.vision_end;
+        td[r] = clk.step_end[n_steps - 1] - clk.prefix_end;
+        tt[r] = end - clk.t0;
+        for (int k = 0; k < n_steps; k++) ts[k][r] = clk.step_end[k] - (k ? clk.step_end[k - 1] : clk.prefix_end);
+        const pi0_exec *ex = pi0_state_exec(st);
+        fl_vision = fl_prefix = fl_denoise = 0;
+        for (int i = 0; i < ex->n_sites; i++) {
+            const char *s = ex->sites[i].site;
+            double f = ex->sites[i].flops;
+            if (!strncmp(s, "vision", 6)) fl_vision += f;
+            else if (!strncmp(s, "prefix", 6)) fl_prefix += f;
+            else fl_denoise += f;
+        }
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_gib = (double)ru.ru_maxrss / (1024.0 * 1024.0);
+    if (rc == 0) {
+        double vmin, vmed, pmin, pmed, dmin, dmed, tmin, tmed, smin[MAX_STEPS], smed[MAX_STEPS];
+        min_med(tv, runs, &vmin, &vmed);
+        min_med(tp, runs, &pmin, &pmed);
+        min_med(td, runs, &dmin, &dmed);
+        min_med(tt, runs, &tmin, &tmed);
+        for (int k = 0; k < n_steps; k++) min_med(ts[k], runs, &smin[k], &smed[k]);
+        int bf16 = lo.params.backend == PI0_BACKEND_FAST && lo.params.weights == PI0_WEIGHTS_BF16 && peak.bf16_gflops > 0;
+        double pk = bf16 ? peak.bf16_gflops : peak.fp32_gflops;
+        const char *pkname = bf16 ? "bf16" : "fp32";
+        if (json) {
+            printf("{\"model\": \"%s\", \"backend\": \"%s\", \"weights\": \"%s\", \"threads\": %d, \"images\": %d, "
+                   "\"valid_images\": %d, \"tokens\": %d, \"steps\": %d, \"runs\": %d, \"peak_fp32_gflops\": %.1f, "
+                   "\"peak_bf16_gflops\": %.1f, \"load_s\": %.3f, \"vision_s\": [%.4f, %.4f], \"prefix_s\": [%.4f, %.4f], "
+                   "\"denoise_s\": [%.4f, %.4f], \"total_s\": [%.4f, %.4f], \"vision_gflops\": %.1f, \"prefix_gflops\": %.1f, "
+                   "\"denoise_gflops\": %.1f, \"step_s_median\": [",
+                   model, lo.params.backend == PI0_BACKEND_REF ? "ref" : "fast", lo.params.weights == PI0_WEIGHTS_BF16 ? "bf16" : "f32",
+                   n_threads, images, valid, tokens, n_steps, runs, peak.fp32_gflops, peak.bf16_gflops, load_s, vmin, vmed,
+                   pmin, pmed, dmin, dmed, tmin, tmed, fl_vision / vmin / 1e9, fl_prefix / pmin / 1e9, fl_denoise / dmin / 1e9);
+            for (int k = 0; k < n_steps; k++) printf("%s%.4f", k ? ", " : "", smed[k]);
+            printf("], \"peak_rss_gib\": %.3f}\n", rss_gib);
+        } else {
+            printf("bench: %s, backend %s, weights %s, %d images (%d valid), %d tokens, %d steps, %d runs\n", model,
+                   lo.params.backend == PI0_BACKEND_REF ? "ref" : "fast", lo.params.weights == PI0_WEIGHTS_BF16 ? "bf16" : "f32",
+                   images, valid, tokens, n_steps, runs);
+            printf("machine peak (measured now, %d threads): fp32 FMA %.0f GFLOP/s, bf16 dot %.0f GFLOP/s\n\n",
+                   n_threads > 0 ? n_threads : 2, peak.fp32_gflops, peak.bf16_gflops);
+            printf("%-14s %10s %10s %10s %8s\n", "stage", "min s", "median s", "GFLOP/s", "% peak");
+            printf("%-14s %10.3f %10s\n", "load", load_s, "-");
+            double st_fl[3] = {fl_vision, fl_prefix, fl_denoise}, st_min[3] = {vmin, pmin, dmin}, st_med[3] = {vmed, pmed, dmed};
+            const char *names[3] = {"vision", "prefix", "denoise"};
+            for (int k = 0; k < 3; k++) {
+                double g = st_min[k] > 0 ? st_fl[k] / st_min[k] / 1e9 : 0;
+                printf("%-14s %10.3f %10.3f %10.1f %7.1f%%\n", names[k], st_min[k], st_med[k], g, pk > 0 ? 100 * g / pk : 0);
+            }
+            for (int k = 0; k < n_steps; k++) {
+                char nm[32];
+                snprintf(nm, sizeof nm, "  step %d", k);
+                printf("%-14s %10.4f %10.4f\n", nm, smin[k], smed[k]);
+            }
+            double g = (fl_vision + fl_prefix + fl_denoise) / tmin / 1e9;
+            printf("%-14s %10.3f %10.3f %10.1f %7.1f%%   (%% of the %s peak)\n", "total", tmin, tmed, g, pk > 0 ? 100 * g / pk : 0, pkname);
+            printf("peak RSS %.2f GiB\n", rss_gib);
+        }
+    }
+    free(img); free(state); free(act); free(imask); free(tok); free(tmask);
+    pi0_state_free(st);
+    pi0_free(ctx);
+    return rc;
+}

@@ -1,0 +1,151 @@
+/* cmd_audit.c - `pi0 audit`: run one inference and show, per component, where each op site ran
+ * (fast or ref), how often, how long and its share; every fallback with its reason; and the heap
+ * allocations and bytes copied inside the denoising loop (counted by tools/alloc_count.c between
+ * the first and the last denoising step, after a warm-up inference). ggml's GGML_SCHED_DEBUG as a
+ * product. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc_count.h"
+#include "cli.h"
+#include "debug.h"
+#include "tools_common.h"
+
+typedef struct {
+    int in_loop;
+    int64_t allocs0, bytes0, allocs, bytes;
+    int last_step;
+} loop_probe;
+
+/* Tap callback: the loop starts at the first step's time embedding and ends after the last x. */
+static void probe(const pi0_tensor_view *t, void *user) {
+    loop_probe *p = user;
+    if (!strcmp(t->name, "denoise.s00.time_emb")) {
+        p->allocs0 = pi0_count_allocs();
+        p->bytes0 = pi0_count_copied_bytes();
+        p->in_loop = 1;
+    }
+    int step;
+    if (sscanf(t->name, "denoise.s%d.x", &step) == 1 && strstr(t->name, ".x") && step == p->last_step) {
+        p->allocs = pi0_count_allocs() - p->allocs0;
+        p->bytes = pi0_count_copied_bytes() - p->bytes0;
+        p->in_loop = 0;
+    }
+}
+
+static const char *component(const char *site) {
+    if (!strncmp(site, "vision", 6)) return "vision";
+    if (!strncmp(site, "prefix", 6)) return "prefix";
+    return "denoise";
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: pi0 audit --model DIR --inputs CASE.safetensors [--json] [--strict] [--backend fast|ref]\n"
+            "                 [--weights bf16|f32] [--threads N] [--steps N]\n"
+            "\n"
+            "Run one inference (after a warm-up) and print, per component (vision, prefix, denoise), each op site's\n"
+            "path (fast/ref), calls, time and share of the total, every fallback with its reason, and the allocations\n"
+            "and bytes copied inside the denoising loop. --strict makes any fallback an error. --json prints the same\n"
+            "as one JSON object (keys fast_fraction, fallbacks, denoise_allocs, denoise_bytes_copied, total_ms, sites).\n"
+            "CASE is a model-level input file, e.g. DIR/sample_inputs.safetensors from `pi0 gen-random`.\n");
+}
+
+int cmd_audit(int argc, char **argv) {
+    const char *model = NULL, *inputs = NULL;
+    int json = 0, steps = 0;
+    tool_load_opts lo = tool_load_defaults();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--json")) { json = 1; continue; }
+        int r = tool_parse_load_opt(argc, argv, &i, &lo);
+        if (r < 0) return 2;
+        if (r) continue;
+        if (i + 1 < argc && !strcmp(a, "--model")) model = argv[++i];
+        else if (i + 1 < argc && !strcmp(a, "--inputs")) inputs = argv[++i];
+        else if (i + 1 < argc && !strcmp(a, "--steps")) {
+            if (tool_parse_int(argv[++i], 1, 10000, &steps)) { fprintf(stderr, "error: --steps: bad value\n"); return 2; }
+        } else { fprintf(stderr, "error: unknown option or missing value: %s\n", a); usage(stderr); return 2; }
+    }
+    if (!model || !inputs) { fprintf(stderr, "error: --model and --inputs are required\n"); usage(stderr); return 2; }
+    pi0_ctx *ctx;
+    if (tool_load(model, &lo, &ctx) != PI0_OK) return cli_error("%s", pi0_last_error());
+    const pi0_config *c = pi0_config_of(ctx);
+    case_file cf;
+    pi0_state *st = NULL;
+    int rc = 0;
+    if (tool_case_read(inputs, c, &cf) != PI0_OK) { pi0_free(ctx); return cli_error("%s", pi0_last_error()); }
+    size_t n = (size_t)c->action_horizon * c->action_dim;
+    float *act = malloc(n * sizeof *act);
+    loop_probe lp = {0};
+    pi0_run_params rp = pi0_run_params_default();
+    rp.n_steps = steps ? steps : cf.n_steps;
+    lp.last_step = (rp.n_steps ? rp.n_steps : c->n_steps) - 1;
+    double t0 = 0, t1 = 0;
+    pi0_status s = pi0_state_new(ctx, &st);
+    if (s == PI0_OK) s = pi0_infer(st, &cf.obs, &rp, cf.noise, act, n); /* warm-up: scratch buffers grow here */
+    if (s == PI0_OK) {
+        pi0_exec_reset_stats(pi0_state_exec(st));
+        rp.tap = probe;
+        rp.tap_user = &lp;
+        t0 = tool_now();
+        s = pi0_infer(st, &cf.obs, &rp, cf.noise, act, n);
+        t1 = tool_now();
+    }
+    if (s != PI0_OK) {
+        rc = cli_error("%s", pi0_last_error());
+        goto done;
+    }
+    const pi0_exec *ex = pi0_state_exec(st);
+    double total_ns = 0, fast_ns = 0;
+    int fallbacks = 0;
+    for (int i = 0; i < ex->n_sites; i++) {
+        total_ns += (double)ex->sites[i].ns;
+        if (!strcmp(ex->sites[i].backend, "fast")) fast_ns += (double)ex->sites[i].ns; else fallbacks++;
+    }
+    double fast_fraction = total_ns > 0 ? fast_ns / total_ns : 0;
+    if (json) {
+        printf("{\"fast_fraction\": %.6f, \"fallbacks\": %d, \"denoise_allocs\": %lld, \"denoise_bytes_copied\": %lld, "
+               "\"total_ms\": %.3f, \"op_ms\": %.3f, \"sites\": [",
+               fast_fraction, fallbacks, (long long)lp.allocs, (long long)lp.bytes, 1e3 * (t1 - t0), total_ns / 1e6);
+        for (int i = 0; i < ex->n_sites; i++) {
+            const pi0_site_stats *x = &ex->sites[i];
+            printf("%s{\"component\": \"%s\", \"site\": \"%s\", \"op\": \"%s\", \"backend\": \"%s\", \"calls\": %lld, "
+                   "\"ms\": %.3f, \"gflops\": %.3f, \"reason\": \"%s\"}",
+                   i ? ", " : "", component(x->site), x->site, pi0_op_name(x->op), x->backend, (long long)x->calls,
+                   (double)x->ns / 1e6, x->flops / 1e9, x->reason);
+        }
+        printf("]}\n");
+        goto done;
+    }
+    printf("audit of one inference: %s, backend %s%s, %d threads\n", model,
+           lo.params.backend == PI0_BACKEND_REF ? "ref" : "fast", lo.params.strict ? " (strict)" : "",
+           lo.params.n_threads ? lo.params.n_threads : -1);
+    const char *comps[3] = {"vision", "prefix", "denoise"};
+    for (int k = 0; k < 3; k++) {
+        double cns = 0;
+        for (int i = 0; i < ex->n_sites; i++)
+            if (!strcmp(component(ex->sites[i].site), comps[k])) cns += (double)ex->sites[i].ns;
+        printf("\n== %s: %.1f ms (%.1f%%)\n", comps[k], cns / 1e6, total_ns > 0 ? 100 * cns / total_ns : 0);
+        printf("  %-24s %-11s %-5s %7s %10s %6s %9s  %s\n", "site", "op", "path", "calls", "ms", "%", "GFLOP/s", "fallback reason");
+        for (int i = 0; i < ex->n_sites; i++) {
+            const pi0_site_stats *x = &ex->sites[i];
+            if (strcmp(component(x->site), comps[k])) continue;
+            double gf = x->ns > 0 && x->flops > 0 ? x->flops / (double)x->ns : 0;
+            printf("  %-24s %-11s %-5s %7lld %10.3f %6.2f %9.1f  %s\n", x->site, pi0_op_name(x->op), x->backend,
+                   (long long)x->calls, (double)x->ns / 1e6, total_ns > 0 ? 100.0 * (double)x->ns / total_ns : 0, gf,
+                   x->reason);
+        }
+    }
+    printf("\nsummary: %.1f ms wall, %.1f ms in ops; fast fraction %.4f; %d fallback site(s); "
+           "inside the denoising loop: %lld allocations, %lld bytes copied\n",
+           1e3 * (t1 - t0), total_ns / 1e6, fast_fraction, fallbacks, (long long)lp.allocs, (long long)lp.bytes);
+done:
+    free(act);
+    tool_case_free(&cf);
+    pi0_state_free(st);
+    pi0_free(ctx);
+    return rc;
+}

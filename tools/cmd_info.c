@@ -1,0 +1,77 @@
+/* cmd_info.c - `pi0 info`: a checkpoint's configuration, parameters per part, dtypes and bytes. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "debug.h"
+#include "io/safetensors.h"
+#include "tools_common.h"
+
+enum { PART_VISION, PART_PROJ, PART_EMBED, PART_VLM, PART_EXPERT, PART_HEADS, N_PARTS };
+static const char *part_names[N_PARTS] = {"vision tower (SigLIP)", "projector", "token embedding", "VLM (Gemma)",
+                                          "action expert", "action/state/time projections"};
+
+static void count_part(const char *name, int nd, const int64_t *shape, void *user) {
+    int64_t *parts = user, n = 1;
+    for (int i = 0; i < nd; i++) n *= shape[i];
+    int p = strstr(name, "vision_tower") ? PART_VISION
+            : strstr(name, "multi_modal_projector") ? PART_PROJ
+            : (strstr(name, "embed_tokens") || strstr(name, "lm_head")) ? PART_EMBED
+            : strstr(name, "language_model") ? PART_VLM
+            : strstr(name, "gemma_expert") ? PART_EXPERT : PART_HEADS;
+    parts[p] += n;
+}
+
+int cmd_info(int argc, char **argv) {
+    const char *model = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: pi0 info --model DIR\n\nShow the configuration, parameters per part, dtypes and bytes of a checkpoint.\n");
+            return 0;
+        }
+        if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
+        else { fprintf(stderr, "error: unknown option '%s'\nusage: pi0 info --model DIR\n", argv[i]); return 2; }
+    }
+    if (!model) { fprintf(stderr, "error: --model is required\nusage: pi0 info --model DIR\n"); return 2; }
+    tool_load_opts o = tool_load_defaults();
+    o.params.backend = PI0_BACKEND_REF; /* map and check only: no packing */
+    o.progress = 0;
+    pi0_ctx *ctx;
+    if (tool_load(model, &o, &ctx) != PI0_OK) return cli_error("%s", pi0_last_error());
+    const pi0_config *c = pi0_config_of(ctx);
+    int64_t n_params, n_bytes, parts[N_PARTS] = {0};
+    pi0_param_count(ctx, &n_params, &n_bytes);
+    pi0_weights_expected(c, count_part, parts);
+    printf("checkpoint   %s\n", model);
+    printf("variant      %s\n", c->variant == PI0_VARIANT_PI05 ? "pi0.5 (adaptive-norm expert, state in the prompt)" : "pi0");
+    printf("actions      horizon %d x dim %d, %d denoising steps, prompt %d tokens\n", c->action_horizon, c->action_dim,
+           c->n_steps, c->max_token_len);
+    printf("images       %d slots of %dx%dx%d, patch %d -> %d tokens each\n", c->n_image_slots, c->image_size,
+           c->image_size, c->n_channels, c->patch_size, (c->image_size / c->patch_size) * (c->image_size / c->patch_size));
+    printf("vision       width %d, depth %d, mlp %d, heads %d\n", c->vision_width, c->vision_depth, c->vision_mlp_dim,
+           c->vision_heads);
+    printf("vlm          width %d, depth %d, mlp %d, vocab %d\n", c->vlm_width, c->vlm_depth, c->vlm_mlp_dim, c->vocab_size);
+    printf("expert       width %d, depth %d, mlp %d\n", c->expert_width, c->expert_depth, c->expert_mlp_dim);
+    printf("attention    %d heads, %d kv heads, head dim %d, rope base %g\n", c->n_heads, c->n_kv_heads, c->head_dim,
+           (double)c->rope_base);
+    printf("\nparameters per part:\n");
+    for (int p = 0; p < N_PARTS; p++) printf("  %-32s %14lld\n", part_names[p], (long long)parts[p]);
+    printf("  %-32s %14lld  (%.2f GB as stored)\n", "total bound", (long long)n_params, (double)n_bytes / 1e9);
+
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", model);
+    pi0_st_file *f;
+    if (pi0_st_open(path, &f) == PI0_OK) {
+        int64_t cnt[5] = {0}, bytes[5] = {0};
+        for (int i = 0; i < f->n_tensors; i++) {
+            cnt[f->tensors[i].dtype]++;
+            bytes[f->tensors[i].dtype] += (int64_t)f->tensors[i].nbytes;
+        }
+        printf("\n%s: %d tensors\n", path, f->n_tensors);
+        for (int d = 0; d < 5; d++)
+            if (cnt[d]) printf("  %-5s %6lld tensors %12.1f MB\n", pi0_dtype_name((pi0_dtype)d), (long long)cnt[d], (double)bytes[d] / 1e6);
+        pi0_st_close(f);
+    }
+    pi0_free(ctx);
+    return 0;
+}

@@ -1,0 +1,211 @@
+/* cmd_run.c - `pi0 run`: sample one action chunk.
+ *
+ * Two ways in:
+ *   --inputs CASE.safetensors   model-level inputs (images, image_masks, tokens, token_masks, state,
+ *                               optional noise and num_steps: the test data's tensor names);
+ *                               writes normalized model actions [1, H, A].
+ *   --image NAME=PATH ... --prompt TEXT --state V,...   what a robot produces: images of any size,
+ *                               words and the raw state, through the robot preset, tokenizer and
+ *                               norm stats (pi0_policy.h); writes robot-unit actions [H, dims].
+ * The chunk is printed as a table and written to --out as .safetensors, .json or .npy. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "io/image.h"
+#include "io/safetensors.h"
+#include "pi0.h"
+#include "pi0_policy.h"
+#include "tools_common.h"
+
+#define MAX_IMAGES 8
+
+static void usage(FILE *f) {
+    pi0_params p = pi0_params_default();
+    fprintf(f,
+            "usage: pi0 run --model DIR --inputs CASE.safetensors [options]\n"
+            "       pi0 run --model DIR --image NAME=PATH... --prompt TEXT [--state V1,V2,...] [options]\n"
+            "\n"
+            "Sample one action chunk and print it.\n"
+            "\n"
+            "  --model DIR         checkpoint directory (config.json + model.safetensors)          [required]\n"
+            "  --inputs FILE       model-level inputs (tensors images, image_masks, tokens, token_masks, state,\n"
+            "                      optional noise, num_steps); output = normalized model actions\n"
+            "  --image NAME=PATH   a camera image (PNG/JPEG, any size); NAME as the robot preset names it\n"
+            "                      (raw: base_0_rgb, left_wrist_0_rgb, right_wrist_0_rgb; libero: observation/image,\n"
+            "                      observation/wrist_image; droid: observation/exterior_image_1_left,\n"
+            "                      observation/wrist_image_left; aloha: cam_high, cam_left_wrist, cam_right_wrist)\n"
+            "  --prompt TEXT       the instruction\n"
+            "  --state V,...       raw robot state (robot units)\n"
+            "  --robot NAME        raw | libero | droid | aloha | aloha_sim                       [default: raw]\n"
+            "  --tokenizer FILE    SentencePiece model   [default: DIR/tokenizer.model or DIR/paligemma_tokenizer.model]\n"
+            "  --norm-stats FILE   openpi norm_stats.json [default: DIR/norm_stats.json or DIR/assets/*/norm_stats.json]\n"
+            "  --out FILE          write the actions: .safetensors, .json or .npy\n"
+            "  --seed N            noise seed when the inputs have no noise                        [default: 0]\n"
+            "  --steps N           denoising steps                               [default: the config's (10)]\n"
+            "  --backend B         fast | ref                                                   [default: %s]\n"
+            "  --threads N         worker threads, 0 = all online CPUs                          [default: %d]\n"
+            "  --quiet             print only the summary line, not the action table\n",
+            p.backend == PI0_BACKEND_FAST ? "fast" : "ref", p.n_threads);
+}
+
+typedef struct {
+    const char *model, *inputs, *prompt, *state, *robot, *tokenizer, *norm_stats, *out;
+    const char *images[MAX_IMAGES];
+    int n_images;
+    unsigned long long seed;
+    int steps, quiet;
+    tool_load_opts load;
+} run_opts;
+
+static int parse(int argc, char **argv, run_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->load = tool_load_defaults();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--quiet")) { o->quiet = 1; continue; }
+        int r = tool_parse_load_opt(argc, argv, &i, &o->load);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if (i + 1 >= argc) { fprintf(stderr, "error: unknown option or missing value: %s\n", a); return 2; }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--inputs")) o->inputs = v;
+        else if (!strcmp(a, "--prompt")) o->prompt = v;
+        else if (!strcmp(a, "--state")) o->state = v;
+        else if (!strcmp(a, "--robot")) o->robot = v;
+        else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
+        else if (!strcmp(a, "--norm-stats")) o->norm_stats = v;
+        else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--image")) {
+            if (o->n_images == MAX_IMAGES) { fprintf(stderr, "error: at most %d --image\n", MAX_IMAGES); return 2; }
+            if (!strchr(v, '=')) { fprintf(stderr, "error: --image expects NAME=PATH, got '%s'\n", v); return 2; }
+            o->images[o->n_images++] = v;
+        } else if (!strcmp(a, "--seed")) {
+            if (tool_parse_u64(v, &o->seed)) { fprintf(stderr, "error: --seed: '%s' is not a number\n", v); return 2; }
+        } else if (!strcmp(a, "--steps")) {
+            if (tool_parse_int(v, 1, 10000, &o->steps)) { fprintf(stderr, "error: --steps: '%s' not in 1..10000\n", v); return 2; }
+        } else { fprintf(stderr, "error: unknown option '%s'\n", a); return 2; }
+    }
+    if (!o->model) { fprintf(stderr, "error: --model is required\n"); return 2; }
+    if (!o->inputs && !o->n_images) { fprintf(stderr, "error: give --inputs FILE or --image NAME=PATH\n"); return 2; }
+    if (o->inputs && o->n_images) { fprintf(stderr, "error: --inputs and --image are exclusive\n"); return 2; }
+    return -1;
+}
+
+static void print_table(const float *a, int rows, int cols) {
+    printf("step ");
+    for (int j = 0; j < cols; j++) printf("%9s%d", "a", j);
+    printf("\n");
+    for (int i = 0; i < rows; i++) {
+        printf("%4d ", i);
+        for (int j = 0; j < cols; j++) printf(" %9.5f", a[(size_t)i * cols + j]);
+        printf("\n");
+    }
+}
+
+/* Model-level run from a case file. */
+static int run_inputs(const run_opts *o, pi0_ctx *ctx, double load_s) {
+    const pi0_config *c = pi0_config_of(ctx);
+    case_file cf;
+    if (tool_case_read(o->inputs, c, &cf) != PI0_OK) return cli_error("%s", pi0_last_error());
+    pi0_state *st;
+    if (pi0_state_new(ctx, &st) != PI0_OK) { tool_case_free(&cf); return cli_error("%s", pi0_last_error()); }
+    size_t n = (size_t)c->action_horizon * c->action_dim;
+    float *act = malloc(n * sizeof *act);
+    pi0_run_params rp = pi0_run_params_default();
+    rp.seed = o->seed;
+    rp.n_steps = o->steps ? o->steps : cf.n_steps;
+    double t0 = tool_now();
+    pi0_status s = act ? pi0_infer(st, &cf.obs, &rp, cf.noise, act, n) : PI0_ERR_NOMEM;
+    double dt = tool_now() - t0;
+    int rc = 0;
+    if (s != PI0_OK) rc = cli_error("%s", s == PI0_ERR_NOMEM && !act ? "out of memory" : pi0_last_error());
+    else {
+        if (!o->quiet) print_table(act, c->action_horizon, c->action_dim);
+        printf("actions [1, %d, %d] (normalized model units): load %.3f s, infer %.3f s, %d steps, backend %s\n",
+               c->action_horizon, c->action_dim, load_s, dt, rp.n_steps ? rp.n_steps : c->n_steps,
+               o->load.params.backend == PI0_BACKEND_REF ? "ref" : "fast");
+        if (o->out && tool_write_actions(o->out, act, c->action_horizon, c->action_dim, 1) != 0) rc = 1;
+    }
+    free(act);
+    pi0_state_free(st);
+    tool_case_free(&cf);
+    return rc;
+}
+
+/* Robot-level run: image files, prompt and raw state through pi0_policy. */
+static int run_robot(const run_opts *o, pi0_ctx *ctx, double load_s) {
+    pi0_policy_params pp = pi0_policy_params_default();
+    if (o->robot) pp.robot = o->robot;
+    pp.tokenizer_path = o->tokenizer;
+    pp.norm_stats_path = o->norm_stats;
+    pi0_policy *pol;
+    if (pi0_policy_new(ctx, o->model, &pp, &pol) != PI0_OK) return cli_error("%s", pi0_last_error());
+    pi0_array arr[MAX_IMAGES + 2];
+    pi0_image img[MAX_IMAGES];
+    char keys[MAX_IMAGES][256];
+    double state[256];
+    int n = 0, n_state = 0, rc = 0;
+    memset(img, 0, sizeof img);
+    const char *robot = o->robot ? o->robot : "raw";
+    int aloha = !strncmp(robot, "aloha", 5);
+    for (int i = 0; i < o->n_images && rc == 0; i++) {
+        const char *eq = strchr(o->images[i], '=');
+        size_t kl = (size_t)(eq - o->images[i]);
+        /* ALOHA's images arrive as a nested map: accept cam_high for images/cam_high. */
+        snprintf(keys[i], sizeof keys[i], "%s%.*s", aloha && !memchr(o->images[i], '/', kl) ? "images/" : "", (int)kl,
+                 o->images[i]);
+        if (pi0_image_load(eq + 1, &img[i]) != PI0_OK) { rc = cli_error("%s", pi0_last_error()); break; }
+        arr[n++] = (pi0_array){keys[i], PI0_ARR_U8, 3, {img[i].h, img[i].w, 3, 0}, img[i].data};
+    }
+    if (rc == 0 && o->state && tool_parse_floats(o->state, state, 256, &n_state) != 0)
+        rc = cli_error("--state: '%s' is not a comma-separated list of numbers", o->state);
+    if (rc == 0 && n_state > 0) {
+        if (!strcmp(robot, "droid")) {
+            if (n_state != 8) rc = cli_error("--state: the droid preset needs 8 values (7 joints + gripper), got %d", n_state);
+            arr[n++] = (pi0_array){"observation/joint_position", PI0_ARR_F64, 1, {7, 0, 0, 0}, state};
+            arr[n++] = (pi0_array){"observation/gripper_position", PI0_ARR_F64, 1, {1, 0, 0, 0}, state + 7};
+        } else {
+            arr[n++] = (pi0_array){!strcmp(robot, "libero") ? "observation/state" : "state", PI0_ARR_F64, 1,
+                                   {n_state, 0, 0, 0}, state};
+        }
+    }
+    if (rc == 0) {
+        pi0_robot_obs obs = {n, arr, o->prompt};
+        pi0_run_params rp = pi0_run_params_default();
+        rp.seed = o->seed;
+        rp.n_steps = o->steps;
+        pi0_actions act;
+        if (pi0_policy_infer(pol, &obs, &rp, &act) != PI0_OK) rc = cli_error("%s", pi0_last_error());
+        else {
+            if (!o->quiet) print_table(act.data, act.rows, act.cols);
+            printf("actions [%d, %d] (robot units, preset %s): load %.3f s, model %.3f s, total %.3f s\n", act.rows,
+                   act.cols, robot, load_s, act.infer_ms / 1e3, act.total_ms / 1e3);
+            if (o->out && tool_write_actions(o->out, act.data, act.rows, act.cols, 0) != 0) rc = 1;
+        }
+    }
+    for (int i = 0; i < o->n_images; i++) pi0_image_free(&img[i]);
+    pi0_policy_free(pol);
+    return rc;
+}
+
+int cmd_run(int argc, char **argv) {
+    run_opts o;
+    int r = parse(argc, argv, &o);
+    if (r >= 0) {
+        if (r) fprintf(stderr, "run 'pi0 run --help' for usage\n");
+        return r;
+    }
+    pi0_ctx *ctx;
+    double t0 = tool_now();
+    if (tool_load(o.model, &o.load, &ctx) != PI0_OK) return cli_error("%s", pi0_last_error());
+    double load_s = tool_now() - t0;
+    int rc = o.inputs ? run_inputs(&o, ctx, load_s) : run_robot(&o, ctx, load_s);
+    pi0_free(ctx);
+    return rc;
+}
