@@ -3,6 +3,7 @@
 #include "rt/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -119,5 +120,9 @@ void pi0_pool_run(pi0_pool *pool, pi0_pool_fn fn, void *arg) {
     atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
     wake_all(pool);
     fn(arg, 0, pool->n);
-    while (atomic_load_explicit(&pool->done, memory_order_acquire) < pool->n - 1) cpu_relax();
+    /* Spin briefly, then yield: if the machine is oversubscribed, a worker may be descheduled and
+     * a pure spin would burn the time slice it needs. */
+    for (int spins = 0; atomic_load_explicit(&pool->done, memory_order_acquire) < pool->n - 1; spins++) {
+        if (spins < SPIN_ITERS) cpu_relax(); else sched_yield();
+    }
 }
