@@ -336,6 +336,9 @@ async def run_libero(srv, horizon, rng):
         ok, text, code = await expect_error(port, payload)
         check(ok, f"{label}: text error + close 1011 (code {code}, text {str(text)[:160]!r})")
     check(srv.alive(), "server alive after malformed messages")
+    ok, text, code = await expect_error(port, packb(aloha_obs(rng)))
+    check(ok and "observation/image" in (text or ""),
+          f"ALOHA-style observation on the LIBERO server: policy error names the missing key ({text!r})")
 
     # Frame-level abuse on raw sockets.
     s, rest = raw_ws(port)
@@ -371,26 +374,32 @@ async def run_libero(srv, horizon, rng):
     check(status == 200 and srv.alive(), "healthz after the concurrency test")
 
 
-async def run_aloha(srv, horizon, action_dim, rng):
+async def run_aloha(srv, horizon, rng):
     ws, meta = await connect(srv.port)
     m = unpackb(meta)
     check(isinstance(m, dict), f"ALOHA metadata map {m}")
     await ws.send(packb(aloha_obs(rng)))
-    try:
-        reply = await asyncio.wait_for(ws.recv(), TIMEOUT)
-    except websockets.ConnectionClosed:
-        reply = None
+    reply = await asyncio.wait_for(ws.recv(), TIMEOUT)
     await ws.close()
-    if action_dim >= 14:
-        r = unpackb(reply) if isinstance(reply, bytes) else None
-        a = r.get("actions") if isinstance(r, dict) else None
-        check(isinstance(a, np.ndarray) and a.shape == (horizon, 14), f"ALOHA actions [{horizon}, 14]: {getattr(a, 'shape', reply)}")
-    else:
-        # The model is narrower than the 14-dim ALOHA state: a clear policy error, then close 1011.
-        check(isinstance(reply, str) and len(reply) > 10 and ws.close_code == 1011,
-              f"ALOHA on a {action_dim}-dim model: error text + 1011 (code {ws.close_code}, {str(reply)[:160]!r})")
+    r = unpackb(reply) if isinstance(reply, bytes) else None
+    a = r.get("actions") if isinstance(r, dict) else None
+    check(isinstance(a, np.ndarray) and a.shape == (horizon, 14), f"ALOHA actions [{horizon}, 14]: {getattr(a, 'shape', reply)}")
     status, _ = healthz(srv.port)
     check(status == 200, "healthz after the ALOHA request")
+
+
+def policy_files(tmp, action_dim):
+    """--tokenizer and --norm-stats for the tiny checkpoint: the 300-piece fixture tokenizer and
+    identity statistics (mean 0, std 1) written here in openpi's norm_stats.json schema."""
+    ns = os.path.join(tmp, "norm_stats.json")
+    ident = {"mean": [0.0] * action_dim, "std": [1.0] * action_dim, "q01": None, "q99": None}
+    with open(ns, "w") as f:
+        json.dump({"norm_stats": {"state": ident, "actions": ident}}, f)
+    args = ["--norm-stats", ns]
+    tok = os.path.join(ROOT, "tests", "data", "policy", "tiny.model")
+    if os.path.exists(tok):
+        args += ["--tokenizer", tok]
+    return args
 
 
 def main():
@@ -402,10 +411,19 @@ def main():
         model = os.path.normpath(os.path.join(ROOT, "..", "shared", "testdata", "pi0_tiny"))
     cfg = json.load(open(os.path.join(model, "config.json")))
     horizon, action_dim = cfg.get("action_horizon", 50), cfg.get("action_dim", 32)
+    tmp = tempfile.TemporaryDirectory()
+    extra = policy_files(tmp.name, action_dim)
 
     for robot in ("libero", "aloha"):
-        srv = Server(model, robot)
+        srv = Server(model, robot, extra)
         try:
+            if robot == "aloha" and action_dim < 14:
+                # ALOHA returns 14 action dims; a narrower model must be refused at startup, clearly.
+                rc = srv.proc.wait(timeout=TIMEOUT) if srv.port is None else None
+                err = srv.stderr()
+                check(srv.port is None and rc == 1 and "14" in err and str(action_dim) in err,
+                      f"aloha on a {action_dim}-dim model: refused at startup (rc {rc}): {err.strip()[-200:]!r}")
+                continue
             if not check(srv.port is not None, f"{robot}: server started and printed its port "
                                                f"(stdout {srv.first_line!r}; stderr: {srv.stderr()[-600:]})"):
                 continue
@@ -413,13 +431,17 @@ def main():
             if robot == "libero":
                 asyncio.run(asyncio.wait_for(run_libero(srv, horizon, rng), 300))
             else:
-                asyncio.run(asyncio.wait_for(run_aloha(srv, horizon, action_dim, rng), 120))
+                asyncio.run(asyncio.wait_for(run_aloha(srv, horizon, rng), 120))
         except Exception as e:  # a hung or broken exchange is a failure, not a crash of the test
             check(False, f"{robot}: exception {type(e).__name__}: {e}")
         finally:
-            rc = srv.stop()
-            check(rc == 0, f"{robot}: SIGTERM -> clean exit (rc {rc}); stderr tail: {srv.stderr()[-300:]!r}"
-                  if rc != 0 else f"{robot}: SIGTERM -> clean exit")
+            if srv.port is not None:
+                rc = srv.stop()
+                check(rc == 0, f"{robot}: SIGTERM -> clean exit (rc {rc}); stderr tail: {srv.stderr()[-300:]!r}"
+                      if rc != 0 else f"{robot}: SIGTERM -> clean exit")
+            else:
+                srv.stop()
+    tmp.cleanup()
     finish()
 
 

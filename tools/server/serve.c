@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli.h"
+#include "../cli.h"
 #include "msgpack_numpy.h"
 #include "pi0.h"
 #include "pi0_policy.h"

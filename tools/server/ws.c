@@ -402,7 +402,7 @@ int pi0_ws_start(const pi0_ws_opts *o, pi0_ws_server **out, char *err, size_t er
     atomic_init(&s->net_stop, 0);
     atomic_init(&s->net_done, 0);
 
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_stderr);
+    lws_set_log_level(LLL_ERR, lws_log_to_stderr);   /* lws warns on every malformed client frame */
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = o->port;

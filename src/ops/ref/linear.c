@@ -3,18 +3,29 @@
  * order (in double, so the oracle's rounding error stays far below the test tolerance). */
 #include "ops/ref/ref.h"
 
+/* Each thread owns a range of output columns j; weight row j is widened to float once (exactly) and
+ * dotted with every input row, in index order, accumulated in double. */
+#define REF_MAX_K 65536
+static _Thread_local float wrow[REF_MAX_K];
+
 void pi0_matmul_ref(const pi0_matmul_args *a, int ith, int nth) {
     const pi0_weight *w = a->w;
     int64_t n = w->rows, k = w->cols, lo, hi;
-    pi0_split(a->m * n, ith, nth, &lo, &hi); /* output elements, row-major */
-    for (int64_t idx = lo; idx < hi; idx++) {
-        int64_t i = idx / n, j = idx % n;
-        const float *x = a->x + i * a->ldx;
-        double acc = 0;
-        for (int64_t p = 0; p < k; p++) acc += (double)x[p] * pi0_weight_at(w, j * k + p);
-        if (a->bias) acc += a->bias[j];
-        float *y = a->y + i * a->ldy + j;
-        *y = a->accumulate ? *y + (float)acc : (float)acc;
+    pi0_split(n, ith, nth, &lo, &hi);
+    for (int64_t j = lo; j < hi; j++) {
+        if (k <= REF_MAX_K)
+            for (int64_t p = 0; p < k; p++) wrow[p] = pi0_weight_at(w, j * k + p);
+        for (int64_t i = 0; i < a->m; i++) {
+            const float *x = a->x + i * a->ldx;
+            double acc = 0;
+            if (k <= REF_MAX_K)
+                for (int64_t p = 0; p < k; p++) acc += (double)x[p] * wrow[p];
+            else
+                for (int64_t p = 0; p < k; p++) acc += (double)x[p] * pi0_weight_at(w, j * k + p);
+            if (a->bias) acc += a->bias[j];
+            float *y = a->y + i * a->ldy + j;
+            *y = a->accumulate ? *y + (float)acc : (float)acc;
+        }
     }
 }
 
