@@ -8,6 +8,7 @@
 
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "rt/threadpool.h"
 
 pi0_params pi0_params_default(void) {
     pi0_params p;
@@ -34,20 +35,49 @@ static void release_pages(const pi0_weight *w) {
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
-static pi0_status pack_weights(pi0_ctx *ctx) {
-    const pi0_backend *be = &pi0_backend_fast;
-    if (!be->pack) return PI0_OK;
-    for (int i = 0; i < ctx->n_matrices; i++) {
+typedef struct {
+    pi0_ctx *ctx;
+    pi0_status status[64];
+    char msg[64][512];
+} pack_job;
+
+/* Thread ith packs weights ith, ith + nth, ...; weights are independent, so any split is exact. */
+static void pack_some(void *arg, int ith, int nth) {
+    pack_job *j = arg;
+    pi0_ctx *ctx = j->ctx;
+    for (int i = ith; i < ctx->n_matrices; i += nth) {
         pi0_weight *w = ctx->matrices[i];
         if (w == &ctx->w.embed) continue; /* gathered by row, read from the mapping */
-        pi0_status s = be->pack(w, ctx->params.weights);
-        if (s != PI0_OK) return s;
+        pi0_status s = pi0_backend_fast.pack(w, ctx->params.weights);
+        if (s != PI0_OK) {
+            j->status[ith] = s;
+            snprintf(j->msg[ith], sizeof j->msg[ith], "%s", pi0_last_error()); /* worker's thread-local error */
+            return;
+        }
         if (w->packed) release_pages(w);
-        if (ctx->params.progress && (i % 16 == 0 || i == ctx->n_matrices - 1))
+        if (ith == 0 && ctx->params.progress && i % 16 == 0)
             ctx->params.progress(0.1f + 0.9f * (float)(i + 1) / (float)ctx->n_matrices, "packing weights",
                                  ctx->params.progress_user);
     }
-    return PI0_OK;
+}
+
+static pi0_status pack_weights(pi0_ctx *ctx) {
+    if (!pi0_backend_fast.pack) return PI0_OK;
+    int n = ctx->params.n_threads > 0 ? ctx->params.n_threads : pi0_cpu_count();
+    if (n > 64) n = 64;
+    pi0_pool *pool;
+    pi0_status s = pi0_pool_new(n, &pool);
+    if (s != PI0_OK) return s;
+    pack_job *j = calloc(1, sizeof *j);
+    if (!j) { pi0_pool_free(pool); return pi0_err(PI0_ERR_NOMEM, "out of memory packing weights"); }
+    j->ctx = ctx;
+    pi0_pool_run(pool, pack_some, j);
+    pi0_pool_free(pool);
+    for (int i = 0; i < n && s == PI0_OK; i++)
+        if (j->status[i] != PI0_OK) s = pi0_err(j->status[i], "%s", j->msg[i]);
+    free(j);
+    if (s == PI0_OK && ctx->params.progress) ctx->params.progress(1.0f, "packing weights", ctx->params.progress_user);
+    return s;
 }
 
 pi0_status pi0_load(const char *dir, const pi0_params *p, pi0_ctx **out) {
