@@ -300,7 +300,9 @@ async def run_libero(srv, horizon, rng):
     meta, replies = await roundtrip(port, good, n=2)
     check(isinstance(meta, bytes) and isinstance(unpackb(meta), dict), f"metadata is a binary msgpack map ({meta[:16]!r})")
     r0 = unpackb(replies[0]) if isinstance(replies[0], bytes) else None
-    if not check(isinstance(r0, dict), f"LIBERO reply is a msgpack map (got {str(replies[0])[:300]!r})"):
+    if not check(isinstance(r0, dict), f"LIBERO reply is a msgpack map ({type(replies[0]).__name__}, "
+                                       f"{len(replies[0])} {'bytes' if isinstance(replies[0], bytes) else 'chars'}"
+                                       f"{'' if isinstance(replies[0], bytes) else ': ' + replies[0][:300]})"):
         return
     check(set(r0) == {"actions", "policy_timing", "server_timing"}, f"reply keys {sorted(r0)}")
     a = r0.get("actions")
