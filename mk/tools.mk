@@ -2,3 +2,7 @@
 # `pi0 audit` can show what happens inside the denoising loop; the library itself is unaffected.
 WRAP_COUNTERS := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign,--wrap=aligned_alloc,--wrap=memcpy,--wrap=memmove
 $(BUILD)/pi0: LDFLAGS += $(WRAP_COUNTERS)
+
+# tests/test_alloc.c counts allocations the same way.
+$(BUILD)/tests/test_alloc: $(BUILD)/tools/alloc_count.o
+$(BUILD)/tests/test_alloc: LDFLAGS += $(WRAP_COUNTERS) $(BUILD)/tools/alloc_count.o
