@@ -152,12 +152,15 @@ static void usage(FILE *f) {
             "               6.5 GB in bf16); *-pi05: the π0.5 variant                         [required]\n"
             "  --out DIR    output directory (created if missing)                             [required]\n"
             "  --dtype T    f32 or bf16                                                       [default: f32 for tiny, bf16 for full]\n"
-            "  --seed N     random seed                                                       [default: 0]\n");
+            "  --seed N     random seed                                                       [default: 0]\n"
+            "  --action-dim N  model action/state width (e.g. 32 to serve 14-dim ALOHA from a tiny model)\n"
+            "                                                                                 [default: the preset's]\n");
 }
 
 int cmd_gen_random(int argc, char **argv) {
     const char *preset = NULL, *out = NULL, *dtype = NULL;
     unsigned long long seed = 0;
+    int action_dim = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
@@ -165,6 +168,12 @@ int cmd_gen_random(int argc, char **argv) {
         if (!strcmp(a, "--preset")) preset = argv[++i];
         else if (!strcmp(a, "--out")) out = argv[++i];
         else if (!strcmp(a, "--dtype")) dtype = argv[++i];
+        else if (!strcmp(a, "--action-dim")) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 4096) { fprintf(stderr, "error: --action-dim: '%s' not in 1..4096\n", argv[i]); return 2; }
+            action_dim = (int)v;
+        }
         else if (!strcmp(a, "--seed")) {
             char *end;
             errno = 0;
@@ -180,6 +189,7 @@ int cmd_gen_random(int argc, char **argv) {
     else if (!strcmp(preset, "full")) { pi0_config_full(&c, PI0_VARIANT_PI0); full = 1; }
     else if (!strcmp(preset, "full-pi05")) { pi0_config_full(&c, PI0_VARIANT_PI05); full = 1; }
     else { fprintf(stderr, "error: --preset '%s' unknown (tiny, full, tiny-pi05, full-pi05)\n", preset); return 2; }
+    if (action_dim) c.action_dim = action_dim;
     pi0_dtype dt = full ? PI0_DT_BF16 : PI0_DT_F32;
     if (dtype && !strcmp(dtype, "f32")) dt = PI0_DT_F32;
     else if (dtype && !strcmp(dtype, "bf16")) dt = PI0_DT_BF16;
