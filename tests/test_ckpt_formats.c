@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "case_io.h"
 #include "harness.h"
 #include "io/safetensors.h"
 #include "pi0.h"
@@ -114,21 +115,11 @@ static pi0_status actions_of(const char *dir, float *out) {
     pi0_status s = pi0_load(dir, &p, &ctx);
     if (s) return s;
     if ((s = pi0_state_new(ctx, &st))) { pi0_free(ctx); return s; }
-    pi0_st_file *cf;
-    if ((s = pi0_st_open(SRC "/case_02.safetensors", &cf))) { pi0_state_free(st); pi0_free(ctx); return s; }
-    float *img, *noise, *state;
-    int32_t *im, *tok, *tm;
-    int64_t ni, nt, ns, na;
-    pi0_st_read_f32(cf, "images", &img, NULL);
-    pi0_st_read_i32(cf, "image_masks", &im, &ni);
-    pi0_st_read_i32(cf, "tokens", &tok, &nt);
-    pi0_st_read_i32(cf, "token_masks", &tm, NULL);
-    pi0_st_read_f32(cf, "state", &state, &ns);
-    pi0_st_read_f32(cf, "noise", &noise, &na);
-    pi0_obs obs = {(int)ni, img, im, (int)nt, tok, tm, (int)ns, state};
-    s = pi0_infer(st, &obs, NULL, noise, out, (size_t)na);
-    free(img); free(noise); free(state); free(im); free(tok); free(tm);
-    pi0_st_close(cf);
+    case_inputs c;
+    if (!read_case(SRC "/case_02.safetensors", &c, 0)) { pi0_state_free(st); pi0_free(ctx); return PI0_ERR_IO; }
+    pi0_obs obs = case_obs(&c);
+    s = pi0_infer(st, &obs, NULL, c.noise, out, (size_t)c.n_act);
+    free_case(&c);
     pi0_state_free(st);
     pi0_free(ctx);
     return s;

@@ -21,33 +21,9 @@
 #include "harness.h"
 #include "io/safetensors.h"
 #include "pi0.h"
+#include "case_io.h"
 #include "ckpt_util.h"
 #include "tap_store.h"
-
-typedef struct {
-    float *images, *noise, *state;
-    int32_t *imask, *tokens, *tmask, *nsteps;
-    int64_t n_img, n_tok, n_state, n_act;
-} case_inputs;
-
-static int read_case(const char *path, case_inputs *c, int pi05) {
-    memset(c, 0, sizeof *c);
-    pi0_st_file *f;
-    if (pi0_st_open(path, &f) != PI0_OK) return 0;
-    pi0_st_read_f32(f, "images", &c->images, NULL);
-    pi0_st_read_i32(f, "image_masks", &c->imask, &c->n_img);
-    pi0_st_read_i32(f, "tokens", &c->tokens, &c->n_tok);
-    pi0_st_read_i32(f, "token_masks", &c->tmask, NULL);
-    pi0_st_read_f32(f, "noise", &c->noise, &c->n_act);
-    if (!pi05) pi0_st_read_f32(f, "state", &c->state, &c->n_state);
-    if (pi0_st_find(f, "num_steps")) pi0_st_read_i32(f, "num_steps", &c->nsteps, NULL);
-    pi0_st_close(f);
-    return 1;
-}
-
-static void free_case(case_inputs *c) {
-    free(c->images); free(c->noise); free(c->state); free(c->imask); free(c->tokens); free(c->tmask); free(c->nsteps);
-}
 
 /* Run the model; with t_start != NULL, one step from x0 at time *t_start instead of the whole loop. */
 static pi0_status run_from(pi0_ctx *ctx, const case_inputs *c, tap_store *ts, float *actions, const float *x0,
@@ -55,7 +31,7 @@ static pi0_status run_from(pi0_ctx *ctx, const case_inputs *c, tap_store *ts, fl
     pi0_state *st;
     pi0_status s = pi0_state_new(ctx, &st);
     if (s) return s;
-    pi0_obs obs = {(int)c->n_img, c->images, c->imask, (int)c->n_tok, c->tokens, c->tmask, (int)c->n_state, c->state};
+    pi0_obs obs = case_obs(c);
     pi0_run_params rp = pi0_run_params_default();
     rp.tap = tap_store_cb;
     rp.tap_user = ts;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "case_io.h"
 #include "harness.h"
 #include "io/safetensors.h"
 #include "pi0.h"
@@ -58,24 +59,19 @@ static void run_case(const char *dir, const char *case_name, int pi05, int n_thr
     if (pi0_st_open(path, &cf) != PI0_OK) { CHECK(0, "open %s: %s", path, pi0_last_error()); return; }
     pi0_ctx *ctx = *ctx_cache;
     const pi0_config *c = pi0_config_of(ctx);
-    float *images, *noise, *state = NULL, *want_actions;
-    int32_t *imask, *tokens, *tmask, *nsteps = NULL;
-    int64_t n_img, n_tok, n_state = 0, n_act;
-    pi0_st_read_f32(cf, "images", &images, NULL);
-    pi0_st_read_i32(cf, "image_masks", &imask, &n_img);
-    pi0_st_read_i32(cf, "tokens", &tokens, &n_tok);
-    pi0_st_read_i32(cf, "token_masks", &tmask, NULL);
-    pi0_st_read_f32(cf, "noise", &noise, NULL);
+    case_inputs in;
+    if (!read_case(path, &in, pi05)) { CHECK(0, "read %s", path); pi0_st_close(cf); return; }
+    float *want_actions;
+    int64_t n_act, n_img = in.n_img, n_tok = in.n_tok;
+    int32_t *imask = in.imask, *tmask = in.tmask, *nsteps = in.nsteps;
     pi0_st_read_f32(cf, "actions", &want_actions, &n_act);
-    if (!pi05) pi0_st_read_f32(cf, "state", &state, &n_state);
-    if (pi0_st_find(cf, "num_steps")) pi0_st_read_i32(cf, "num_steps", &nsteps, NULL);
     /* The π0 vectors were recorded with tt-metal's time grid (float32 linspace, dt_k = t_{k+1} - t_k);
      * their t_all gives it. openpi's own grid differs by ~1e-7 in t, which the highest time-embedding
      * frequency (~1571 rad per unit t) turns into ~1e-4 differences in later velocities. */
     float *t_all = NULL;
     if (!pi05) pi0_st_read_f32(cf, "t_all", &t_all, NULL);
 
-    pi0_obs obs = {(int)n_img, images, imask, (int)n_tok, tokens, tmask, (int)n_state, state};
+    pi0_obs obs = case_obs(&in);
     pi0_state *st;
     tap_store ts = {0};
     pi0_run_params rp = pi0_run_params_default();
@@ -85,7 +81,7 @@ static void run_case(const char *dir, const char *case_name, int pi05, int n_thr
     rp.timesteps = t_all;
     float *actions = malloc((size_t)n_act * sizeof *actions);
     pi0_status s = pi0_state_new(ctx, &st);
-    if (s == PI0_OK) s = pi0_infer(st, &obs, &rp, noise, actions, (size_t)n_act);
+    if (s == PI0_OK) s = pi0_infer(st, &obs, &rp, in.noise, actions, (size_t)n_act);
     snprintf(label, sizeof label, "%s/%s infer (threads=%d)", pi05 ? "pi05" : "pi0", case_name, n_threads);
     CHECK(s == PI0_OK, "%s: %s", label, s ? pi0_last_error() : "ok");
     if (s == PI0_OK) {
@@ -150,8 +146,10 @@ static void run_case(const char *dir, const char *case_name, int pi05, int n_thr
     }
     pi0_state_free(st);
     tap_store_free(&ts);
-    free(actions); free(images); free(imask); free(tokens); free(tmask); free(noise); free(state);
-    free(want_actions); free(nsteps); free(t_all);
+    free(actions);
+    free(want_actions);
+    free(t_all);
+    free_case(&in);
     pi0_st_close(cf);
 }
 
@@ -167,25 +165,15 @@ static void check_thread_determinism(const char *dir) {
         pi0_state *st;
         char path[512];
         snprintf(path, sizeof path, "%s/case_02.safetensors", dir);
-        pi0_st_file *cf;
-        if (pi0_load(dir, &p, &ctx) || pi0_state_new(ctx, &st) || pi0_st_open(path, &cf)) {
+        case_inputs ci;
+        if (pi0_load(dir, &p, &ctx) || pi0_state_new(ctx, &st) || !read_case(path, &ci, 0)) {
             CHECK(0, "determinism setup: %s", pi0_last_error());
             return;
         }
-        float *images, *noise, *state;
-        int32_t *imask, *tokens, *tmask;
-        int64_t n_img, n_tok, n_state, n_act;
-        pi0_st_read_f32(cf, "images", &images, NULL);
-        pi0_st_read_i32(cf, "image_masks", &imask, &n_img);
-        pi0_st_read_i32(cf, "tokens", &tokens, &n_tok);
-        pi0_st_read_i32(cf, "token_masks", &tmask, NULL);
-        pi0_st_read_f32(cf, "noise", &noise, &n_act);
-        pi0_st_read_f32(cf, "state", &state, &n_state);
-        pi0_obs obs = {(int)n_img, images, imask, (int)n_tok, tokens, tmask, (int)n_state, state};
-        pi0_infer(st, &obs, NULL, noise, out[pass], (size_t)n_act);
-        if (pass == 1) CHECK(memcmp(out[0], out[1], (size_t)n_act * sizeof(float)) == 0, "ref: 1 thread and 3 threads bit-identical");
-        free(images); free(noise); free(state); free(imask); free(tokens); free(tmask);
-        pi0_st_close(cf);
+        pi0_obs obs = case_obs(&ci);
+        pi0_infer(st, &obs, NULL, ci.noise, out[pass], (size_t)ci.n_act);
+        if (pass == 1) CHECK(memcmp(out[0], out[1], (size_t)ci.n_act * sizeof(float)) == 0, "ref: 1 thread and 3 threads bit-identical");
+        free_case(&ci);
         pi0_state_free(st);
         pi0_free(ctx);
     }
