@@ -6,12 +6,26 @@ arrays, python3-websockets does the WebSocket protocol, and the msgpack-numpy ho
 written from the spec (openpi_client.msgpack_numpy). Raw sockets are used only for frame-level
 abuse (a frame header declaring 2^62 bytes, a disconnect in the middle of a frame).
 
-Starts `BUILD/pi0 serve --model tests/data/pi0_tiny --port 0` (LIBERO preset, then ALOHA),
+Starts `BUILD/pi0 serve --model tests/data/pi0_tiny --port 0 --seed 7` (LIBERO preset),
 reads the port it prints, and checks: metadata first; LIBERO reply keys, shapes and timing
 fields; byte order honoured ('>f8' state gives the same actions as '<f8'); /healthz; malformed
 messages (truncated, random bytes, wrong types, huge declared sizes, oversize, text) each get a
 text message and close 1011 with openpi's reason while other clients keep being served; a silent
 client and a half-sent frame block no one; a disconnect mid-request; SIGTERM stops it cleanly.
+
+Equality with `pi0 run`: the test writes camera images as PNG files (Pillow), runs
+`pi0 run --robot R --image KEY=FILE... --state ... --seed 7 --out r.json`, sends the same pixels
+(read back from the PNGs by Pillow) and state to `pi0 serve --seed 7`, and requires the float32
+actions to be equal. LIBERO on tests/data/pi0_tiny ([H, 7]); ALOHA on a tiny checkpoint with 32
+action dims made by `pi0 gen-random --action-dim 32` ([H, 14], CHW images as openpi's ALOHA
+client sends them). Both with non-trivial norm stats written here.
+
+Default server (no --seed): the same request twice gives different actions (fresh noise per
+request, as openpi), and the seed the server logs for a request reproduces its reply with
+`pi0 run --seed`. With --max-clients 2 a third client is closed with 1013 and a reason naming the
+limit; with --ping-secs 1 a client that never answers PINGs is pinged and dropped while an idle
+client that does answer is kept and served.
+
 Every wait is bounded. Usage: /usr/bin/python3 tests/test_server.py BUILD_DIR. Skips (0 passed,
 0 failed) when BUILD/pi0 does not exist; a server that cannot load the model is a failure.
 """
@@ -21,6 +35,7 @@ import functools
 import http.client
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -33,6 +48,7 @@ import time
 import msgpack
 import numpy as np
 import websockets
+from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
@@ -41,6 +57,7 @@ if not os.path.isabs(BUILD):
 PI0 = os.path.join(BUILD, "pi0")
 REASON = "Internal server error. Traceback included in previous frame."
 TIMEOUT = 60.0  # seconds for any single wait (the tiny model runs in milliseconds)
+SEED = 7        # --seed of the deterministic servers and of the `pi0 run` they are compared with
 
 passed = failed = 0
 
@@ -105,7 +122,7 @@ def aloha_obs(rng):
 # ---- server process -----------------------------------------------------------------------------
 
 class Server:
-    def __init__(self, model, robot, extra=()):
+    def __init__(self, model, robot, extra=("--seed", str(SEED))):
         self.log = tempfile.TemporaryFile()
         args = [PI0, "serve", "--model", model, "--host", "127.0.0.1", "--port", "0", "--robot", robot,
                 "--threads", "1", "--max-frame-mib", "8", "--default-prompt", "do something", *extra]
@@ -315,7 +332,7 @@ async def run_libero(srv, horizon, rng):
     r1 = unpackb(replies[1])
     st1 = r1.get("server_timing", {})
     check(isinstance(st1.get("prev_total_ms"), float) and st1["prev_total_ms"] > 0, f"second server_timing {st1}")
-    check(np.array_equal(r1["actions"], a), "same request twice -> same actions (fixed seed)")
+    check(np.array_equal(r1["actions"], a), "same request twice -> same actions (--seed)")
 
     # Byte order: the same state sent big-endian must give the same actions.
     obs = libero_obs(np.random.default_rng(11))
@@ -390,18 +407,208 @@ async def run_aloha(srv, horizon, rng):
     check(status == 200, "healthz after the ALOHA request")
 
 
-def policy_files(tmp, action_dim):
-    """--tokenizer and --norm-stats for the tiny checkpoint: the 300-piece fixture tokenizer and
-    identity statistics (mean 0, std 1) written here in openpi's norm_stats.json schema."""
-    ns = os.path.join(tmp, "norm_stats.json")
-    ident = {"mean": [0.0] * action_dim, "std": [1.0] * action_dim, "q01": None, "q99": None}
-    with open(ns, "w") as f:
-        json.dump({"norm_stats": {"state": ident, "actions": ident}}, f)
-    args = ["--norm-stats", ns]
+def write_norm_stats(path, n_state, n_actions, seed):
+    """openpi's norm_stats.json schema with random (non-identity) z-score statistics, so that the
+    comparison with `pi0 run` covers normalization and unnormalization too."""
+    rng = np.random.default_rng(seed)
+
+    def stats(n):
+        return {"mean": [float(x) for x in rng.normal(0, 0.5, n)],
+                "std": [float(x) for x in rng.uniform(0.5, 2.0, n)], "q01": None, "q99": None}
+
+    with open(path, "w") as f:
+        json.dump({"norm_stats": {"state": stats(n_state), "actions": stats(n_actions)}}, f)
+
+
+def tokenizer_args():
     tok = os.path.join(ROOT, "tests", "data", "policy", "tiny.model")
-    if os.path.exists(tok):
-        args += ["--tokenizer", tok]
-    return args
+    return ["--tokenizer", tok] if os.path.exists(tok) else []
+
+
+def write_png(path, rng, h, w):
+    """Random RGB pixels to a PNG (Pillow); returns the pixels Pillow reads back (uint8 [h, w, 3])."""
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB").save(path)
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def pi0_run(model, robot, images, state, prompt, seed, extra, out):
+    """`pi0 run` at the robot level; images = [(key, png path)]; returns float32 actions or an error string."""
+    args = [PI0, "run", "--model", model, "--robot", robot, "--prompt", prompt, "--seed", str(seed),
+            "--threads", "1", "--quiet", "--out", out, *extra]
+    for key, path in images:
+        args += ["--image", f"{key}={path}"]
+    if state is not None:
+        args += ["--state", ",".join(repr(float(v)) for v in state)]
+    p = subprocess.run(args, capture_output=True, timeout=TIMEOUT)
+    if p.returncode != 0:
+        return f"pi0 run exit {p.returncode}: {p.stderr.decode(errors='replace')[-400:]}"
+    with open(out) as f:
+        return np.asarray(json.load(f)["actions"], dtype=np.float32)
+
+
+async def serve_once(port, obs):
+    ws, _ = await connect(port)
+    try:
+        await ws.send(packb(obs))
+        reply = await asyncio.wait_for(ws.recv(), TIMEOUT)
+    finally:
+        await ws.close()
+    r = unpackb(reply) if isinstance(reply, bytes) else None
+    if not isinstance(r, dict) or not isinstance(r.get("actions"), np.ndarray):
+        return f"no actions in the reply: {str(reply)[:300]}"
+    return r["actions"]
+
+
+def compare(label, served, ran, shape):
+    if isinstance(served, str) or isinstance(ran, str):
+        return check(False, f"{label}: {served if isinstance(served, str) else ran}")
+    check(served.dtype == np.float32 and served.shape == shape,
+          f"{label}: reply actions float32 {list(shape)} (got {served.dtype} {list(served.shape)})")
+    ok = served.shape == ran.shape and bool(np.all(np.abs(served.astype(np.float64) - ran) <= 1e-6))
+    d = float(np.max(np.abs(served.astype(np.float64) - ran))) if served.shape == ran.shape else float("nan")
+    return check(ok, f"{label}: pi0 serve == pi0 run (max |d| {d:.3g}, tolerance 1e-6, {ran.size} values)")
+
+
+def libero_case(tmp, rng):
+    """PNG files + the matching LIBERO observation (HWC uint8, float64 state)."""
+    a, b = os.path.join(tmp, "libero_a.png"), os.path.join(tmp, "libero_b.png")
+    img, wrist = write_png(a, rng, 224, 224), write_png(b, rng, 120, 160)  # 160x120: resize-with-pad
+    state = rng.standard_normal(8)
+    obs = {"observation/image": img, "observation/wrist_image": wrist, "observation/state": state,
+           "prompt": "pick up the black bowl"}
+    return obs, [("observation/image", a), ("observation/wrist_image", b)], state
+
+
+async def compare_libero(srv, model, extra, tmp, horizon):
+    obs, images, state = libero_case(tmp, np.random.default_rng(21))
+    served = await serve_once(srv.port, obs)
+    ran = pi0_run(model, "libero", images, state, obs["prompt"], SEED, extra, os.path.join(tmp, "r_libero.json"))
+    compare("LIBERO", served, ran, (horizon, 7))
+
+
+async def compare_aloha(srv, model, extra, tmp, horizon):
+    rng = np.random.default_rng(22)
+    cams, images = {}, []
+    for cam, (h, w) in (("cam_high", (224, 224)), ("cam_left_wrist", (96, 128)), ("cam_right_wrist", (240, 320))):
+        path = os.path.join(tmp, f"aloha_{cam}.png")
+        cams[cam] = np.ascontiguousarray(write_png(path, rng, h, w).transpose(2, 0, 1))  # CHW, as openpi's ALOHA
+        images.append((cam, path))
+    state = rng.standard_normal(14).astype(np.float32)
+    obs = {"state": state, "images": cams, "prompt": "Transfer cube"}
+    served = await serve_once(srv.port, obs)
+    ran = pi0_run(model, "aloha", images, state, obs["prompt"], SEED, extra, os.path.join(tmp, "r_aloha.json"))
+    compare("ALOHA", served, ran, (horizon, 14))
+
+
+async def expect_refused(port, limit):
+    """Connect when the server is full: expect close 1013 and a reason naming --max-clients, no metadata."""
+    ws = await asyncio.wait_for(websockets.connect(f"ws://127.0.0.1:{port}/", compression=None, max_size=None,
+                                                   open_timeout=TIMEOUT), TIMEOUT)
+    got = None
+    try:
+        got = await asyncio.wait_for(ws.recv(), TIMEOUT)
+    except websockets.ConnectionClosed:
+        pass
+    await asyncio.wait_for(ws.wait_closed(), TIMEOUT)
+    reason = ws.close_reason or ""
+    return got is None and ws.close_code == 1013 and f"--max-clients {limit}" in reason, ws.close_code, reason
+
+
+def silent_raw_client(port, wait):
+    """A WebSocket client that never answers PINGs: returns (saw a PING, the server closed the connection)."""
+    s, buf = raw_ws(port)
+    s.settimeout(1.0)
+    saw_ping, closed = False, False
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and not closed:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            closed = True
+            break
+        if not chunk:
+            closed = True
+            break
+        buf += chunk
+        while len(buf) >= 2 and len(buf) >= 2 + (buf[1] & 0x7F):   # small server frames only
+            op, ln = buf[0] & 0x0F, buf[1] & 0x7F
+            saw_ping |= op == 9
+            closed |= op == 8
+            buf = buf[2 + ln:]
+    s.close()
+    return saw_ping, closed
+
+
+async def run_default(srv, model, extra, tmp, horizon):
+    """The server without --seed, --max-clients 2, --ping-secs 1."""
+    obs, images, state = libero_case(tmp, np.random.default_rng(23))
+    _, (r0, r1) = await roundtrip(srv.port, packb(obs), n=2)
+    a0, a1 = unpackb(r0)["actions"], unpackb(r1)["actions"]
+    check(a0.shape == (horizon, 7) and not np.array_equal(a0, a1),
+          "no --seed: the same request twice gives different actions (fresh noise per request)")
+    seeds = [int(x) for x in re.findall(r"seed (\d+), inferred", srv.stderr())]
+    if check(len(seeds) == 2 and seeds[1] == seeds[0] + 1, f"per-request seeds logged, consecutive ({seeds})"):
+        ran = pi0_run(model, "libero", images, state, obs["prompt"], seeds[0], extra, os.path.join(tmp, "r_seed.json"))
+        check(not isinstance(ran, str) and np.array_equal(a0, ran),
+              f"the logged seed {seeds[0]} reproduces the first reply with pi0 run --seed")
+
+    # Capacity: two clients connected, the third is refused with 1013; after one leaves, served again.
+    c1, _ = await connect(srv.port)
+    c2, _ = await connect(srv.port)
+    ok, code, reason = await expect_refused(srv.port, 2)
+    check(ok, f"--max-clients 2: third client closed with 1013 and a clear reason (code {code}, {reason!r})")
+    await c1.send(packb(obs))
+    reply = await asyncio.wait_for(c1.recv(), TIMEOUT)
+    check(isinstance(reply, bytes) and "actions" in unpackb(reply), "connected clients still served when full")
+    await c2.close()
+    await asyncio.sleep(0.2)  # let the server see the close
+    _, (after,) = await roundtrip(srv.port, packb(obs))
+    check(isinstance(after, bytes) and "actions" in unpackb(after), "a client is accepted again once one left")
+    await c1.close()
+    await asyncio.sleep(0.2)
+
+    # Liveness (--ping-secs 1): a raw client that ignores PINGs is pinged and dropped; an idle
+    # websockets client (which answers PINGs) stays connected meanwhile and is served afterwards.
+    idle, _ = await connect(srv.port)
+    raw = asyncio.get_running_loop().run_in_executor(None, silent_raw_client, srv.port, 10.0)
+    saw_ping, closed = await asyncio.wait_for(raw, TIMEOUT)
+    check(saw_ping and closed, f"--ping-secs 1: a client that never answers PINGs is pinged (saw ping {saw_ping}) "
+                               f"and dropped (closed {closed})")
+    await idle.send(packb(obs))
+    reply = await asyncio.wait_for(idle.recv(), TIMEOUT)
+    check(isinstance(reply, bytes) and "actions" in unpackb(reply), "an idle client that answers PINGs is kept and served")
+    await idle.close()
+
+
+def start(label, model, robot, extra):
+    srv = Server(model, robot, extra)
+    ok = check(srv.port is not None, f"{label}: server started and printed its port "
+                                     f"(stdout {srv.first_line!r}; stderr: {srv.stderr()[-600:]})")
+    return srv, ok
+
+
+def stop(label, srv):
+    rc = srv.stop()
+    check(rc == 0, f"{label}: SIGTERM -> clean exit" if rc == 0 else
+          f"{label}: SIGTERM -> clean exit (rc {rc}); stderr tail: {srv.stderr()[-300:]!r}")
+
+
+def session(label, model, robot, extra, coro_fn, limit):
+    """Start a server, run coro_fn(srv) within `limit` seconds, stop it; an exception is a failure."""
+    srv, ok = start(label, model, robot, extra)
+    try:
+        if ok:
+            asyncio.run(asyncio.wait_for(coro_fn(srv), limit))
+    except Exception as e:  # a hung or broken exchange is a failure, not a crash of the test
+        check(False, f"{label}: exception {type(e).__name__}: {e}")
+    finally:
+        if ok:
+            stop(label, srv)
+        else:
+            srv.stop()
 
 
 def main():
@@ -414,35 +621,45 @@ def main():
     cfg = json.load(open(os.path.join(model, "config.json")))
     horizon, action_dim = cfg.get("action_horizon", 50), cfg.get("action_dim", 32)
     tmp = tempfile.TemporaryDirectory()
-    extra = policy_files(tmp.name, action_dim)
+    t = tmp.name
+    ns_libero = os.path.join(t, "norm_libero.json")
+    write_norm_stats(ns_libero, 8, 7, 1)
+    libero_extra = ["--norm-stats", ns_libero, *tokenizer_args()]
+    seeded = ["--seed", str(SEED)]
 
-    for robot in ("libero", "aloha"):
-        srv = Server(model, robot, extra)
-        try:
-            if robot == "aloha" and action_dim < 14:
-                # ALOHA returns 14 action dims; a narrower model must be refused at startup, clearly.
-                rc = srv.proc.wait(timeout=TIMEOUT) if srv.port is None else None
-                err = srv.stderr()
-                check(srv.port is None and rc == 1 and "14" in err and str(action_dim) in err,
-                      f"aloha on a {action_dim}-dim model: refused at startup (rc {rc}): {err.strip()[-200:]!r}")
-                continue
-            if not check(srv.port is not None, f"{robot}: server started and printed its port "
-                                               f"(stdout {srv.first_line!r}; stderr: {srv.stderr()[-600:]})"):
-                continue
-            rng = np.random.default_rng(1)
-            if robot == "libero":
-                asyncio.run(asyncio.wait_for(run_libero(srv, horizon, rng), 300))
-            else:
-                asyncio.run(asyncio.wait_for(run_aloha(srv, horizon, rng), 120))
-        except Exception as e:  # a hung or broken exchange is a failure, not a crash of the test
-            check(False, f"{robot}: exception {type(e).__name__}: {e}")
-        finally:
-            if srv.port is not None:
-                rc = srv.stop()
-                check(rc == 0, f"{robot}: SIGTERM -> clean exit (rc {rc}); stderr tail: {srv.stderr()[-300:]!r}"
-                      if rc != 0 else f"{robot}: SIGTERM -> clean exit")
-            else:
-                srv.stop()
+    # LIBERO, --seed: protocol, malformed input, concurrency, then equality with pi0 run.
+    async def libero(srv):
+        await run_libero(srv, horizon, np.random.default_rng(1))
+        await compare_libero(srv, model, libero_extra, t, horizon)
+    session("libero", model, "libero", [*libero_extra, *seeded], libero, 300)
+
+    # ALOHA on the 8-dim test model: refused at startup, clearly.
+    if action_dim < 14:
+        srv = Server(model, "aloha", [*libero_extra, *seeded])
+        rc = srv.proc.wait(timeout=TIMEOUT) if srv.port is None else None
+        err = srv.stderr()
+        check(srv.port is None and rc == 1 and "14" in err and str(action_dim) in err,
+              f"aloha on a {action_dim}-dim model: refused at startup (rc {rc}): {err.strip()[-200:]!r}")
+        srv.stop()
+
+    # ALOHA on a tiny checkpoint with 32 action dims, 14-dim norm stats: equality with pi0 run.
+    m32 = os.path.join(t, "tiny32")
+    g = subprocess.run([PI0, "gen-random", "--preset", "tiny", "--action-dim", "32", "--out", m32],
+                       capture_output=True, timeout=TIMEOUT)
+    if check(g.returncode == 0, f"gen-random --preset tiny --action-dim 32 ({g.stderr.decode(errors='replace')[-200:]})"):
+        h32 = json.load(open(os.path.join(m32, "config.json"))).get("action_horizon", 50)
+        ns_aloha = os.path.join(t, "norm_aloha.json")
+        write_norm_stats(ns_aloha, 14, 14, 2)
+        aloha_extra = ["--norm-stats", ns_aloha, *tokenizer_args()]
+
+        async def aloha(srv):
+            await run_aloha(srv, h32, np.random.default_rng(1))
+            await compare_aloha(srv, m32, aloha_extra, t, h32)
+        session("aloha", m32, "aloha", [*aloha_extra, *seeded], aloha, 120)
+
+    # Defaults (fresh noise per request), capacity and liveness limits.
+    session("default seed", model, "libero", [*libero_extra, "--max-clients", "2", "--ping-secs", "1"],
+            lambda srv: run_default(srv, model, libero_extra, t, horizon), 120)
     tmp.cleanup()
     finish()
 

@@ -7,6 +7,11 @@
  * the error (pi0_last_error() or the decoder's byte-offset message) and close 1011; other clients
  * are not affected.
  *
+ * Noise: like openpi, every request starts from fresh noise. Request k (counting every request the
+ * worker runs, from 0) uses seed base + k, where base is drawn from getrandom() at startup; the
+ * seed of each request is logged, so any reply can be reproduced with `pi0 run --seed S`.
+ * `--seed N` makes every request use seed N (deterministic replies, for tests and debugging).
+ *
  * Signals: SIGPIPE is ignored for the whole process (writes to a vanished peer must fail with
  * EPIPE, not kill the server). SIGINT and SIGTERM are blocked in every thread and taken by the
  * main thread with sigwait: the server then drains (see pi0_ws_stop) and the command returns 0. */
@@ -16,9 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../cli.h"
+#include "../tools_common.h"
 #include "msgpack_numpy.h"
 #include "pi0.h"
 #include "pi0_policy.h"
@@ -26,7 +34,9 @@
 
 typedef struct {
     const char *model, *host, *robot, *norm_stats, *tokenizer, *default_prompt, *backend;
-    int port, max_frame_mib, threads, quiet;
+    int port, max_frame_mib, threads, quiet, max_clients, ping_secs;
+    int fixed_seed;              /* --seed given */
+    unsigned long long seed;
 } serve_opts;
 
 static void usage(FILE *f) {
@@ -45,6 +55,12 @@ static void usage(FILE *f) {
             "  --tokenizer FILE       SentencePiece model [looked up under DIR]\n"
             "  --default-prompt TEXT  prompt for requests without one [none]\n"
             "  --max-frame-mib N      largest accepted message, MiB [64]\n"
+            "  --max-clients N        WebSocket clients served at once; one more is closed with\n"
+            "                         code 1013 (try again later) [64]\n"
+            "  --ping-secs N          ping a client silent for N s, drop it after 2N s [20]\n"
+            "  --seed N               every request uses noise seed N (deterministic replies)\n"
+            "                         [fresh noise per request, as openpi: seed = random base + request\n"
+            "                         number, logged per request]\n"
             "  --threads N            inference threads; 0 = online CPUs [%d]\n"
             "  --backend ref|fast     kernels [%s]\n"
             "  --quiet                log errors only (default: one line per connection and request)\n"
@@ -61,7 +77,7 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
 }
 
 static int parse_args(int argc, char **argv, serve_opts *o) {
-    *o = (serve_opts){.host = "127.0.0.1", .port = 8000, .max_frame_mib = 64, .backend = NULL};
+    *o = (serve_opts){.host = "127.0.0.1", .port = 8000, .max_frame_mib = 64, .max_clients = 64, .ping_secs = 20};
     o->threads = pi0_params_default().n_threads;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -82,6 +98,13 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
             if (parse_int(v, 0, 65535, &o->port)) { fprintf(stderr, "error: --port %s: expected 0..65535\n", v); return 2; }
         } else if (!strcmp(a, "--max-frame-mib")) {
             if (parse_int(v, 1, 4096, &o->max_frame_mib)) { fprintf(stderr, "error: --max-frame-mib %s: expected 1..4096\n", v); return 2; }
+        } else if (!strcmp(a, "--max-clients")) {
+            if (parse_int(v, 1, 100000, &o->max_clients)) { fprintf(stderr, "error: --max-clients %s: expected 1..100000\n", v); return 2; }
+        } else if (!strcmp(a, "--ping-secs")) {
+            if (parse_int(v, 1, 3600, &o->ping_secs)) { fprintf(stderr, "error: --ping-secs %s: expected 1..3600\n", v); return 2; }
+        } else if (!strcmp(a, "--seed")) {
+            if (tool_parse_u64(v, &o->seed)) { fprintf(stderr, "error: --seed %s: expected an unsigned integer\n", v); return 2; }
+            o->fixed_seed = 1;
         } else if (!strcmp(a, "--threads")) {
             if (parse_int(v, 0, 4096, &o->threads)) { fprintf(stderr, "error: --threads %s: expected 0..4096\n", v); return 2; }
         } else { fprintf(stderr, "error: unknown option %s (see pi0 serve --help)\n", a); return 2; }
@@ -94,7 +117,19 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
 
 typedef struct {
     pi0_policy *pol;
+    int fixed_seed, verbose;
+    uint64_t seed;          /* --seed, or the base of the per-request seeds */
+    uint64_t n_requests;    /* requests run so far (worker thread only) */
 } serve_state;
+
+/* The base of the per-request seeds: from the kernel's random pool, else time and pid. */
+static uint64_t random_base(void) {
+    uint64_t b = 0;
+    if (getrandom(&b, sizeof b, GRND_NONBLOCK) == (ssize_t)sizeof b) return b;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ((uint64_t)ts.tv_sec * 1000000007u) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+}
 
 static double now_ms(void) {
     struct timespec ts;
@@ -124,6 +159,8 @@ static int handle(void *user, const pi0_ws_request *req, pi0_ws_reply *rep) {
     }
     pi0_robot_obs ro = {.n_arrays = obs->n_arrays, .arrays = obs->arrays, .prompt = obs->prompt};
     pi0_run_params rp = pi0_run_params_default();
+    rp.seed = ss->fixed_seed ? ss->seed : ss->seed + ss->n_requests;
+    ss->n_requests++;
     rp.abort_cb = abort_if_gone;
     rp.abort_user = (void *)req->cancel;
     pi0_actions act;
@@ -131,6 +168,9 @@ static int handle(void *user, const pi0_ws_request *req, pi0_ws_reply *rep) {
     double t0 = now_ms();
     pi0_status st = pi0_policy_infer(ss->pol, &ro, &rp, &act);
     double t1 = now_ms();
+    if (ss->verbose)
+        fprintf(stderr, "pi0 serve: conn %llu: seed %llu, %s in %.1f ms\n", (unsigned long long)req->conn_id,
+                (unsigned long long)rp.seed, st == PI0_OK ? "inferred" : "failed", t1 - t0);
     pi0_mpk_obs_free(obs);
     free(obs);
     if (st != PI0_OK) {
@@ -181,10 +221,12 @@ int cmd_serve(int argc, char **argv) {
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-    serve_state ss = {.pol = pol};
+    serve_state ss = {.pol = pol, .fixed_seed = o.fixed_seed, .verbose = !o.quiet,
+                      .seed = o.fixed_seed ? (uint64_t)o.seed : random_base()};
     pi0_ws_opts wo = {
         .host = o.host, .port = o.port, .max_frame_bytes = (size_t)o.max_frame_mib << 20,
         .hello = hello.data, .hello_len = hello.len, .handle = handle, .user = &ss, .verbose = !o.quiet,
+        .max_clients = o.max_clients, .ping_secs = o.ping_secs,
     };
     if (pi0_ws_start(&wo, &srv, err, sizeof err)) {
         pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);

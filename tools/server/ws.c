@@ -6,7 +6,12 @@
  * then wakes the network thread with lws_cancel_service; the network thread turns finished jobs
  * into messages (LWS_CALLBACK_EVENT_WAIT_CANCELLED). The mutex guards the two lists and job->state.
  * A job outlives its connection if the client leaves mid-request: CLOSED unlinks a pending job
- * (never run) or marks a running one cancelled and orphaned, and the done-list drain frees it. */
+ * (never run) or marks a running one cancelled and orphaned, and the done-list drain frees it.
+ *
+ * Liveness uses libwebsockets' validity timer (retry_and_idle_policy: PING after ping_secs without
+ * proof of life, hang up after 2 * ping_secs). A received message counts as proof of life. A
+ * connection with a job is not read (rx flow control), so it could not see the PONG; a 1 s timer
+ * on the network thread (keepalive_cb) walks the connection list and confirms those. */
 #include "ws.h"
 
 #include <libwebsockets.h>
@@ -53,6 +58,10 @@ typedef struct conn {      /* libwebsockets per-session data (zeroed by lws) */
     int close_now;
     double wait_start_ms;  /* when the server started waiting for the next request */
     double prev_total_ms;  /* -1 until the first reply has been sent */
+    int counted;           /* counts towards max_clients (not a refused connection) */
+    int linked;            /* in the server's connection list */
+    struct conn *prev, *next;
+    char close_reason[124];/* reason sent with close_code ("" = openpi's error reason) */
     char peer[64];
 } conn;
 
@@ -72,6 +81,10 @@ struct pi0_ws_server {
     uint64_t next_conn_id;        /* network thread only */
     int n_with_output;            /* connections with queued messages; network thread only */
     int draining;
+    int n_clients;                /* counted WebSocket connections; network thread only */
+    conn *conns;                  /* every linked connection; network thread only */
+    lws_retry_bo_t idle_policy;   /* ping / hang-up times */
+    lws_sorted_usec_list_t keepalive;
 };
 
 static double now_ms(void) {
@@ -237,6 +250,7 @@ static void submit(pi0_ws_server *s, conn *c) {
 
 static int on_receive(pi0_ws_server *s, conn *c, const uint8_t *in, size_t len) {
     if (c->failed) return 0;
+    lws_validity_confirmed(c->wsi);   /* the peer is alive: restart the ping / hang-up clock */
     size_t max = s->o.max_frame_bytes;
     if (lws_is_first_fragment(c->wsi)) {
         c->rx_len = 0;
@@ -272,8 +286,8 @@ static int on_receive(pi0_ws_server *s, conn *c, const uint8_t *in, size_t len) 
 
 static int on_writeable(pi0_ws_server *s, conn *c) {
     if (c->close_now) {
-        static const char reason[] = PI0_WS_ERROR_REASON;
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code, (unsigned char *)reason, sizeof reason - 1);
+        const char *reason = c->close_reason[0] ? c->close_reason : PI0_WS_ERROR_REASON;
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code, (unsigned char *)reason, strlen(reason));
         return -1;
     }
     out_msg *m = c->out_head;
@@ -311,6 +325,46 @@ static int on_http(struct lws *wsi, const char *uri) {
     return 0;
 }
 
+// ---- network thread: connection list, capacity, keepalive ------------------------------------
+
+static void conn_link(pi0_ws_server *s, conn *c) {
+    c->prev = NULL;
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    c->linked = 1;
+}
+
+static void conn_unlink(pi0_ws_server *s, conn *c) {
+    if (!c->linked) return;
+    if (c->prev) c->prev->next = c->next; else s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    c->linked = 0;
+    if (c->counted) { s->n_clients--; c->counted = 0; }
+}
+
+/* Every second: connections waiting on the worker are alive as far as we know (see the top). */
+static void keepalive_cb(lws_sorted_usec_list_t *sul) {
+    pi0_ws_server *s = lws_container_of(sul, pi0_ws_server, keepalive);
+    for (conn *c = s->conns; c; c = c->next)
+        if (c->job) lws_validity_confirmed(c->wsi);
+    if (!atomic_load(&s->net_stop)) lws_sul_schedule(s->ctx, 0, &s->keepalive, keepalive_cb, LWS_US_PER_SEC);
+}
+
+/* A connection over max_clients: no metadata, close 1013 with the limit in the reason. */
+static void refuse(pi0_ws_server *s, conn *c) {
+    LOG(s, "conn %llu (%s): refused: %d clients connected (--max-clients %d)\n", (unsigned long long)c->id, c->peer,
+        s->n_clients, s->o.max_clients);
+    snprintf(c->close_reason, sizeof c->close_reason, "server full: %d clients connected (--max-clients %d); try again later",
+             s->n_clients, s->o.max_clients);
+    c->failed = 1;
+    c->close_code = PI0_WS_CLOSE_TRY_AGAIN;
+    c->close_now = 1;
+    lws_rx_flow_control(c->wsi, 0);
+    lws_callback_on_writable(c->wsi);
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
     struct lws_context *ctx = lws_get_context(wsi);
     pi0_ws_server *s = ctx ? lws_context_user(ctx) : NULL;
@@ -333,9 +387,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         c->prev_total_ms = -1;
         lws_get_peer_simple(wsi, c->peer, sizeof c->peer);
         if (s->draining) return -1;
+        if (s->n_clients >= s->o.max_clients) {
+            conn_link(s, c);
+            refuse(s, c);
+            return 0;
+        }
         LOG(s, "conn %llu (%s): open\n", (unsigned long long)c->id, c->peer);
         c->wait_start_ms = now_ms();
         if (queue_out(s, c, OUT_HELLO, s->hello, s->o.hello_len)) return -1;
+        conn_link(s, c);
+        c->counted = 1;
+        s->n_clients++;
         return 0;
     case LWS_CALLBACK_RECEIVE:
         return c && c->is_ws ? on_receive(s, c, in, len) : -1;
@@ -345,6 +407,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (c && c->is_ws) {
             LOG(s, "conn %llu (%s): closed\n", (unsigned long long)c->id, c->peer);
             conn_release(s, c);
+            conn_unlink(s, c);
             c->is_ws = 0;
         }
         return 0;
@@ -379,6 +442,7 @@ static void *net_main(void *arg) {
         if (atomic_load(&s->worker_done) && done_empty && s->n_with_output == 0) break;
         lws_service(s->ctx, 0);
     }
+    lws_sul_cancel(&s->keepalive);
     atomic_store(&s->net_done, 1);
     return NULL;
 }
@@ -415,6 +479,12 @@ int pi0_ws_start(const pi0_ws_opts *o, pi0_ws_server **out, char *err, size_t er
     /* IPv4 addresses bind as given; "::"-style hosts need IPv6 left on. */
     if (!o->host || !strchr(o->host, ':')) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.timeout_secs = 10;   /* HTTP handshake must complete within this */
+    if (s->o.max_clients <= 0) s->o.max_clients = 64;
+    if (s->o.ping_secs <= 0) s->o.ping_secs = 20;
+    int ping = s->o.ping_secs > 30000 ? 30000 : s->o.ping_secs;
+    s->idle_policy.secs_since_valid_ping = (uint16_t)ping;
+    s->idle_policy.secs_since_valid_hangup = (uint16_t)(2 * ping);
+    info.retry_and_idle_policy = &s->idle_policy;
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
         snprintf(err, err_cap, "cannot listen on %s:%d (address in use or not available?)", o->host ? o->host : "*",
@@ -427,6 +497,8 @@ int pi0_ws_start(const pi0_ws_opts *o, pi0_ws_server **out, char *err, size_t er
         snprintf(err, err_cap, "cannot listen on %s:%d", o->host ? o->host : "*", o->port);
         goto fail;
     }
+    /* Scheduled before the network thread exists; from then on only that thread touches it. */
+    lws_sul_schedule(s->ctx, 0, &s->keepalive, keepalive_cb, LWS_US_PER_SEC);
     if (pthread_create(&s->worker_thread, NULL, worker_main, s)) {
         snprintf(err, err_cap, "cannot start the worker thread");
         goto fail;
@@ -443,6 +515,7 @@ int pi0_ws_start(const pi0_ws_opts *o, pi0_ws_server **out, char *err, size_t er
     *out = s;
     return 0;
 fail:
+    lws_sul_cancel(&s->keepalive);   /* no-op if never scheduled */
     if (s->ctx) lws_context_destroy(s->ctx);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

@@ -15,6 +15,15 @@
  * 1009). GET /healthz answers "OK\n"; other plain HTTP requests get 404. Pings are answered; no
  * extension (so no permessage-deflate) is offered.
  *
+ * Liveness: a connection that shows no sign of life for ping_secs gets a PING; if nothing (no
+ * PONG, no message) arrives for 2 * ping_secs in all, it is closed (openpi's websockets server
+ * pings every 20 s and gives up 20 s later). A connection whose request is queued or running is
+ * never dropped for silence: its socket is not being read, through no fault of the client.
+ *
+ * Capacity: at most max_clients WebSocket connections are served at once. One more completes the
+ * handshake, receives no metadata, and is closed at once with code 1013 (Try Again Later) and a
+ * reason naming the limit, which openpi's client raises as ConnectionClosedError.
+ *
  * The network thread never calls `handle` and never blocks on the worker, so slow or silent
  * clients only hold their own socket. Callers should ignore SIGPIPE (the server writes to
  * sockets that peers may have closed); pi0 serve does. */
@@ -54,6 +63,8 @@ typedef struct {
     pi0_ws_handler handle;   /* runs on the worker thread */
     void *user;
     int verbose;             /* 1: log each connection and request on stderr */
+    int max_clients;         /* WebSocket connections served at once; <= 0: 64 */
+    int ping_secs;           /* idle seconds before a PING; hang up after twice that; <= 0: 20 */
 } pi0_ws_opts;
 
 typedef struct pi0_ws_server pi0_ws_server;
@@ -67,5 +78,7 @@ void pi0_ws_stop(pi0_ws_server *s);
 
 /* The reason string openpi sends with close code 1011. */
 #define PI0_WS_ERROR_REASON "Internal server error. Traceback included in previous frame."
+/* Close code for a connection refused because max_clients are connected (RFC 6455 §7.4.1). */
+#define PI0_WS_CLOSE_TRY_AGAIN 1013
 
 #endif
