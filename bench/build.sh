@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds bench/gemm_bench.c (fast-backend GEMM vs oneDNN on the π0 shapes) into $BUILD/gemm_bench.
+# Builds bench/gemm_bench.c (fast-backend GEMM vs oneDNN on the π0 shapes) into $BUILD/gemm_bench
+# and bench/attn_bench.c (fast-backend attention vs an fp32 FMA loop) into $BUILD/attn_bench.
 # oneDNN (Debian libdnnl-dev, OpenMP build) is optional: without dnnl.h only our kernels are timed.
 # Run: OMP_NUM_THREADS=2 build/gemm_bench [--threads 2] [--f32] [--shape expert]
 set -eu
@@ -11,3 +12,7 @@ if [ -e /usr/include/dnnl.h ]; then DNNL="-DHAVE_DNNL -ldnnl"; fi
 cc -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Isrc -pthread bench/gemm_bench.c \
    "$BUILD/libpi0.a" $DNNL -lm -lcjson -o "$BUILD/gemm_bench"
 echo "built $BUILD/gemm_bench"
+# attention microbenchmark (fast backend vs an fp32 FMA loop timed in the same run); no extra deps
+cc -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Isrc -pthread bench/attn_bench.c \
+   "$BUILD/libpi0.a" -lm -lcjson -o "$BUILD/attn_bench"
+echo "built $BUILD/attn_bench"

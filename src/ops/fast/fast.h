@@ -67,6 +67,16 @@ void pi0_fast_pack_f32_bf16(pi0_fast_packed *p, void *data, const float *src, in
 void pi0_fast_pack_f32_bf16_avx512(pi0_fast_packed *p, void *data, const float *src, int64_t ld, int64_t n,
                                    int64_t k, int trans); /* same bytes, needs avx512 (F, BW) */
 
+/* fp32 attention for query rows [q0, q1) of a (attention_avx512.c, needs AVX-512F); scratch must hold
+ * pi0_fast_attention_avx512_scratch(a) bytes (grows with a->nk and a->hd). _ok is 0 when the query
+ * stride is too large for its int32 gather offsets (then use the portable kernel). */
+size_t pi0_fast_attention_avx512_scratch(const pi0_attention_args *a);
+int pi0_fast_attention_avx512_ok(const pi0_attention_args *a);
+/* Portable fp32 attention for query rows [q0, q1) (attention.c); s holds a->nk floats. Exposed for
+ * test_ops, which checks it on an AVX-512 machine too. */
+void pi0_fast_attention_generic(const pi0_attention_args *a, int64_t q0, int64_t q1, float *s);
+void pi0_fast_attention_avx512(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch);
+
 /* Elementwise kernels on contiguous spans (used by ew.c / norms.c). */
 void pi0_fast_gelu_tanh_avx512(float *y, const float *a, const float *b, int64_t n); /* b may be NULL */
 void pi0_fast_swish_avx512(float *y, const float *a, int64_t n);
