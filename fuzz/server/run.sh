@@ -3,19 +3,18 @@
 #   fuzz/server/run.sh [SECONDS_PER_TARGET (default 60)] [TARGET...]   targets: msgpack frame
 # Seeds (valid requests and frames) are generated with Debian's python3-msgpack/numpy into
 # build/fuzz/corpus/<target>/; findings are written to build/fuzz/ as crash-*/leak-*/timeout-*.
-set -eu
+# Exit status: non-zero if a harness does not build or finds anything (libFuzzer exits non-zero
+# on a crash, sanitizer report, leak or -timeout). `make fuzz` runs this (mk/fuzz.mk).
+set -u
 cd "$(dirname "$0")/../.."
 secs=${1:-60}; shift || true
 targets=${*:-msgpack frame}
 out=build/fuzz
 mkdir -p "$out"
-CC=${CC:-clang}
+CC=${CC_FUZZ:-clang}   # not $CC: make's or the user's cc cannot build -fsanitize=fuzzer
 flags="-g -O1 -std=c11 -D_GNU_SOURCE -DPI0_BUILD -Iinclude -Isrc -Itools -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
-$CC $flags fuzz/server/fuzz_msgpack.c tools/server/msgpack_numpy.c -lmsgpackc -lcjson -lm -o "$out/fuzz_msgpack"
-$CC $flags fuzz/server/fuzz_frame.c tools/server/ws.c tools/server/msgpack_numpy.c \
-    -lwebsockets -lmsgpackc -lcjson -lm -o "$out/fuzz_frame"
 
-/usr/bin/python3 - "$out/corpus" <<'PY'
+/usr/bin/python3 - "$out/corpus" <<'PY' || { echo "!! cannot write the seed corpus"; exit 1; }
 import os, struct, sys
 import msgpack, numpy as np
 root = sys.argv[1]
@@ -43,8 +42,23 @@ for i, r in enumerate(reqs):
 open(os.path.join(root, "frame", "ping_close"), "wb").write(frame(b"hi", op=9) + frame(b"\x03\xe8", op=8))
 PY
 
+status=0
 for t in $targets; do
-    echo "== fuzz_$t for ${secs}s"
+    case $t in
+        msgpack) srcs="tools/server/msgpack_numpy.c"; libs="-lmsgpackc -lcjson -lm" ;;
+        frame)   srcs="tools/server/ws.c tools/server/msgpack_numpy.c"; libs="-lwebsockets -lmsgpackc -lcjson -lm" ;;
+        *)       echo "!! fuzz_$t: unknown target (add its sources to fuzz/server/run.sh)"; status=1; continue ;;
+    esac
+    # shellcheck disable=SC2086
+    if ! $CC $flags "fuzz/server/fuzz_$t.c" $srcs $libs -o "$out/fuzz_$t"; then
+        echo "!! fuzz_$t: build failed"; status=1; continue
+    fi
+    mkdir -p "$out/corpus/$t"
+    echo "== fuzz_$t (${secs}s)"
     "$out/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -artifact_prefix="$out/" \
-        "$out/corpus/$t" 2>&1 | tail -n 5
+        "$out/corpus/$t" > "$out/$t.log" 2>&1
+    rc=$?
+    tail -n 3 "$out/$t.log"
+    if [ $rc -ne 0 ]; then echo "!! fuzz_$t failed (exit $rc): see $out/$t.log and $out/crash-* leak-* timeout-*"; status=1; fi
 done
+exit $status
