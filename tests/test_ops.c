@@ -182,30 +182,40 @@ static void test_gemm_variants(void) {
         free(y1); free(y2);
         pi0_backend_fast.unpack(&w);
     }
-    if (pi0_cpu_caps_get()->avx512) {
-        for (int trans = 0; trans < 2; trans++) {
-            int64_t pn = 37, pk = 71; /* odd k: tests the zero pad of the last pair */
-            float *src = fbuf(pn * pk + 64 * 72, 1.0f);
-            src[5] = NAN;
-            size_t nb = pi0_fast_packed_bytes(trans ? pk : pn, trans ? pn : pk, PI0_WEIGHTS_BF16);
-            void *b1 = aligned_alloc(64, nb), *b2 = aligned_alloc(64, nb);
-            memset(b1, 0xaa, nb); memset(b2, 0x55, nb);
-            pi0_fast_packed p1, p2;
-            /* trans=0: [pn out, pk in] rows of pk; trans=1: src is [pn in rows, pk out cols] */
-            if (!trans) {
-                pi0_fast_pack_f32_bf16(&p1, b1, src, pk, pn, pk, 0);
-                pi0_fast_pack_f32_bf16_avx512(&p2, b2, src, pk, pn, pk, 0);
-            } else {
-                pi0_fast_pack_f32_bf16(&p1, b1, src, pk, pk, pn, 1);
-                pi0_fast_pack_f32_bf16_avx512(&p2, b2, src, pk, pk, pn, 1);
-            }
-            CHECK(memcmp(b1, b2, nb) == 0 && p1.kp == p2.kp && p1.n_panels == p2.n_panels,
-                  "pack_f32_bf16 avx512 == scalar bytes (trans=%d, %zu bytes)", trans, nb);
-            free(b1); free(b2); free(src);
-        }
-    }
     free(wv); free(x);
 }
+
+/* The dispatched packer (AVX-512 on this machine) writes the same bytes as the portable filler, for
+ * every source dtype and kind, odd k, partial panels and a NaN. */
+static void test_pack_bytes(void) {
+    static const int64_t shapes[][2] = {{1, 1}, {37, 71}, {64, 32}, {130, 33}, {200, 256}, {5, 1000}};
+    static const pi0_dtype dts[] = {PI0_DT_F32, PI0_DT_BF16, PI0_DT_F16};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int di = 0; di < 3; di++)
+            for (int kind = 0; kind < 2; kind++) {
+                int64_t n = shapes[s][0], k = shapes[s][1];
+                float *v = fbuf(n * k, 1.0f);
+                if (n * k > 5) v[5] = NAN;
+                void *data = make_weight_data(dts[di], v, n * k);
+                pi0_fast_packed *p = NULL;
+                pi0_status st = pi0_fast_pack_weight(&p, data, dts[di], n, k, kind, "test");
+                size_t nb = pi0_fast_packed_bytes(n, k, kind);
+                void *b2 = aligned_alloc(64, (nb + 63) & ~(size_t)63);
+                memset(b2, 0x55, nb);
+                int same = 0;
+                if (st == PI0_OK) {
+                    pi0_fast_packed q = *p;
+                    q.data = b2;
+                    pi0_fast_pack_fill_generic(&q, data, dts[di]);
+                    same = memcmp(p->data, b2, nb) == 0;
+                }
+                CHECK(st == PI0_OK && same, "pack [%lld, %lld] dtype %d kind %d: dispatched == portable bytes (%zu)",
+                      (long long)n, (long long)k, (int)dts[di], kind, nb);
+                pi0_fast_packed_free(p);
+                free(b2); free(data); free(v);
+            }
+}
+
 
 static void test_matmul(void) {
     static const int64_t shapes[][3] = {{1, 1, 1},   {1, 7, 3},     {5, 17, 13},  {13, 64, 65}, {7, 33, 100},
@@ -438,6 +448,7 @@ int main(void) {
     test_matmul();
     test_gemm_variants();
     test_attention();
+    test_pack_bytes();
     test_norms();
     test_ew();
     test_mod_rope();

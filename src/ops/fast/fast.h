@@ -26,6 +26,7 @@ typedef struct {
     int64_t kp;        /* k rounded up to even (bf16 kind) or k (f32 kind) */
     int64_t n_panels;  /* ceil(n / 64) */
     void *data;        /* 64-byte aligned panels, see above */
+    size_t mapped;     /* pi0_fast_pack_weight: length of data's mmap (0 = from the heap) */
 } pi0_fast_packed;
 
 /* One GEMM job: c[m, cols of panels p0..p1) (=|+=) a[m, k] · Bᵀ + bias, B packed.
@@ -57,15 +58,12 @@ void *pi0_fast_scratch(int slot, size_t nbytes);
 pi0_status pi0_fast_pack_weight(pi0_fast_packed **out, const void *data, pi0_dtype dt, int64_t n,
                                 int64_t k, int kind, const char *name);
 void pi0_fast_packed_free(pi0_fast_packed *p);
-/* Pack from float rows (row stride ld) into an existing buffer sized for (n, k): used by attention
- * for K (as [nk, hd]) and, transposed, V. trans=0: element (j, i) = src[j*ld + i] (row j = output
- * column j); trans=1: element (j, i) = src[i*ld + j]. Only the bf16 kind. data must hold
- * pi0_fast_packed_bytes(n, k) bytes. */
 size_t pi0_fast_packed_bytes(int64_t n, int64_t k, int kind);
-void pi0_fast_pack_f32_bf16(pi0_fast_packed *p, void *data, const float *src, int64_t ld, int64_t n,
-                            int64_t k, int trans);
-void pi0_fast_pack_f32_bf16_avx512(pi0_fast_packed *p, void *data, const float *src, int64_t ld, int64_t n,
-                                   int64_t k, int trans); /* same bytes, needs avx512 (F, BW) */
+/* Fill p->data (header already set, buffer of pi0_fast_packed_bytes) from [n, k] rows in dtype dt.
+ * The AVX-512 one needs avx512 (F, BW) and returns 0 without writing for dtypes it does not handle
+ * (F16); both write identical bytes. Pure functions: safe on several threads at once. */
+void pi0_fast_pack_fill_generic(const pi0_fast_packed *p, const void *data, pi0_dtype dt);
+int pi0_fast_pack_fill_avx512(const pi0_fast_packed *p, const void *data, pi0_dtype dt);
 
 /* fp32 attention for query rows [q0, q1) of a (attention_avx512.c, needs AVX-512F); scratch must hold
  * pi0_fast_attention_avx512_scratch(a) bytes (grows with a->nk and a->hd). _ok is 0 when the query

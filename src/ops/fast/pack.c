@@ -2,16 +2,20 @@
  *
  * Packing runs at load: every matmul weight is converted from its stored dtype (F32, BF16, F16) to
  * the packed kind (bf16 rounded to nearest even, or f32) once. bf16 -> bf16 and anything -> f32
- * (except f32 from bf16/f16, which is exact anyway) are exact copies. Nothing here runs per call
- * except pi0_fast_pack_f32_bf16 (attention's K/V, into caller scratch) and pi0_fast_scratch.
+ * are exact. The AVX-512 filler (pack_avx512.c, chosen at run time) handles F32 and BF16 sources
+ * and writes the same bytes as the portable filler here. Packing keeps no shared state, so the
+ * loader may pack different weights on several threads at once. Nothing here runs per call except
+ * pi0_fast_scratch.
  */
 #include "ops/fast/fast.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "err.h"
+#include "rt/cpu.h"
 
 static float f16_to_f32(uint16_t h) {
     uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1f, m = h & 0x3ff, u;
@@ -40,6 +44,24 @@ static float load_elem(const void *data, pi0_dtype dt, int64_t i) {
     }
 }
 
+/* Packed weights are large (up to 64 MB) and written once. Touching fresh 4 KB pages one fault at a
+ * time costs more than the packing itself (measured in this VM: ~200 ms of faults for a [16384,
+ * 2048] weight vs ~25 ms to fill it; transparent huge pages were as slow after the first few). So
+ * big buffers are mapped with MAP_POPULATE, which makes the kernel fault them in as one batch
+ * (~10-20 ms per 64 MB); *mapped records the mapping length for pi0_fast_packed_free (0 = heap). */
+static void *alloc_packed(size_t nbytes, size_t *mapped) {
+    *mapped = 0;
+    if (nbytes >= ((size_t)4 << 20)) {
+        size_t sz = (nbytes + 4095) & ~(size_t)4095;
+        void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (p != MAP_FAILED) {
+            *mapped = sz;
+            return p;
+        }
+    }
+    return aligned_alloc(64, (nbytes + 63) & ~(size_t)63);
+}
+
 size_t pi0_fast_packed_bytes(int64_t n, int64_t k, int kind) {
     int64_t np = (n + PI0_FAST_NR - 1) / PI0_FAST_NR;
     if (kind == PI0_WEIGHTS_F32) return (size_t)np * (size_t)k * PI0_FAST_NR * sizeof(float);
@@ -56,29 +78,11 @@ static void init_header(pi0_fast_packed *p, void *data, int64_t n, int64_t k, in
     p->data = data;
 }
 
-pi0_status pi0_fast_pack_weight(pi0_fast_packed **out, const void *data, pi0_dtype dt, int64_t n,
-                                int64_t k, int kind, const char *name) {
-    *out = NULL;
-    if (dt != PI0_DT_F32 && dt != PI0_DT_BF16 && dt != PI0_DT_F16)
-        return pi0_err(PI0_ERR_UNSUPPORTED, "fast pack: weight '%s': dtype %d, expected F32, BF16 or F16",
-                       name ? name : "?", (int)dt);
-    if (kind != PI0_WEIGHTS_BF16 && kind != PI0_WEIGHTS_F32)
-        return pi0_err(PI0_ERR_ARG, "fast pack: weight '%s': unknown weight kind %d", name ? name : "?", kind);
-    if (n <= 0 || k <= 0)
-        return pi0_err(PI0_ERR_ARG, "fast pack: weight '%s': shape [%lld, %lld]", name ? name : "?",
-                       (long long)n, (long long)k);
-    size_t nbytes = pi0_fast_packed_bytes(n, k, kind);
-    pi0_fast_packed *p = malloc(sizeof *p);
-    void *buf = aligned_alloc(64, (nbytes + 63) & ~(size_t)63);
-    if (!p || !buf) {
-        free(p);
-        free(buf);
-        return pi0_err(PI0_ERR_NOMEM, "fast pack: weight '%s': cannot allocate %zu bytes", name ? name : "?", nbytes);
-    }
-    init_header(p, buf, n, k, kind);
+void pi0_fast_pack_fill_generic(const pi0_fast_packed *p, const void *data, pi0_dtype dt) {
+    const int64_t n = p->n, k = p->k;
     const int64_t NR = PI0_FAST_NR;
-    if (kind == PI0_WEIGHTS_F32) {
-        float *d = buf;
+    if (p->kind == PI0_WEIGHTS_F32) {
+        float *d = p->data;
         for (int64_t pn = 0; pn < p->n_panels; pn++)
             for (int64_t jj = 0; jj < NR; jj++) {
                 int64_t j = pn * NR + jj;
@@ -87,7 +91,7 @@ pi0_status pi0_fast_pack_weight(pi0_fast_packed **out, const void *data, pi0_dty
                 for (int64_t i = 0; i < k; i++) dst[i * NR] = load_elem(data, dt, j * k + i);
             }
     } else {
-        uint16_t *d = buf;
+        uint16_t *d = p->data;
         int64_t kp = p->kp;
         for (int64_t pn = 0; pn < p->n_panels; pn++)
             for (int64_t jj = 0; jj < NR; jj++) {
@@ -102,33 +106,39 @@ pi0_status pi0_fast_pack_weight(pi0_fast_packed **out, const void *data, pi0_dty
                 }
             }
     }
+}
+
+pi0_status pi0_fast_pack_weight(pi0_fast_packed **out, const void *data, pi0_dtype dt, int64_t n,
+                                int64_t k, int kind, const char *name) {
+    *out = NULL;
+    if (dt != PI0_DT_F32 && dt != PI0_DT_BF16 && dt != PI0_DT_F16)
+        return pi0_err(PI0_ERR_UNSUPPORTED, "fast pack: weight '%s': dtype %d, expected F32, BF16 or F16",
+                       name ? name : "?", (int)dt);
+    if (kind != PI0_WEIGHTS_BF16 && kind != PI0_WEIGHTS_F32)
+        return pi0_err(PI0_ERR_ARG, "fast pack: weight '%s': unknown weight kind %d", name ? name : "?", kind);
+    if (n <= 0 || k <= 0)
+        return pi0_err(PI0_ERR_ARG, "fast pack: weight '%s': shape [%lld, %lld]", name ? name : "?",
+                       (long long)n, (long long)k);
+    size_t nbytes = pi0_fast_packed_bytes(n, k, kind);
+    pi0_fast_packed *p = malloc(sizeof *p);
+    size_t mapped = 0;
+    void *buf = p ? alloc_packed(nbytes, &mapped) : NULL;
+    if (!p || !buf) {
+        free(p);
+        return pi0_err(PI0_ERR_NOMEM, "fast pack: weight '%s': cannot allocate %zu bytes", name ? name : "?", nbytes);
+    }
+    init_header(p, buf, n, k, kind);
+    p->mapped = mapped;
+    if (!pi0_cpu_caps_get()->avx512 || !pi0_fast_pack_fill_avx512(p, data, dt)) pi0_fast_pack_fill_generic(p, data, dt);
     *out = p;
     return PI0_OK;
 }
 
 void pi0_fast_packed_free(pi0_fast_packed *p) {
     if (!p) return;
-    free(p->data);
+    if (p->mapped) munmap(p->data, p->mapped);
+    else free(p->data);
     free(p);
-}
-
-void pi0_fast_pack_f32_bf16(pi0_fast_packed *p, void *data, const float *src, int64_t ld, int64_t n,
-                            int64_t k, int trans) {
-    init_header(p, data, n, k, PI0_WEIGHTS_BF16);
-    const int64_t NR = PI0_FAST_NR, kp = p->kp;
-    uint16_t *d = data;
-    for (int64_t pn = 0; pn < p->n_panels; pn++) {
-        uint16_t *panel = d + pn * kp * NR;
-        for (int64_t i = 0; i < kp; i++) {
-            uint16_t *row = panel + (i >> 1) * (2 * NR) + (i & 1);
-            for (int64_t jj = 0; jj < NR; jj++) {
-                int64_t j = pn * NR + jj;
-                float v = 0.0f;
-                if (j < n && i < k) v = trans ? src[i * ld + j] : src[j * ld + i];
-                row[jj * 2] = pi0_fast_f32_to_bf16(v);
-            }
-        }
-    }
 }
 
 /* ---- per-thread scratch ---------------------------------------------------------------------- */

@@ -1,16 +1,30 @@
-/* pack_avx512.c - AVX-512 (F+BW) version of pi0_fast_pack_f32_bf16 for attention's per-call K/V
- * packing (the scalar version costs ~5 ns per element, too slow for 18 layers x 10 steps).
- * Rounding is the same integer round-to-nearest-even as pi0_fast_f32_to_bf16 (NaN stays NaN), so
- * both versions produce identical bytes. Needs no AVX512_BF16.
+/* pack_avx512.c - AVX-512 (F, BW) load-time weight packing into the panel layout of fast.h.
+ *
+ * Both packed kinds are 32-bit transposes: in the bf16 kind, dword (pair q, column j) of a panel is
+ * inputs (2q, 2q+1) of weight row j, which is dword q of row j when the row is stored as bf16; in
+ * the f32 kind it is float i of row j. So each panel is built from 16x16 dword tiles: 16 weight rows
+ * x 16 source dwords are loaded (with the dtype conversion folded into the load), transposed in
+ * registers (3 shuffle stages) and written as 16 full 64-byte lines with streaming stores (the
+ * packed copy is not read again during load, so it should not evict the source from the caches).
+ * Conversions give the same bytes as the portable packer in pack.c: f32 -> bf16 is the integer
+ * round-to-nearest-even of pi0_fast_f32_to_bf16 (NaN stays NaN), bf16 -> f32 a shift. F16 sources
+ * are left to pack.c (returns 0). Pure function of its arguments: safe to call from several threads
+ * at once on different weights.
  */
 #include <immintrin.h>
-#include <string.h>
 
 #include "ops/fast/fast.h"
 
 #define NR PI0_FAST_NR
 
-/* 16 floats -> 16 bf16 in the low 16 bits of each dword. */
+static inline __mmask16 m16(int64_t left) {
+    return left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+}
+static inline __mmask32 m32(int64_t left) {
+    return left >= 32 ? 0xffffffffu : left <= 0 ? 0 : (__mmask32)((1u << left) - 1);
+}
+
+/* 16 floats -> 16 bf16 in the low 16 bits of each dword (round to nearest even, NaN stays NaN). */
 static inline __m512i rne16(__m512 x) {
     __m512i u = _mm512_castps_si512(x);
     __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
@@ -20,64 +34,81 @@ static inline __m512i rne16(__m512 x) {
     return _mm512_srli_epi32(r, 16);
 }
 
-static inline __mmask16 lm(int64_t left) {
-    return left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+enum { BF16_TO_BF16, F32_TO_BF16, F32_TO_F32, BF16_TO_F32 };
+
+/* Dwords [r0, r0 + 16) of packed row j (r counts pairs for the bf16 kind, inputs for f32), zero
+ * past k. `row` points at the start of weight row j in its stored dtype. */
+static inline __attribute__((always_inline)) __m512i load_row(const void *row, int mode, int64_t r0, int64_t k) {
+    switch (mode) {
+    case BF16_TO_BF16: /* 32 bf16 = 16 pairs; an odd k leaves the last pair's high half zero */
+        return _mm512_maskz_loadu_epi16(m32(k - 2 * r0), (const uint16_t *)row + 2 * r0);
+    case F32_TO_BF16: {
+        const float *f = (const float *)row + 2 * r0;
+        __m512i a = rne16(_mm512_maskz_loadu_ps(m16(k - 2 * r0), f));
+        __m512i b = rne16(_mm512_maskz_loadu_ps(m16(k - 2 * r0 - 16), f + 16));
+        return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(a)), _mm512_cvtepi32_epi16(b), 1);
+    }
+    case F32_TO_F32:
+        return _mm512_castps_si512(_mm512_maskz_loadu_ps(m16(k - r0), (const float *)row + r0));
+    default: /* BF16_TO_F32 */
+        return _mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m16(k - r0), (const uint16_t *)row + r0)), 16);
+    }
 }
 
-void pi0_fast_pack_f32_bf16_avx512(pi0_fast_packed *p, void *data, const float *src, int64_t ld, int64_t n,
-                                   int64_t k, int trans) {
-    p->kind = PI0_WEIGHTS_BF16;
-    p->n = n;
-    p->k = k;
-    p->kp = (k + 1) & ~(int64_t)1;
-    p->n_panels = (n + NR - 1) / NR;
-    p->data = data;
-    const int64_t kp = p->kp, npairs = kp / 2;
-    uint32_t *d = data; /* one dword = (col j, inputs 2q, 2q+1) */
-    if (!trans) {
-        /* row j of src holds the k inputs of output column j: pair q -> dword q*NR + jj. */
-        const __m512i stride = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                                  _mm512_set1_epi32(NR));
-        for (int64_t pn = 0; pn < p->n_panels; pn++) {
-            uint32_t *panel = d + pn * npairs * NR;
-            for (int64_t jj = 0; jj < NR; jj++) {
-                int64_t j = pn * NR + jj;
-                for (int64_t q0 = 0; q0 < npairs; q0 += 16) {
-                    int64_t i0 = 2 * q0;
-                    __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
-                    if (j < n) {
-                        /* 32 consecutive inputs: even ones in `lo`, odd ones in `hi` */
-                        __m512 a = _mm512_maskz_loadu_ps(lm(k - i0), src + j * ld + i0);
-                        __m512 b = _mm512_maskz_loadu_ps(lm(k - i0 - 16), src + j * ld + i0 + 16);
-                        __m512i ra = rne16(a), rb = rne16(b);
-                        /* dword t of (ra, rb) = input i0 + t; pair q = (2q, 2q+1) */
-                        __m512i ev = _mm512_permutex2var_epi32(ra, _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0), rb);
-                        __m512i od = _mm512_permutex2var_epi32(ra, _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1), rb);
-                        lo = ev;
-                        hi = od;
-                    }
-                    __m512i w = _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
-                    _mm512_mask_i32scatter_epi32(panel + q0 * NR + jj, lm(npairs - q0), stride, w, 4);
+/* In-register transpose of 16 vectors of 16 dwords: r[i] lane t -> r[t] lane i. */
+static inline __attribute__((always_inline)) void transpose16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    /* now r[4a + b] holds, in each 128-bit lane L, rows 4L'..: column group b of rows 4a..4a+3 */
+    for (int i = 0; i < 4; i++) {
+        __m512i x0 = r[i], x1 = r[4 + i], x2 = r[8 + i], x3 = r[12 + i];
+        __m512i y0 = _mm512_shuffle_i32x4(x0, x1, 0x88), y1 = _mm512_shuffle_i32x4(x0, x1, 0xdd);
+        __m512i y2 = _mm512_shuffle_i32x4(x2, x3, 0x88), y3 = _mm512_shuffle_i32x4(x2, x3, 0xdd);
+        t[i] = _mm512_shuffle_i32x4(y0, y2, 0x88);
+        t[8 + i] = _mm512_shuffle_i32x4(y0, y2, 0xdd);
+        t[4 + i] = _mm512_shuffle_i32x4(y1, y3, 0x88);
+        t[12 + i] = _mm512_shuffle_i32x4(y1, y3, 0xdd);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+static inline __attribute__((always_inline)) void fill(const pi0_fast_packed *p, const void *data, int mode) {
+    const int64_t n = p->n, k = p->k, R = p->kind == PI0_WEIGHTS_F32 ? k : p->kp / 2; /* dword rows per panel */
+    const size_t es = mode == F32_TO_BF16 || mode == F32_TO_F32 ? 4 : 2;
+    uint32_t *d = p->data;
+    for (int64_t pn = 0; pn < p->n_panels; pn++) {
+        uint32_t *panel = d + pn * R * NR;
+        for (int64_t r0 = 0; r0 < R; r0 += 16) {
+            for (int c = 0; c < NR; c += 16) {
+                __m512i v[16];
+                for (int t = 0; t < 16; t++) {
+                    int64_t j = pn * NR + c + t;
+                    v[t] = j < n ? load_row((const char *)data + (size_t)j * (size_t)k * es, mode, r0, k)
+                                 : _mm512_setzero_si512();
                 }
-            }
-        }
-    } else {
-        /* src row i holds input i for all n columns: dword (q, jj) = src[2q][j] | src[2q+1][j] << 16 */
-        for (int64_t pn = 0; pn < p->n_panels; pn++) {
-            uint32_t *panel = d + pn * npairs * NR;
-            for (int64_t q = 0; q < npairs; q++) {
-                const float *r0 = src + 2 * q * ld, *r1 = r0 + ld;
-                int has1 = 2 * q + 1 < k;
-                for (int64_t c = 0; c < NR; c += 16) {
-                    int64_t j0 = pn * NR + c;
-                    __mmask16 m = lm(n - j0);
-                    __m512i a = rne16(_mm512_maskz_loadu_ps(m, r0 + j0));
-                    __m512i b = has1 ? rne16(_mm512_maskz_loadu_ps(m, r1 + j0)) : _mm512_setzero_si512();
-                    a = _mm512_maskz_mov_epi32(m, a);
-                    b = _mm512_maskz_mov_epi32(m, b);
-                    _mm512_store_si512(panel + q * NR + c, _mm512_or_si512(a, _mm512_slli_epi32(b, 16)));
-                }
+                transpose16(v);
+                int64_t rows = R - r0 < 16 ? R - r0 : 16;
+                for (int t = 0; t < rows; t++) _mm512_stream_si512((__m512i *)(panel + (r0 + t) * NR + c), v[t]);
             }
         }
     }
+    _mm_sfence(); /* streaming stores are weakly ordered: make them visible before the weight is used */
+}
+
+int pi0_fast_pack_fill_avx512(const pi0_fast_packed *p, const void *data, pi0_dtype dt) {
+    int bf = p->kind == PI0_WEIGHTS_BF16;
+    if (dt == PI0_DT_BF16) fill(p, data, bf ? BF16_TO_BF16 : BF16_TO_F32);
+    else if (dt == PI0_DT_F32) fill(p, data, bf ? F32_TO_BF16 : F32_TO_F32);
+    else return 0;
+    return 1;
 }
