@@ -4,7 +4,9 @@
 #include "ops/ref/ref.h"
 
 /* Each thread owns a range of output columns j; weight row j is widened to float once (exactly) and
- * dotted with every input row, in index order, accumulated in double. */
+ * dotted with every input row. The dot product keeps 4 partial sums in double (element p goes to
+ * sum p % 4, added in a fixed order at the end): one chain would wait on the add latency at every
+ * element, and the order is still fixed, so results do not depend on the thread count. */
 #define REF_MAX_K 65536
 static _Thread_local float wrow[REF_MAX_K];
 
@@ -17,11 +19,12 @@ void pi0_matmul_ref(const pi0_matmul_args *a, int ith, int nth) {
             for (int64_t p = 0; p < k; p++) wrow[p] = pi0_weight_at(w, j * k + p);
         for (int64_t i = 0; i < a->m; i++) {
             const float *x = a->x + i * a->ldx;
-            double acc = 0;
+            double s4[4] = {0, 0, 0, 0};
             if (k <= REF_MAX_K)
-                for (int64_t p = 0; p < k; p++) acc += (double)x[p] * wrow[p];
+                for (int64_t p = 0; p < k; p++) s4[p & 3] += (double)x[p] * wrow[p];
             else
-                for (int64_t p = 0; p < k; p++) acc += (double)x[p] * pi0_weight_at(w, j * k + p);
+                for (int64_t p = 0; p < k; p++) s4[p & 3] += (double)x[p] * pi0_weight_at(w, j * k + p);
+            double acc = (s4[0] + s4[1]) + (s4[2] + s4[3]);
             if (a->bias) acc += a->bias[j];
             float *y = a->y + i * a->ldy + j;
             *y = a->accumulate ? *y + (float)acc : (float)acc;
