@@ -25,7 +25,7 @@ static double now_s(void) {
 
 static double measure(double (*fn)(long), int n, double seconds) {
     /* calibrate on one thread, then run all threads together */
-    long iters = 1 << 16;
+    long iters = 1 << 20;
     double t = now_s();
     fn(iters);
     double dt = now_s() - t;

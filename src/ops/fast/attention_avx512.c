@@ -242,15 +242,13 @@ static void load_queries(block *b, int64_t P0, int np, int G, int g) {
 static void store_out(const block *b, int64_t P0, int np, int G, int g) {
     const pi0_attention_args *a = b->a;
     const int hd = b->hd, mb = b->mb;
-    float lsum[MB_MAX];
-    for (int x = 0; x < b->mv; x++) _mm512_storeu_ps(lsum + 16 * x, b->l[x]);
     const __m512i didx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                             _mm512_set1_epi32(mb));
     for (int p = 0; p < np; p++) {
         int64_t i = (P0 + p) / G;
         int h = g * G + (int)((P0 + p) % G);
         float *out = a->out + i * a->ldo + (int64_t)h * hd;
-        __m512 l = _mm512_set1_ps(lsum[p]);
+        __m512 l = _mm512_set1_ps(b->l[p >> 4][p & 15]); /* GCC vector subscript: no spill copy */
         for (int d = 0; d < hd; d += 16) {
             __mmask16 m = lanes(hd - d);
             __m512 o = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, didx, b->ot + (int64_t)d * mb + p, 4);
