@@ -10,6 +10,7 @@
 #include "alloc_count.h"
 #include "cli.h"
 #include "debug.h"
+#include "rt/threadpool.h"
 #include "tools_common.h"
 
 typedef struct {
@@ -122,7 +123,7 @@ int cmd_audit(int argc, char **argv) {
     }
     printf("audit of one inference: %s, backend %s%s, %d threads\n", model,
            lo.params.backend == PI0_BACKEND_REF ? "ref" : "fast", lo.params.strict ? " (strict)" : "",
-           lo.params.n_threads ? lo.params.n_threads : -1);
+           lo.params.n_threads ? lo.params.n_threads : pi0_cpu_count());
     const char *comps[3] = {"vision", "prefix", "denoise"};
     for (int k = 0; k < 3; k++) {
         double cns = 0;

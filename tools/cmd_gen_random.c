@@ -99,8 +99,10 @@ static pi0_status fill(int i, void *buf, size_t nbytes, void *user) {
             memcpy((char *)buf + 4 * k, &v, 4);
         }
     }
+    int64_t before = g->done_bytes * 100 / (g->total_bytes ? g->total_bytes : 1);
     g->done_bytes += (int64_t)nbytes;
-    if (g->total_bytes > (1ll << 28)) {
+    int64_t after = g->done_bytes * 100 / (g->total_bytes ? g->total_bytes : 1);
+    if (g->total_bytes > (1ll << 28) && after != before) { /* at most once per percent */
         fprintf(stderr, "\r  writing weights: %5.1f%% (%.1f / %.1f GB, %.0f s)", 100.0 * (double)g->done_bytes / (double)g->total_bytes,
                 (double)g->done_bytes / 1e9, (double)g->total_bytes / 1e9, now_s() - g->t0);
         if (g->done_bytes == g->total_bytes) fputc('\n', stderr);

@@ -12,6 +12,7 @@
 #include "../cli.h"
 #include "debug.h"
 #include "../tools_common.h"
+#include "rt/threadpool.h"
 
 #define MAX_RUNS 64
 #define MAX_STEPS 64
@@ -95,8 +96,8 @@ int cmd_bench(int argc, char **argv) {
         }
         model = dir;
     }
-    int n_threads = lo.params.n_threads;
-    pi0_peak peak = pi0_measure_peak(n_threads > 0 ? n_threads : 2, 0.3);
+    int n_threads = lo.params.n_threads > 0 ? lo.params.n_threads : pi0_cpu_count();
+    pi0_peak peak = pi0_measure_peak(n_threads, 0.3);
 
     double t0 = tool_now();
     pi0_ctx *ctx;
@@ -180,7 +181,7 @@ int cmd_bench(int argc, char **argv) {
                    lo.params.backend == PI0_BACKEND_REF ? "ref" : "fast", lo.params.weights == PI0_WEIGHTS_BF16 ? "bf16" : "f32",
                    images, valid, tokens, n_steps, runs);
             printf("machine peak (measured now, %d threads): fp32 FMA %.0f GFLOP/s, bf16 dot %.0f GFLOP/s\n\n",
-                   n_threads > 0 ? n_threads : 2, peak.fp32_gflops, peak.bf16_gflops);
+                   n_threads, peak.fp32_gflops, peak.bf16_gflops);
             printf("%-14s %10s %10s %10s %8s\n", "stage", "min s", "median s", "GFLOP/s", "% peak");
             printf("%-14s %10.3f %10s\n", "load", load_s, "-");
             double st_fl[3] = {fl_vision, fl_prefix, fl_denoise}, st_min[3] = {vmin, pmin, dmin}, st_med[3] = {vmed, pmed, dmed};
