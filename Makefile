@@ -25,7 +25,7 @@ LIB       := $(BUILD)/libpi0.a
 $(BUILD)/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c
 $(BUILD)/%_avx2.o:   CFLAGS += -mavx2 -mfma -mf16c
 
-.PHONY: all test san demo deps clean bench
+.PHONY: all test san demo deps clean bench check-full
 all: $(LIB) $(BUILD)/pi0 $(TEST_BIN)
 
 $(BUILD)/%.o: %.c
@@ -55,6 +55,13 @@ demo: deps all
 
 bench: deps all
 	$(BUILD)/pi0 bench --random full --runs 3
+
+# Fast vs reference, component by component, on a full-size random checkpoint (not in CI: the
+# reference path takes many minutes at full size). FULL_DIR is made once by gen-random.
+FULL_DIR ?= /tmp/pi0-random-full
+check-full: deps all
+	@test -f $(FULL_DIR)/sample_inputs.safetensors || $(BUILD)/pi0 gen-random --preset full --out $(FULL_DIR)
+	$(BUILD)/pi0 check --model $(FULL_DIR) --inputs $(FULL_DIR)/sample_inputs.safetensors
 
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

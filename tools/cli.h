@@ -10,6 +10,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 /* Print "error: <msg>" to stderr; returns 1. */
 int cli_error(const char *fmt, ...);

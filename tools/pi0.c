@@ -24,6 +24,7 @@ static const struct {
     {"run", cmd_run, "sample an action chunk from model-level inputs or from camera images, prompt and state"},
     {"gen-random", cmd_gen_random, "write a random checkpoint (tiny or full size) for demos and benchmarks"},
     {"tokenize", cmd_tokenize, "print the token ids of a prompt"},
+    {"check", cmd_check, "compare the fast path with the reference path, component by component (PCC)"},
     {"audit", cmd_audit, "run one inference and show which path each op ran on and where time went"},
     {"bench", cmd_bench, "time load, vision, prefix and each denoising step against the machine's peak"},
     {"serve", cmd_serve, "serve the policy over openpi's websocket protocol"},

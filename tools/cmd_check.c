@@ -1,0 +1,229 @@
+/* cmd_check.c - `pi0 check`: the fast path against the reference path on one observation,
+ * component by component (vision output, prefix embeddings, every layer's K/V, suffix embeddings,
+ * each step's velocity with identical inputs, actions): PCC and max relative error per component.
+ *
+ * Both paths load the same checkpoint, so they use the same weights (for a bf16 checkpoint the
+ * fast path's bf16 packing is exact). Each step's velocity is compared with identical inputs: the
+ * fast path runs one step from the reference trajectory's x_k at t_k. Exit code 1 if any component
+ * is below --min-pcc. This is the full-size counterpart of tests/test_model_fast.c (make check-full). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "tools_common.h"
+
+typedef struct {
+    char name[96];
+    float *data;
+    int64_t rows, cols;
+    int32_t *ids; /* full-prefix row index (or suffix row index) of each row */
+} saved;
+
+typedef struct {
+    saved *t;
+    int n, cap;
+} store;
+
+static void keep(const pi0_tensor_view *v, void *user) {
+    store *s = user;
+    /* keep the compared components only (per-layer expert tensors are not compared here) */
+    if (strstr(v->name, ".expert.") || strstr(v->name, "hidden_final") || strstr(v->name, ".time_emb") ||
+        strstr(v->name, ".cond") || strstr(v->name, "expert_out") || strstr(v->name, ".proj"))
+        return;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 64;
+        s->t = realloc(s->t, (size_t)s->cap * sizeof *s->t);
+    }
+    saved *t = &s->t[s->n++];
+    snprintf(t->name, sizeof t->name, "%s", v->name);
+    t->rows = v->ndim == 1 ? 1 : v->shape[0];
+    t->cols = v->ndim == 1 ? v->shape[0] : v->shape[1];
+    size_t n = (size_t)(t->rows * t->cols);
+    t->data = malloc(n * sizeof(float));
+    memcpy(t->data, v->data, n * sizeof(float));
+    t->ids = malloc((size_t)t->rows * sizeof(int32_t));
+    for (int64_t r = 0; r < t->rows; r++) t->ids[r] = v->rows ? v->rows[r] : (int32_t)(r + v->row0);
+}
+
+static const saved *find(const store *s, const char *name) {
+    for (int i = s->n - 1; i >= 0; i--)
+        if (!strcmp(s->t[i].name, name)) return &s->t[i];
+    return NULL;
+}
+
+static void store_free(store *s) {
+    for (int i = 0; i < s->n; i++) { free(s->t[i].data); free(s->t[i].ids); }
+    free(s->t);
+    memset(s, 0, sizeof *s);
+}
+
+static double pcc(const double *a, const double *b, int64_t n) {
+    double ma = 0, mb = 0, sab = 0, saa = 0, sbb = 0;
+    for (int64_t i = 0; i < n; i++) { ma += a[i]; mb += b[i]; }
+    ma /= (double)n; mb /= (double)n;
+    for (int64_t i = 0; i < n; i++) {
+        sab += (a[i] - ma) * (b[i] - mb); saa += (a[i] - ma) * (a[i] - ma); sbb += (b[i] - mb) * (b[i] - mb);
+    }
+    return saa == 0 && sbb == 0 ? 1.0 : (saa == 0 || sbb == 0) ? 0.0 : sab / sqrt(saa * sbb);
+}
+
+/* Compare rows present in both (matched by id; valid[] filters prefix rows when given). */
+static int compare(const char *label, const saved *f, const saved *r, const uint8_t *valid, int64_t n_valid, double min_pcc,
+                   double *worst) {
+    if (!f || !r) { printf("  %-28s missing\n", label); return 0; }
+    double *a = malloc((size_t)(r->rows * r->cols + 1) * sizeof *a), *b = malloc((size_t)(r->rows * r->cols + 1) * sizeof *b);
+    int64_t n = 0;
+    double maxd = 0, maxr = 0;
+    for (int64_t i = 0; i < f->rows; i++) {
+        if (valid && (f->ids[i] >= n_valid || !valid[f->ids[i]])) continue;
+        for (int64_t j = 0; j < r->rows; j++)
+            if (r->ids[j] == f->ids[i]) {
+                for (int64_t c = 0; c < f->cols; c++, n++) {
+                    a[n] = f->data[i * f->cols + c];
+                    b[n] = r->data[j * r->cols + c];
+                    maxd = fmax(maxd, fabs(a[n] - b[n]));
+                    maxr = fmax(maxr, fabs(b[n]));
+                }
+                break;
+            }
+    }
+    double p = n ? pcc(a, b, n) : 0;
+    int ok = n > 0 && p >= min_pcc;
+    printf("  %-28s n=%-9lld pcc %.6f  max rel err %.3g  %s\n", label, (long long)n, p, maxd / fmax(maxr, 1e-30),
+           ok ? "ok" : "BELOW");
+    if (p < *worst) *worst = p;
+    free(a);
+    free(b);
+    return ok;
+}
+
+static pi0_status run(pi0_ctx *ctx, const case_file *cf, store *s, const float *x0, const float *t, int n_steps, float *out) {
+    const pi0_config *c = pi0_config_of(ctx);
+    pi0_state *st;
+    pi0_status r = pi0_state_new(ctx, &st);
+    if (r) return r;
+    pi0_run_params rp = pi0_run_params_default();
+    rp.tap = keep;
+    rp.tap_user = s;
+    rp.n_steps = t ? 1 : n_steps;
+    rp.timesteps = t;
+    r = pi0_infer(st, &cf->obs, &rp, x0, out, (size_t)c->action_horizon * c->action_dim);
+    pi0_state_free(st);
+    return r;
+}
+
+int cmd_check(int argc, char **argv) {
+    const char *model = NULL, *inputs = NULL;
+    int steps = 0;
+    double min_pcc = 0.999;
+    tool_load_opts lo = tool_load_defaults();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: pi0 check --model DIR --inputs CASE.safetensors [--steps N] [--min-pcc P] [--weights bf16|f32]\n"
+                   "                 [--threads N]\n\n"
+                   "Run the reference path and the fast path (strict) on the same inputs and print, per component, the\n"
+                   "PCC and max relative error of fast vs ref: vision output, prefix embeddings, every layer's K/V, suffix\n"
+                   "embeddings, each step's velocity (fast run from the reference's x_k, t_k), actions. Exit 1 if any\n"
+                   "PCC < --min-pcc [default 0.999]. The reference path is slow at full size (minutes).\n");
+            return 0;
+        }
+        int r = tool_parse_load_opt(argc, argv, &i, &lo);
+        if (r < 0) return 2;
+        if (r) continue;
+        if (i + 1 < argc && !strcmp(a, "--model")) model = argv[++i];
+        else if (i + 1 < argc && !strcmp(a, "--inputs")) inputs = argv[++i];
+        else if (i + 1 < argc && !strcmp(a, "--steps")) {
+            if (tool_parse_int(argv[++i], 1, 1000, &steps)) { fprintf(stderr, "error: --steps: bad value\n"); return 2; }
+        } else if (i + 1 < argc && !strcmp(a, "--min-pcc")) min_pcc = atof(argv[++i]);
+        else { fprintf(stderr, "error: unknown option or missing value: %s (see pi0 check --help)\n", a); return 2; }
+    }
+    if (!model || !inputs) { fprintf(stderr, "error: --model and --inputs are required (see pi0 check --help)\n"); return 2; }
+    tool_load_opts lr = lo;
+    lr.params.backend = PI0_BACKEND_REF;
+    lo.params.backend = PI0_BACKEND_FAST;
+    lo.params.strict = 1;
+    pi0_ctx *cr = NULL, *cf_ctx = NULL;
+    case_file cf;
+    if (tool_load(model, &lr, &cr) || tool_load(model, &lo, &cf_ctx)) {
+        int rc = cli_error("%s", pi0_last_error());
+        pi0_free(cr);
+        return rc;
+    }
+    const pi0_config *c = pi0_config_of(cr);
+    if (tool_case_read(inputs, c, &cf) != PI0_OK) {
+        int rc = cli_error("%s", pi0_last_error());
+        pi0_free(cr);
+        pi0_free(cf_ctx);
+        return rc;
+    }
+    int n_steps = steps ? steps : cf.n_steps ? cf.n_steps : c->n_steps;
+    size_t na = (size_t)c->action_horizon * c->action_dim;
+    float *ar = malloc(na * sizeof *ar), *af = malloc(na * sizeof *af), *noise = malloc(na * sizeof *noise);
+    if (cf.noise) memcpy(noise, cf.noise, na * sizeof *noise); else pi0_noise_fill(noise, na, 0);
+    store sr = {0}, sf = {0};
+    double t0 = tool_now();
+    pi0_status s = run(cr, &cf, &sr, noise, NULL, n_steps, ar);
+    double t1 = tool_now();
+    if (s == PI0_OK) s = run(cf_ctx, &cf, &sf, noise, NULL, n_steps, af);
+    int ok = s == PI0_OK, rc = 0;
+    double worst = 1.0;
+    if (!ok) rc = cli_error("%s", pi0_last_error());
+    else {
+        printf("fast (strict) vs ref on %s, %d steps (ref took %.1f s):\n", inputs, n_steps, t1 - t0);
+        int64_t T = (int64_t)(c->image_size / c->patch_size) * (c->image_size / c->patch_size);
+        int64_t P = cf.obs.n_images * T + cf.obs.n_tokens;
+        uint8_t *valid = malloc((size_t)P);
+        for (int64_t j = 0; j < P; j++)
+            valid[j] = j < cf.obs.n_images * T ? (uint8_t)(cf.obs.image_masks[j / T] != 0)
+                                               : (uint8_t)(cf.obs.token_masks[j - cf.obs.n_images * T] != 0);
+        char name[64];
+        for (int i = 0; i < cf.obs.n_images; i++) {
+            snprintf(name, sizeof name, "vision.img%d.out", i);
+            if (find(&sf, name)) ok &= compare(name, find(&sf, name), find(&sr, name), NULL, 0, min_pcc, &worst);
+        }
+        ok &= compare("prefix.embs", find(&sf, "prefix.embs"), find(&sr, "prefix.embs"), valid, P, min_pcc, &worst);
+        for (int l = 0; l < c->vlm_depth; l++) {
+            snprintf(name, sizeof name, "prefix.k.L%02d", l);
+            ok &= compare(name, find(&sf, name), find(&sr, name), valid, P, min_pcc, &worst);
+            snprintf(name, sizeof name, "prefix.v.L%02d", l);
+            ok &= compare(name, find(&sf, name), find(&sr, name), valid, P, min_pcc, &worst);
+        }
+        ok &= compare("denoise.s00.suffix_embs", find(&sf, "denoise.s00.suffix_embs"), find(&sr, "denoise.s00.suffix_embs"),
+                      NULL, 0, min_pcc, &worst);
+        float dt = -1.0f / (float)n_steps, t = 1.0f;
+        for (int k = 0; k < n_steps; k++, t += dt) {
+            char xname[64], label[96];
+            snprintf(xname, sizeof xname, "denoise.s%02d.x", k - 1);
+            const saved *xk = k ? find(&sr, xname) : NULL;
+            store one = {0};
+            if (run(cf_ctx, &cf, &one, xk ? xk->data : noise, &t, 1, af) != PI0_OK) { ok = 0; rc = cli_error("%s", pi0_last_error()); break; }
+            snprintf(name, sizeof name, "denoise.s%02d.v", k);
+            snprintf(label, sizeof label, "%s (same x_k)", name);
+            ok &= compare(label, find(&one, "denoise.s00.v"), find(&sr, name), NULL, 0, min_pcc, &worst);
+            store_free(&one);
+        }
+        if (rc == 0) {
+            run(cf_ctx, &cf, &sf, noise, NULL, n_steps, af);
+            saved A = {"actions", af, c->action_horizon, c->action_dim, NULL}, B = {"actions", ar, c->action_horizon, c->action_dim, NULL};
+            A.ids = malloc((size_t)A.rows * sizeof(int32_t));
+            B.ids = malloc((size_t)B.rows * sizeof(int32_t));
+            for (int64_t r = 0; r < A.rows; r++) A.ids[r] = B.ids[r] = (int32_t)r;
+            ok &= compare("actions (free-running)", &A, &B, NULL, 0, min_pcc, &worst);
+            free(A.ids);
+            free(B.ids);
+            printf("worst PCC %.6f (minimum %.4f): %s\n", worst, min_pcc, ok ? "PASS" : "FAIL");
+            if (!ok) rc = 1;
+        }
+        free(valid);
+    }
+    store_free(&sr);
+    store_free(&sf);
+    free(ar); free(af); free(noise);
+    tool_case_free(&cf);
+    pi0_free(cr);
+    pi0_free(cf_ctx);
+    return rc;
+}
