@@ -108,6 +108,7 @@ pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *
         st->kpad[P + s] = 1;
         st->pos[P + s] = st->n_valid + s;
     }
+    pi0_rope_table(st->rope_cs + (int64_t)P * c->head_dim, st->pos + P, Ns, c->head_dim, c->rope_base);
     for (int i = 0; i < A; i++) st->state_pad[i] = i < obs->state_dim && obs->state ? obs->state[i] : 0.0f;
     for (int i = 0; i < H * A; i++) st->x_t[i] = noise[i];
 

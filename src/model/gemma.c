@@ -47,13 +47,14 @@ void pi0_gemma_block(pi0_state *st, const pi0_gemma_call *c) {
     pi0_matmul_args mv = {vrows, c->a, &L->v, NULL, c->n, c->D, KV, 0};
     pi0_op_matmul(ex, c->sites[S_K], &mk);
     pi0_op_matmul(ex, c->sites[S_V], &mv);
-    pi0_rope_args rk = {krows, c->pos, c->n, KV, cfg->n_kv_heads, cfg->head_dim, cfg->rope_base};
+    const float *cs = st->rope_cs + (c->pos - st->pos) * cfg->head_dim; /* rows of this call's positions */
+    pi0_rope_args rk = {krows, c->pos, c->n, KV, cfg->n_kv_heads, cfg->head_dim, cfg->rope_base, cs};
     pi0_op_rope(ex, c->sites[S_ROPE], &rk);
     if (c->kv_only) return; /* last VLM layer: only its K/V feed the cache (§3.5) */
 
     pi0_matmul_args mq = {c->q, c->a, &L->q, NULL, c->n, c->D, HD, 0};
     pi0_op_matmul(ex, c->sites[S_Q], &mq);
-    pi0_rope_args rq = {c->q, c->pos, c->n, HD, cfg->n_heads, cfg->head_dim, cfg->rope_base};
+    pi0_rope_args rq = {c->q, c->pos, c->n, HD, cfg->n_heads, cfg->head_dim, cfg->rope_base, cs};
     pi0_op_rope(ex, c->sites[S_ROPE], &rq);
     pi0_attention_args at = {c->o, c->q, c->kc, c->vc, c->n, c->koff + c->n, HD, KV, HD,
                              cfg->n_heads, cfg->n_kv_heads, cfg->head_dim, 1.0f / sqrtf((float)cfg->head_dim),

@@ -99,6 +99,7 @@ struct pi0_state {
     float *p_g, *p_u;     /* (Pmax, M) */
     float **kc, **vc;     /* [depth] -> (Pmax + Ns, KV): prefix rows then suffix rows */
     int32_t *pos;         /* (Pmax + Ns) RoPE positions of the kept prefix rows, then the suffix */
+    float *rope_cs;       /* (Pmax + Ns, hd) cos | sin of each row's RoPE angles (pi0_rope_table) */
     int32_t *rows;        /* (Pmax) index of each kept prefix row in the full prefix */
     int32_t *kcum;        /* (Pmax + Ns) mask block ids c */
     uint8_t *kpad;        /* (Pmax + Ns) key validity */
@@ -132,7 +133,7 @@ typedef struct {
     int D, Mx;
     float *x, *a, *q, *o, *g, *u, *t;  /* buffers: x (n,D), a (n,D), q/o (n,HD), g/u (n,Mx), t (n,D) */
     int n;
-    const int32_t *pos;                 /* (n) */
+    const int32_t *pos;                 /* (n) rows of st->pos (RoPE angles are read from st->rope_cs) */
     const int32_t *qcum; const uint8_t *qpad; /* (n) */
     float *kc, *vc;
     int koff;

@@ -47,6 +47,7 @@ pi0_status pi0_prefix_forward(pi0_state *st, const pi0_obs *obs, const pi0_run_p
         st->tok_ids[n_tok++] = obs->tokens[i];
     }
     for (int j = 0; j < P; j++) st->kcum[j] = 0; /* every prefix token: ar = 0 */
+    pi0_rope_table(st->rope_cs, st->pos, P, c->head_dim, c->rope_base); /* once per observation */
     st->n_prefix = P;
     st->n_valid = n_valid;
 

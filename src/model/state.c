@@ -46,6 +46,7 @@ static void layout(pi0_state *st, planner *p) {
         if (p->base) { st->kc[l] = k; st->vc[l] = v; }
     }
     st->pos = take(p, Pmax + Ns, sizeof(int32_t));
+    st->rope_cs = take(p, (Pmax + Ns) * (size_t)c->head_dim, F);
     st->rows = take(p, Pmax, sizeof(int32_t));
     st->kcum = take(p, Pmax + Ns, sizeof(int32_t));
     st->kpad = take(p, Pmax + Ns, 1);

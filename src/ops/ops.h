@@ -80,10 +80,15 @@ typedef struct {
 } pi0_mod_args;
 
 /* RoPE (half split): for each row r, for each of n_heads heads of hd dims at stride ld,
- * θ_i = pos[r] * base^(-2i/hd); (u_i, u_{i+hd/2}) rotated. In place. */
+ * θ_i = pos[r] * base^(-2i/hd); (u_i, u_{i+hd/2}) rotated. In place. cs, if not NULL, holds the
+ * rows' precomputed (float)cos θ_i at cs[r*hd + i] and (float)sin θ_i at cs[r*hd + hd/2 + i]
+ * (pi0_rope_table), so a model computes them once per inference instead of once per call. */
 typedef struct {
-    float *x; const int32_t *pos; int64_t m, ld; int n_heads, hd; float base;
+    float *x; const int32_t *pos; int64_t m, ld; int n_heads, hd; float base; const float *cs;
 } pi0_rope_args;
+
+/* Fill cs[n][hd] for positions pos[n]: angles in double, cos/sin rounded to float. */
+void pi0_rope_table(float *cs, const int32_t *pos, int64_t n, int hd, float base);
 
 /* Gather rows of an embedding table: y[i] = scale * E[ids[i]] (E: w, rows = vocab). */
 typedef struct {

@@ -18,20 +18,27 @@ void pi0_fast_rope(const pi0_rope_args *a, int ith, int nth) {
     const int half = a->hd / 2;
     float cs[ROPE_MAX_HALF], sn[ROPE_MAX_HALF];
     double inv[ROPE_MAX_HALF];
-    for (int i = 0; i < half; i++) inv[i] = pow((double)a->base, -2.0 * i / a->hd);
+    if (!a->cs)
+        for (int i = 0; i < half; i++) inv[i] = pow((double)a->base, -2.0 * i / a->hd);
     for (int64_t r = lo; r < hi; r++) {
-        double pos = a->pos ? (double)a->pos[r] : 0.0;
-        for (int i = 0; i < half; i++) {
-            double th = pos * inv[i];
-            cs[i] = (float)cos(th);
-            sn[i] = (float)sin(th);
+        const float *c = cs, *s = sn;
+        if (a->cs) { /* precomputed by the model once per inference: read in place */
+            c = a->cs + r * a->hd;
+            s = c + half;
+        } else {
+            double pos = a->pos ? (double)a->pos[r] : 0.0;
+            for (int i = 0; i < half; i++) {
+                double th = pos * inv[i];
+                cs[i] = (float)cos(th);
+                sn[i] = (float)sin(th);
+            }
         }
         for (int h = 0; h < a->n_heads; h++) {
             float *u = a->x + r * a->ld + (int64_t)h * a->hd;
             for (int i = 0; i < half; i++) {
                 float x0 = u[i], x1 = u[i + half];
-                u[i] = x0 * cs[i] - x1 * sn[i];
-                u[i + half] = x1 * cs[i] + x0 * sn[i];
+                u[i] = x0 * c[i] - x1 * s[i];
+                u[i + half] = x1 * c[i] + x0 * s[i];
             }
         }
     }

@@ -35,18 +35,29 @@ void pi0_mod_ref(const pi0_mod_args *a, int ith, int nth) {
     }
 }
 
+void pi0_rope_table(float *cs, const int32_t *pos, int64_t n, int hd, float base) {
+    int half = hd / 2;
+    for (int64_t r = 0; r < n; r++)
+        for (int i = 0; i < half; i++) {
+            /* θ_i = pos · base^(-2i/hd), in double (PI0_MODEL.md §8.3) */
+            double th = (double)pos[r] * pow((double)base, -2.0 * i / hd);
+            cs[r * hd + i] = (float)cos(th);
+            cs[r * hd + half + i] = (float)sin(th);
+        }
+}
+
 void pi0_rope_ref(const pi0_rope_args *a, int ith, int nth) {
     int64_t lo, hi;
     int half = a->hd / 2;
     pi0_split(a->m, ith, nth, &lo, &hi);
     for (int64_t r = lo; r < hi; r++) {
-        for (int i = 0; i < half; i++) {
-            /* θ_i = pos · base^(-2i/hd), in double (PI0_MODEL.md §8.3) */
-            double th = (double)a->pos[r] * pow((double)a->base, -2.0 * i / a->hd);
-            float c = (float)cos(th), s = (float)sin(th);
-            for (int h = 0; h < a->n_heads; h++) {
-                float *u = a->x + r * a->ld + (int64_t)h * a->hd;
-                float x0 = u[i], x1 = u[i + half];
+        float row[1024]; /* this row's cos | sin, when no table is given (hd <= 1024 by config) */
+        const float *cs = a->cs ? a->cs + r * a->hd : row;
+        if (!a->cs) pi0_rope_table(row, a->pos + r, 1, a->hd, a->base);
+        for (int h = 0; h < a->n_heads; h++) {
+            float *u = a->x + r * a->ld + (int64_t)h * a->hd;
+            for (int i = 0; i < half; i++) {
+                float x0 = u[i], x1 = u[i + half], c = cs[i], s = cs[half + i];
                 u[i] = x0 * c - x1 * s;
                 u[i + half] = x1 * c + x0 * s;
             }
