@@ -36,11 +36,12 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# LDSAN: sanitizer link flags from `make san` (kept apart so target-specific LDFLAGS still apply).
 $(BUILD)/pi0: $(TOOL_OBJ) $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(TOOL_OBJ) $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(LDSAN) $(LDFLAGS) $(TOOL_OBJ) $(LIB) $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(LDSAN) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
 test: deps all
 	BUILD=$(BUILD) bash tests/run.sh
@@ -48,7 +49,7 @@ test: deps all
 # Sanitizers: a separate build tree so the normal objects stay optimized.
 san:
 	$(MAKE) BUILD=build-san OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
-	        LDFLAGS="-fsanitize=address,undefined" test
+	        LDSAN="-fsanitize=address,undefined" test
 
 demo: deps all
 	bash tools/demo.sh $(BUILD)
