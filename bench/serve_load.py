@@ -20,8 +20,9 @@ server reports (policy_timing.infer_ms). Then, if /tmp/pi0-random-full exists (m
 The clients use python3-websockets' asyncio client with one event loop per thread (Debian 12
 ships websockets 10.4, which has no sync client); msgpack-numpy as in tests/test_server.py.
 
-Usage: /usr/bin/python3 bench/serve_load.py [--build build] [--clients 8] [--requests 20]
+Usage: /usr/bin/python3 bench/serve_load.py [--build build] [--clients 8] [--requests 20] [--threads T]
          [--full-dir /tmp/pi0-random-full] [--full-clients 2] [--full-requests 3] [--no-full]
+         [--json FILE] [--serve-arg ARG]...
 Exit status: 0 if every reply was correct, 1 otherwise.
 """
 import argparse
@@ -159,6 +160,7 @@ def client_thread(port, obs, n, horizon, ref, barrier, out, errors, keep=False):
 def load(label, pi0, model, extra, n_clients, n_req):
     """Run one load test; returns (ok, result dict)."""
     horizon = json.load(open(os.path.join(model, "config.json"))).get("action_horizon", 50)
+    load_before = os.getloadavg()[0]   # other work on the machine skews the numbers: report it
     srv = Server(pi0, model, extra)
     if srv.port is None:
         print(f"{label}: server did not start: {srv.stderr()}")
@@ -206,11 +208,12 @@ def load(label, pi0, model, extra, n_clients, n_req):
         "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
         "max_ms": float(lat.max()) if lat.size else float("nan"),
         "infer_ms_mean": float(np.mean(infer)) if infer else float("nan"),
-        "load_s": srv.load_s, "exit": rc,
+        "load_s": srv.load_s, "exit": rc, "loadavg_1min_before": load_before,
     }
     print(f"{label}: {ok_n}/{total} replies correct, {res['req_per_s']:.1f} req/s, latency p50 {res['p50_ms']:.1f} ms, "
           f"p99 {res['p99_ms']:.1f} ms, max {res['max_ms']:.1f} ms; model {res['infer_ms_mean']:.1f} ms/request "
-          f"(server-reported mean); wall {wall:.2f} s; server start {srv.load_s:.1f} s; exit {rc}", flush=True)
+          f"(server-reported mean); wall {wall:.2f} s; server start {srv.load_s:.1f} s; exit {rc}; "
+          f"1-min load average before {load_before:.2f}", flush=True)
     for b in bad[:5]:
         print(f"  error: {b}")
     return ok_n == total and not errors and rc == 0, res
@@ -227,6 +230,8 @@ def main():
     ap.add_argument("--full-requests", type=int, default=3)
     ap.add_argument("--no-full", action="store_true")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--serve-arg", action="append", default=[],
+                    help="extra argument for pi0 serve (repeat), e.g. --serve-arg=--ping-secs --serve-arg=1")
     a = ap.parse_args()
     build = a.build if os.path.isabs(a.build) else os.path.join(ROOT, a.build)
     pi0 = os.path.join(build, "pi0")
@@ -236,7 +241,7 @@ def main():
     with open(ns, "w") as f:
         json.dump({"norm_stats": {"state": ident(8), "actions": ident(7)}}, f)
     extra = ["--norm-stats", ns, "--threads", str(a.threads), "--tokenizer",
-             os.path.join(ROOT, "tests", "data", "policy", "tiny.model")]
+             os.path.join(ROOT, "tests", "data", "policy", "tiny.model"), *a.serve_arg]
 
     ok, res = load("tiny", pi0, os.path.join(ROOT, "tests", "data", "pi0_tiny"), extra, a.clients, a.requests)
     results = [res]
