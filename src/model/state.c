@@ -95,6 +95,10 @@ pi0_status pi0_state_new(pi0_ctx *ctx, pi0_state **out) {
     if (s != PI0_OK) { free(st->arena); free(st); return s; }
     st->ex.fast = ctx->params.backend == PI0_BACKEND_FAST ? &pi0_backend_fast : NULL;
     st->ex.strict = ctx->params.strict;
+    /* Below ~1 MFLOP an op runs on the calling thread alone: waking the pool costs more than it
+     * saves, and on an oversubscribed machine a descheduled worker would stall every small op.
+     * Results do not change: every op computes each element identically for any (ith, nth). */
+    st->ex.serial_work = 1.0e6;
     *out = st;
     return PI0_OK;
 }

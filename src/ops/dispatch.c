@@ -71,7 +71,7 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void run_op(pi0_exec *ex, const char *site, pi0_op op, const void *args, double flops) {
+static void run_op(pi0_exec *ex, const char *site, pi0_op op, const void *args, double work) {
     if (ex->status != PI0_OK) return;
     if (ex->abort_cb && ex->abort_cb(ex->abort_user)) {
         ex->status = pi0_err(PI0_ERR_ABORTED, "aborted by the caller before op %s at site %s", pi0_op_name(op), site);
@@ -91,14 +91,15 @@ static void run_op(pi0_exec *ex, const char *site, pi0_op op, const void *args, 
     }
     job j = {be, op, args};
     int64_t t0 = now_ns();
-    pi0_pool_run(ex->pool, job_run, &j);
+    if (work < ex->serial_work) job_run(&j, 0, 1);
+    else pi0_pool_run(ex->pool, job_run, &j);
     int64_t t1 = now_ns();
     if (st) {
         st->backend = be->name;
         if (be == &pi0_backend_ref) snprintf(st->reason, sizeof st->reason, "%s", why); else st->reason[0] = '\0';
         st->calls++;
         st->ns += t1 - t0;
-        st->flops += flops;
+        if (op == PI0_OP_MATMUL || op == PI0_OP_ATTENTION) st->flops += work;
     }
 }
 
@@ -108,10 +109,21 @@ void pi0_op_matmul(pi0_exec *ex, const char *site, const pi0_matmul_args *a) {
 void pi0_op_attention(pi0_exec *ex, const char *site, const pi0_attention_args *a) {
     run_op(ex, site, PI0_OP_ATTENTION, a, 4.0 * (double)a->nq * (double)a->nk * a->n_heads * a->hd);
 }
-void pi0_op_layernorm(pi0_exec *ex, const char *site, const pi0_norm_args *a) { run_op(ex, site, PI0_OP_LAYERNORM, a, 0); }
-void pi0_op_rmsnorm(pi0_exec *ex, const char *site, const pi0_norm_args *a) { run_op(ex, site, PI0_OP_RMSNORM, a, 0); }
-void pi0_op_ew(pi0_exec *ex, const char *site, const pi0_ew_args *a) { run_op(ex, site, PI0_OP_EW, a, 0); }
-void pi0_op_mod(pi0_exec *ex, const char *site, const pi0_mod_args *a) { run_op(ex, site, PI0_OP_MOD, a, 0); }
-void pi0_op_rope(pi0_exec *ex, const char *site, const pi0_rope_args *a) { run_op(ex, site, PI0_OP_ROPE, a, 0); }
-void pi0_op_embed(pi0_exec *ex, const char *site, const pi0_embed_args *a) { run_op(ex, site, PI0_OP_EMBED, a, 0); }
-void pi0_op_patches(pi0_exec *ex, const char *site, const pi0_patches_args *a) { run_op(ex, site, PI0_OP_PATCHES, a, 0); }
+/* Work of the other ops: roughly 8 operations per element touched. */
+void pi0_op_layernorm(pi0_exec *ex, const char *site, const pi0_norm_args *a) {
+    run_op(ex, site, PI0_OP_LAYERNORM, a, 8.0 * (double)(a->m * a->d));
+}
+void pi0_op_rmsnorm(pi0_exec *ex, const char *site, const pi0_norm_args *a) {
+    run_op(ex, site, PI0_OP_RMSNORM, a, 8.0 * (double)(a->m * a->d));
+}
+void pi0_op_ew(pi0_exec *ex, const char *site, const pi0_ew_args *a) { run_op(ex, site, PI0_OP_EW, a, 8.0 * (double)a->n); }
+void pi0_op_mod(pi0_exec *ex, const char *site, const pi0_mod_args *a) { run_op(ex, site, PI0_OP_MOD, a, 8.0 * (double)(a->m * a->d)); }
+void pi0_op_rope(pi0_exec *ex, const char *site, const pi0_rope_args *a) {
+    run_op(ex, site, PI0_OP_ROPE, a, 8.0 * (double)a->m * a->n_heads * a->hd);
+}
+void pi0_op_embed(pi0_exec *ex, const char *site, const pi0_embed_args *a) {
+    run_op(ex, site, PI0_OP_EMBED, a, 8.0 * (double)(a->m * a->w->cols));
+}
+void pi0_op_patches(pi0_exec *ex, const char *site, const pi0_patches_args *a) {
+    run_op(ex, site, PI0_OP_PATCHES, a, 8.0 * (double)a->c * a->s * a->s);
+}

@@ -31,6 +31,7 @@ typedef struct pi0_exec {
     pi0_status status;
     int (*abort_cb)(void *);
     void *abort_user;
+    double serial_work;  /* ops with less work (~flops) than this run on the calling thread alone */
     int n_sites;
     pi0_site_stats sites[PI0_MAX_SITES];
 } pi0_exec;
