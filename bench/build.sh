@@ -2,15 +2,16 @@
 # Builds bench/gemm_bench.c (fast-backend GEMM vs oneDNN on the π0 shapes) into $BUILD/gemm_bench
 # and bench/attn_bench.c (fast-backend attention vs an fp32 FMA loop) into $BUILD/attn_bench.
 # oneDNN (Debian libdnnl-dev, OpenMP build) is optional: without dnnl.h only our kernels are timed.
+# The peak microkernels (tools/bench/peak*.c, as `pi0 bench` uses) give the in-run bf16 peak.
 # Run: OMP_NUM_THREADS=2 build/gemm_bench [--threads 2] [--f32] [--shape expert]
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-make -s "$BUILD/libpi0.a"
+make -s "$BUILD/libpi0.a" "$BUILD/tools/bench/peak.o" "$BUILD/tools/bench/peak_avx512.o"
 DNNL=""
 if [ -e /usr/include/dnnl.h ]; then DNNL="-DHAVE_DNNL -ldnnl"; fi
 cc -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Isrc -pthread bench/gemm_bench.c \
-   "$BUILD/libpi0.a" $DNNL -lm -lcjson -o "$BUILD/gemm_bench"
+   "$BUILD/tools/bench/peak.o" "$BUILD/tools/bench/peak_avx512.o" "$BUILD/libpi0.a" $DNNL -lm -lcjson -o "$BUILD/gemm_bench"
 echo "built $BUILD/gemm_bench"
 # attention microbenchmark (fast backend vs an fp32 FMA loop timed in the same run); no extra deps
 cc -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Isrc -pthread bench/attn_bench.c \

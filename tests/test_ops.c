@@ -136,6 +136,16 @@ static void test_matmul_one(int64_t m, int64_t k, int64_t n, pi0_dtype dt, int k
     CHECK(pi0_backend_fast.supports(PI0_OP_MATMUL, &af, why, sizeof why), "supports matmul");
     RUN(pi0_backend_ref.matmul, &ar, 1);
     RUN(pi0_backend_fast.matmul, &af, nth);
+    if (nth > 1) { /* any nth (panel or row split) gives the nth = 1 result bit for bit */
+        float *y1 = fcopy(y0, m * ldy);
+        pi0_matmul_args a1 = ar;
+        a1.y = y1;
+        RUN(pi0_backend_fast.matmul, &a1, 1);
+        CHECK(!memcmp(y1, yf, sizeof(float) * (size_t)(m * ldy + GUARD)),
+              "matmul m=%lld k=%lld n=%lld kind=%d: nth=1 and nth=%d bit-identical", (long long)m, (long long)k,
+              (long long)n, kind, nth);
+        free(y1);
+    }
     float *tol = malloc(sizeof(float) * (size_t)(m * ldy));
     double rt = kind == PI0_WEIGHTS_F32 ? 1e-5 : 4.5e-3;
     for (int64_t i = 0; i < m; i++)
@@ -231,10 +241,20 @@ static void test_matmul(void) {
         }
     test_matmul_one(9, 40, 70, PI0_DT_BF16, PI0_WEIGHTS_BF16, 0, 1, 2, 0, 1);
     test_matmul_one(9, 40, 70, PI0_DT_F32, PI0_WEIGHTS_F32, 1, 1, 3, 1, 1);
-    /* more than one m block (MC = 1024 rows) and more than one k block (KC = 1024 inputs) */
+    /* more than one m block (MC = 1024 rows) and more than one k block (bf16: <= 2048 inputs in
+     * near-equal even blocks, 2051 -> 2 x 1026, 4501 -> 3 x 1502; f32: 1024); the bias is added in
+     * the last k block, after an accumulated y */
     test_matmul_one(1030, 70, 90, PI0_DT_BF16, PI0_WEIGHTS_BF16, 0, 1, 2, 0, 0);
     test_matmul_one(5, 2051, 100, PI0_DT_F32, PI0_WEIGHTS_BF16, 1, 1, 3, 2, 0);
     test_matmul_one(5, 2051, 100, PI0_DT_F32, PI0_WEIGHTS_F32, 1, 1, 2, 2, 0);
+    test_matmul_one(7, 4501, 70, PI0_DT_BF16, PI0_WEIGHTS_BF16, 1, 1, 2, 1, 0);
+    test_matmul_one(7, 4501, 70, PI0_DT_F32, PI0_WEIGHTS_BF16, 0, 1, 3, 0, 0);
+    /* both work splits: rows for few panels (n = 200: 4 panels) and for many rows with n <= 2048
+     * (m = 250, n = 600 at nth = 2), panels otherwise; each also against nth = 1 bit for bit */
+    test_matmul_one(50, 300, 200, PI0_DT_F32, PI0_WEIGHTS_BF16, 0, 1, 2, 1, 0);
+    test_matmul_one(250, 130, 600, PI0_DT_BF16, PI0_WEIGHTS_BF16, 1, 1, 2, 3, 0);
+    test_matmul_one(250, 130, 600, PI0_DT_F32, PI0_WEIGHTS_BF16, 0, 0, 3, 0, 0);
+    test_matmul_one(3, 64, 200, PI0_DT_F32, PI0_WEIGHTS_BF16, 0, 1, 2, 0, 0);
     pi0_weight w = {.name = "unpacked", .dtype = PI0_DT_F32, .data = NULL, .rows = 4, .cols = 4};
     pi0_matmul_args a = {.w = &w, .m = 1, .ldx = 4, .ldy = 4};
     char why[128] = "";
