@@ -11,6 +11,7 @@
 #endif
 
 static pi0_cpu_caps g_caps;
+static pi0_cpu_caps g_native; /* after PI0_CPU_CAPS; pi0_cpu_caps_force restores or lowers from it */
 static char g_caps_str[64];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
@@ -21,6 +22,8 @@ static unsigned long long xgetbv0(void) {
     return ((unsigned long long)hi << 32) | lo;
 }
 #endif
+
+static void make_str(void);
 
 static void detect(void) {
     memset(&g_caps, 0, sizeof g_caps);
@@ -49,6 +52,27 @@ static void detect(void) {
     if (env && strcmp(env, "generic") == 0) memset(&g_caps, 0, sizeof g_caps);
     if (env && strcmp(env, "avx2") == 0) g_caps.avx512 = g_caps.avx512bf16 = g_caps.avx512vnni = 0;
     if (env && strcmp(env, "avx512") == 0) g_caps.avx512bf16 = 0; /* AVX-512 without BF16 */
+    g_native = g_caps;
+    make_str();
+}
+
+int pi0_cpu_caps_force(int level) {
+    pthread_once(&g_once, detect);
+    pi0_cpu_caps c = g_native;
+    if (level == PI0_CPU_GENERIC) memset(&c, 0, sizeof c);
+    else if (level == PI0_CPU_AVX2) {
+        if (!c.avx2) return 0;
+        c.avx512 = c.avx512bf16 = c.avx512vnni = 0;
+    } else if (level == PI0_CPU_AVX512) {
+        if (!c.avx512) return 0;
+        c.avx512bf16 = 0;
+    } else if (level != PI0_CPU_NATIVE) return 0;
+    g_caps = c;
+    make_str();
+    return 1;
+}
+
+static void make_str(void) {
     strcpy(g_caps_str, "generic");
     if (g_caps.avx2) strcpy(g_caps_str, "avx2");
     if (g_caps.avx512) strcpy(g_caps_str, "avx512");

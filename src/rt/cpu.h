@@ -21,4 +21,12 @@ const pi0_cpu_caps *pi0_cpu_caps_get(void);
 /* Short description such as "avx512 bf16 vnni" for logs and benchmarks. */
 const char *pi0_cpu_caps_str(void);
 
+/* TEST-ONLY: lower the level the kernels see to PI0_CPU_GENERIC, PI0_CPU_AVX2, PI0_CPU_AVX512
+ * (AVX-512 without BF16) or back to PI0_CPU_NATIVE (what the hardware has, after PI0_CPU_CAPS).
+ * Never raises a level above the detected one. Returns 1 if the level is available (then it is
+ * applied), 0 if not (nothing changes). Not thread-safe: call it only while no op is running (test_ops
+ * runs its cases once per level with it). The library itself never calls it. */
+enum { PI0_CPU_GENERIC = 0, PI0_CPU_AVX2 = 1, PI0_CPU_AVX512 = 2, PI0_CPU_NATIVE = 3 };
+int pi0_cpu_caps_force(int level);
+
 #endif

@@ -41,9 +41,10 @@ typedef struct {
     int64_t p0, p1;          /* panel range */
 } pi0_fast_gemm_job;
 
-/* Drivers, one per ISA (AVX2-only CPUs use the generic one for now); each handles both kinds. The avx512 one uses vdpbf16ps only when
- * has_bf16 says the CPU has it. */
+/* Drivers, one per ISA; each handles both kinds. The avx512 one uses vdpbf16ps only when has_bf16
+ * says the CPU has it; the avx2 one (AVX2 + FMA) widens bf16 to fp32 and uses FMA. */
 void pi0_fast_gemm_generic(const pi0_fast_gemm_job *j);
+void pi0_fast_gemm_avx2(const pi0_fast_gemm_job *j);
 void pi0_fast_gemm_avx512(const pi0_fast_gemm_job *j, int has_bf16);
 /* Chooses the driver from the cached CPU caps. */
 void pi0_fast_gemm(const pi0_fast_gemm_job *j);

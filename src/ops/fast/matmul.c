@@ -4,7 +4,7 @@
  * 64-column panels or the rows are divided among the nth threads (split_rows says which). Either
  * way every element is computed by the same kernel in the same k order (the k blocking depends on
  * k only), so the result does not depend on nth or on the split.
- * The ISA driver is chosen from the cached CPUID flags (rt/cpu.h).
+ * The ISA driver is chosen from the cached CPUID flags (rt/cpu.h): avx512, else avx2, else generic.
  */
 #include "ops/fast/fast.h"
 #include "rt/cpu.h"
@@ -12,6 +12,7 @@
 void pi0_fast_gemm(const pi0_fast_gemm_job *j) {
     const pi0_cpu_caps *cc = pi0_cpu_caps_get();
     if (cc->avx512) pi0_fast_gemm_avx512(j, cc->avx512bf16);
+    else if (cc->avx2) pi0_fast_gemm_avx2(j);
     else pi0_fast_gemm_generic(j);
 }
 

@@ -1,0 +1,243 @@
+/* matmul_avx2.c - AVX2 + FMA GEMM driver for packed weights (layout in fast.h), for CPUs without
+ * AVX-512 (compiled with -mavx2 -mfma -mf16c; only called when rt/cpu.h reports avx2).
+ *
+ * bf16 kind: activation rows are rounded to bf16 (nearest even, NaN stays NaN: the same rounding
+ * as the AVX-512 path) block by block into a per-thread scratch A block, kept as fp32 values (the
+ * low 16 bits zero) so the kernel broadcasts them straight from memory. Weights are widened in
+ * registers: one 32-byte load holds 8 columns x 2 consecutive inputs; << 16 gives the even input,
+ * & 0xffff0000 the odd one. A 6x16 register tile (12 ymm accumulators) adds, per k pair, the even
+ * product then the odd product with FMA: the products of bf16 values are exact in fp32, so each
+ * accumulator sees the same fp32 sums as the AVX-512 widening kernel (kern_wd_*).
+ * f32 kind: x is read directly, 6x16 fp32 FMA tile.
+ * Loop order: m block (<= MC rows) > k block > panels of the job > 16-column groups of the panel
+ * > row tiles; the group's weight slice (kc/2 x 64 bytes, <= 64 KB) stays in L1/L2 across all row
+ * tiles, the panel slice (<= 256 KB) in L2, so weights stream from DRAM once per call. k blocks are
+ * the same near-equal cut of <= KC as matmul_avx512.c (depends on k only). While one panel is
+ * worked on, the next weight slice is prefetched one line per k pair over its first kernel calls.
+ * The bias is added in the last k block. Every output element is produced by one thread in a fixed
+ * k order that depends only on k, whatever the job split.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "ops/fast/fast.h"
+
+#define NR PI0_FAST_NR
+#define MR 6
+#define KC 2048     /* max inputs per bf16 k block (even) */
+#define KC_F32 1024 /* inputs per f32 k block */
+#define MC 512      /* rows per m block: A block <= 4 MB of fp32 per thread */
+
+static inline __m256i lane_mask(int64_t left) {
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int l = left > 8 ? 8 : left < 0 ? 0 : (int)left;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(l), iota);
+}
+
+/* Kernel prologue/epilogue: C tile R rows x 16 columns (ncols of them valid, 1..16). loadc: start
+ * from C (else zero); bias: added once (NULL = none). */
+#define KERN_PROLOGUE(R)                                                                        \
+    __m256 acc[R][2];                                                                           \
+    const int full = ncols >= 16;                                                               \
+    const __m256i m0 = lane_mask(ncols), m1 = lane_mask(ncols - 8);                             \
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                       \
+        if (!loadc) { acc[r][0] = acc[r][1] = _mm256_setzero_ps(); }                            \
+        else if (full) {                                                                        \
+            acc[r][0] = _mm256_loadu_ps(c + r * ldc);                                           \
+            acc[r][1] = _mm256_loadu_ps(c + r * ldc + 8);                                       \
+        } else {                                                                                \
+            acc[r][0] = _mm256_maskload_ps(c + r * ldc, m0);                                    \
+            acc[r][1] = _mm256_maskload_ps(c + r * ldc + 8, m1);                                \
+        }                                                                                       \
+    }
+
+#define KERN_EPILOGUE(R)                                                                        \
+    {                                                                                           \
+        __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();                              \
+        if (bias) { b0 = _mm256_maskload_ps(bias, m0); b1 = _mm256_maskload_ps(bias + 8, m1); } \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                   \
+            __m256 y0 = _mm256_add_ps(acc[r][0], b0), y1 = _mm256_add_ps(acc[r][1], b1);        \
+            if (full) { _mm256_storeu_ps(c + r * ldc, y0); _mm256_storeu_ps(c + r * ldc + 8, y1); } \
+            else { _mm256_maskstore_ps(c + r * ldc, m0, y0); _mm256_maskstore_ps(c + r * ldc + 8, m1, y1); } \
+        }                                                                                       \
+    }
+
+/* One k pair: b points at the group's 16 columns x 2 inputs (64 bytes) of pair p; a holds fp32
+ * values already rounded to bf16, the pair at a[2p], a[2p+1]. Even inputs first, then odd. */
+#define BF_STEP(R, p)                                                                           \
+    do {                                                                                        \
+        __m256i t0 = _mm256_load_si256((const __m256i *)(b + (p) * 128));                      \
+        __m256i t1 = _mm256_load_si256((const __m256i *)(b + (p) * 128 + 16));                 \
+        __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(t0, 16));                            \
+        __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(t1, 16));                            \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                   \
+            __m256 ae = _mm256_broadcast_ss(a + r * lda + 2 * (p));                             \
+            acc[r][0] = _mm256_fmadd_ps(ae, e0, acc[r][0]);                                     \
+            acc[r][1] = _mm256_fmadd_ps(ae, e1, acc[r][1]);                                     \
+        }                                                                                       \
+        __m256 o0 = _mm256_castsi256_ps(_mm256_and_si256(t0, hi));                              \
+        __m256 o1 = _mm256_castsi256_ps(_mm256_and_si256(t1, hi));                              \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                   \
+            __m256 ao = _mm256_broadcast_ss(a + r * lda + 2 * (p) + 1);                         \
+            acc[r][0] = _mm256_fmadd_ps(ao, o0, acc[r][0]);                                     \
+            acc[r][1] = _mm256_fmadd_ps(ao, o1, acc[r][1]);                                     \
+        }                                                                                       \
+    } while (0)
+
+/* pf: during the first pf_n k pairs, one 64-byte line of pf per pair is prefetched into L2. */
+#define DEF_KERN_BF(R)                                                                          \
+    static void kern_bf_##R(const float *a, int64_t lda, const uint16_t *b, int64_t kpairs,     \
+                            float *c, int64_t ldc, int loadc, const float *bias, int64_t ncols, \
+                            const char *pf, int64_t pf_n) {                                     \
+        KERN_PROLOGUE(R)                                                                        \
+        const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);                                 \
+        int64_t p = 0;                                                                          \
+        for (; p < pf_n; p++) {                                                                 \
+            _mm_prefetch(pf + 64 * p, _MM_HINT_T1);                                             \
+            BF_STEP(R, p);                                                                      \
+        }                                                                                       \
+        for (; p < kpairs; p++) BF_STEP(R, p);                                                  \
+        KERN_EPILOGUE(R)                                                                        \
+    }
+
+#define DEF_KERN_F32(R)                                                                         \
+    static void kern_f32_##R(const float *a, int64_t lda, const float *b, int64_t kk,           \
+                             float *c, int64_t ldc, int loadc, const float *bias, int64_t ncols) {\
+        KERN_PROLOGUE(R)                                                                        \
+        for (int64_t i = 0; i < kk; i++) {                                                      \
+            __m256 b0 = _mm256_load_ps(b + i * 64), b1 = _mm256_load_ps(b + i * 64 + 8);        \
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                               \
+                __m256 ar = _mm256_broadcast_ss(a + r * lda + i);                               \
+                acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);                                 \
+                acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);                                 \
+            }                                                                                   \
+        }                                                                                       \
+        KERN_EPILOGUE(R)                                                                        \
+    }
+
+DEF_KERN_BF(1) DEF_KERN_BF(2) DEF_KERN_BF(3) DEF_KERN_BF(4) DEF_KERN_BF(5) DEF_KERN_BF(6)
+DEF_KERN_F32(1) DEF_KERN_F32(2) DEF_KERN_F32(3) DEF_KERN_F32(4) DEF_KERN_F32(5) DEF_KERN_F32(6)
+
+typedef void (*kern_bf_fn)(const float *, int64_t, const uint16_t *, int64_t, float *, int64_t, int,
+                           const float *, int64_t, const char *, int64_t);
+typedef void (*kern_f32_fn)(const float *, int64_t, const float *, int64_t, float *, int64_t, int,
+                            const float *, int64_t);
+static const kern_bf_fn k_bf[MR + 1] = {0, kern_bf_1, kern_bf_2, kern_bf_3, kern_bf_4, kern_bf_5, kern_bf_6};
+static const kern_f32_fn k_f32[MR + 1] = {0, kern_f32_1, kern_f32_2, kern_f32_3, kern_f32_4, kern_f32_5, kern_f32_6};
+
+/* Row tiles of near-equal size (50 rows -> 6,6,6,6,6,5,5,5,5), as in matmul_avx512.c. */
+static inline int64_t tile_lo(int64_t mb, int64_t nb, int64_t t) {
+    int64_t q = mb / nb, r = mb % nb;
+    return t * q + (t < r ? t : r);
+}
+
+/* 8 floats rounded to bf16 (nearest even; NaN -> quiet NaN with its top bits), returned as fp32. */
+static inline __m256 round_bf16(__m256 x) {
+    const __m256i rnd = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1);
+    const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
+    __m256i u = _mm256_castps_si256(x);
+    __m256i rr = _mm256_add_epi32(u, _mm256_add_epi32(rnd, _mm256_and_si256(_mm256_srli_epi32(u, 16), one)));
+    __m256 isnan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    __m256i qn = _mm256_or_si256(u, _mm256_set1_epi32(0x400000));
+    rr = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(rr), _mm256_castsi256_ps(qn), isnan));
+    return _mm256_castsi256_ps(_mm256_and_si256(rr, hi));
+}
+
+/* Rows [0, mb) x inputs [k0, k0+kc) of a rounded to bf16 precision into dst (fp32, row stride
+ * lds), zero past k. Prefetches pf_lines 64-byte lines of pf (the first weight slice) meanwhile. */
+static void convert_block(float *dst, int64_t lds, const float *a, int64_t lda, int64_t mb, int64_t k0, int64_t kc,
+                          int64_t k, const char *pf, int64_t pf_lines) {
+    int64_t valid = k - k0 < kc ? k - k0 : kc, full = valid & ~(int64_t)7;
+    int64_t pf_row = mb > 0 ? (pf_lines + mb - 1) / mb : 0;
+    for (int64_t r = 0; r < mb; r++) {
+        for (int64_t l = 0; l < pf_row && pf_lines > 0; l++, pf_lines--, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
+        const float *src = a + r * lda + k0;
+        float *d = dst + r * lds;
+        int64_t c = 0;
+        for (; c < full; c += 8) _mm256_storeu_ps(d + c, round_bf16(_mm256_loadu_ps(src + c)));
+        for (; c < valid; c++) d[c] = pi0_fast_bf16_to_f32(pi0_fast_f32_to_bf16(src[c]));
+        for (; c < kc; c++) d[c] = 0.0f;
+    }
+}
+
+/* k blocks: the same cut as matmul_avx512.c (near-equal even blocks of <= KC). */
+static inline int64_t kblock(int64_t kp) {
+    int64_t nkb = (kp + KC - 1) / KC;
+    return ((kp + nkb - 1) / nkb + 1) & ~(int64_t)1;
+}
+
+static void gemm_bf16(const pi0_fast_gemm_job *j) {
+    const pi0_fast_packed *b = j->b;
+    const int64_t k = b->k, kp = b->kp, n = b->n, kcb = kblock(kp);
+    /* A block row stride: kc + 16 floats, so the rows of a tile are not all 4 KB apart */
+    const int64_t lds = kcb + 16, mc = j->m < MC ? j->m : MC;
+    float *abuf = pi0_fast_scratch(0, (size_t)mc * (size_t)lds * sizeof(float));
+    if (!abuf) { pi0_fast_gemm_generic(j); return; } /* out of memory: slow but correct */
+    const uint16_t *B = b->data;
+    int64_t n_mblk = (j->m + MC - 1) / MC;
+    for (int64_t ib = 0; ib < n_mblk; ib++) {
+        int64_t i0 = tile_lo(j->m, n_mblk, ib), mb = tile_lo(j->m, n_mblk, ib + 1) - i0;
+        int64_t nb = (mb + MR - 1) / MR;
+        for (int64_t k0 = 0; k0 < kp; k0 += kcb) {
+            int64_t kc = kp - k0 < kcb ? kp - k0 : kcb, kpairs = kc / 2;
+            int last = k0 + kc >= kp;
+            int64_t pf_p = k0 == 0 ? j->p0 : j->p0 + 1;
+            const char *pf = pf_p < j->p1 ? (const char *)(B + pf_p * kp * NR + k0 * NR) : NULL;
+            convert_block(abuf, lds, j->a + i0 * j->lda, j->lda, mb, k0, kc, k, pf, pf ? kc * 2 : 0);
+            int loadc = k0 > 0 || j->accumulate;
+            for (int64_t p = j->p0; p < j->p1; p++) {
+                const uint16_t *bp = B + p * kp * NR + k0 * NR;
+                int64_t ncols = n - p * NR < NR ? n - p * NR : NR;
+                /* the slice read after this one: next panel, or the first panel of the next k block */
+                const char *nx = NULL;
+                int64_t nx_lines = 0;
+                if (p + 1 < j->p1) { nx = (const char *)(bp + kp * NR); nx_lines = kc * 2; }
+                else if (!last) {
+                    int64_t kc2 = kp - (k0 + kc) < kcb ? kp - (k0 + kc) : kcb;
+                    nx = (const char *)(B + j->p0 * kp * NR + (k0 + kc) * NR);
+                    nx_lines = kc2 * 2;
+                }
+                for (int64_t g = 0; g * 16 < ncols; g++) {
+                    const float *bias = (last && j->bias) ? j->bias + p * NR + 16 * g : NULL;
+                    for (int64_t t = 0; t < nb; t++) {
+                        int64_t r0 = tile_lo(mb, nb, t), rows = tile_lo(mb, nb, t + 1) - r0;
+                        int64_t pf_n = nx_lines < kpairs ? nx_lines : kpairs;
+                        k_bf[rows](abuf + r0 * lds, lds, bp + 32 * g, kpairs,
+                                   j->c + (i0 + r0) * j->ldc + p * NR + 16 * g, j->ldc, loadc, bias, ncols - 16 * g,
+                                   nx, pf_n);
+                        if (nx) { nx += 64 * pf_n; nx_lines -= pf_n; }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void gemm_f32(const pi0_fast_gemm_job *j) {
+    const pi0_fast_packed *b = j->b;
+    const int64_t k = b->k, n = b->n;
+    const float *B = b->data;
+    int64_t nb = (j->m + MR - 1) / MR;
+    for (int64_t k0 = 0; k0 < k; k0 += KC_F32) {
+        int64_t kc = k - k0 < KC_F32 ? k - k0 : KC_F32;
+        int loadc = k0 > 0 || j->accumulate;
+        for (int64_t p = j->p0; p < j->p1; p++) {
+            const float *bp = B + p * k * NR + k0 * NR;
+            int64_t ncols = n - p * NR < NR ? n - p * NR : NR;
+            for (int64_t g = 0; g * 16 < ncols; g++) {
+                const float *bias = (k0 == 0 && j->bias) ? j->bias + p * NR + 16 * g : NULL;
+                for (int64_t t = 0; t < nb; t++) {
+                    int64_t r0 = tile_lo(j->m, nb, t), rows = tile_lo(j->m, nb, t + 1) - r0;
+                    k_f32[rows](j->a + r0 * j->lda + k0, j->lda, bp + 16 * g, kc,
+                                j->c + r0 * j->ldc + p * NR + 16 * g, j->ldc, loadc, bias, ncols - 16 * g);
+                }
+            }
+        }
+    }
+}
+
+void pi0_fast_gemm_avx2(const pi0_fast_gemm_job *j) {
+    if (j->m <= 0 || j->p0 >= j->p1) return;
+    if (j->b->kind == PI0_WEIGHTS_F32) gemm_f32(j);
+    else gemm_bf16(j);
+}
