@@ -24,8 +24,12 @@
 
 #define NR PI0_FAST_NR
 #define MR 6
+#ifndef KC
 #define KC 2048     /* max inputs per bf16 k block (even) */
+#endif
+#ifndef KC_F32
 #define KC_F32 1024 /* inputs per f32 k block */
+#endif
 #define MC 512      /* rows per m block: A block <= 4 MB of fp32 per thread */
 
 static inline __m256i lane_mask(int64_t left) {
