@@ -471,21 +471,165 @@ static void test_embed_patches(void) {
         }
 }
 
+/* ---- row kernels per ISA (vecmath_*.c) ----------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    void (*gelu)(float *, const float *, const float *, int64_t);
+    void (*swish)(float *, const float *, int64_t);
+    void (*softmax)(float *, int64_t);
+} vec_kernels;
+
+/* 0.5·x·(1 + tanh(z)) written as x / (1 + e^(-2z)) (the same function): in double the tanh form
+ * cancels for x < ~-6, where 1 + tanh(z) drops below double's epsilon. */
+static double gelu_d(double x) { return x / (1.0 + exp(-2.0 * 0.7978845608028654 * (x + 0.044715 * x * x * x))); }
+static double swish_d(double x) { return x / (1.0 + exp(-x)); }
+static double act_tol(int gelu, double x) {
+    double arg = gelu ? fabs(2.0 * 0.7978845608028654 * (x + 0.044715 * x * x * x)) : fabs(x);
+    return 1.5e-6 + 3e-7 * arg;
+}
+
+/* Each kernel set this CPU has, called directly, against double-precision formulas (independent of
+ * both backends): GELU (tanh form) and swish on a dense sweep of [-12, 12] plus the spans of random
+ * lengths used for the tails. Tolerance (why): the exp is ~2 ulp, the divide and the multiplier one
+ * rounding each, and the exp argument (2z = 2·0.79788·(x + 0.044715x³), or x) is computed in float
+ * with ~3 roundings, i.e. an absolute error up to ~3·2^-24·|arg|, which exp turns into that relative
+ * error: rel <= 1.5e-6 + 3e-7·|arg|. That is the ~1e-6 target for |x| <= 3 (also checked alone,
+ * max rel <= 2e-6 there); at the far negative end (x ~ -9, |2z| ~ 64, gelu ~ 1e-27) it reaches
+ * ~1e-5 in every implementation, libm expf included. Plus 4e-38 absolute: once -2z > 88.72 the
+ * float e^(-2z) overflows to inf and gelu = x / inf = -0, where the true |gelu| < |x|·2^-128 (and
+ * subnormal results round in absolute steps); the relative figures printed cover normal results. Softmax rows of n = 1..67 (masked tails) vs a double
+ * softmax: |d| <= 1e-6·|ref| + 1e-9. Spans start at an odd offset inside a guarded buffer, so a
+ * tail read or write outside [0, n) shows up as a changed sentinel. */
+static void test_vec_kernels(const vec_kernels *vk) {
+    const int64_t n = 24001;
+    float *x = fbuf(n, 0), *y = fbuf(n, 0);
+    for (int64_t i = 0; i < n; i++) x[i] = -12.0f + 24.0f * (float)i / (float)(n - 1);
+    for (int f = 0; f < 2; f++) {
+        if (f == 0) vk->gelu(y, x, NULL, n); else vk->swish(y, x, n);
+        double worst = 0, worst_x = 0;
+        int64_t bad = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double xd = x[i], want = f == 0 ? gelu_d(xd) : swish_d(xd);
+            double d = fabs(y[i] - want), rel = want != 0 ? d / fabs(want) : d;
+            int ok = d <= act_tol(f == 0, xd) * fabs(want) + 4e-38;
+            if (fabs(want) >= 1e-36 && rel > worst) { worst = rel; worst_x = xd; }
+            if (!ok && bad++ < 5) printf("     mismatch x=%.9g got %.9g want %.9g rel %.3g\n", xd, y[i], want, rel);
+        }
+        double worst3 = 0; /* |x| <= 3: where the model's activations live */
+        for (int64_t i = 0; i < n; i++)
+            if (fabsf(x[i]) <= 3.0f) {
+                double want = f == 0 ? gelu_d(x[i]) : swish_d(x[i]);
+                if (want != 0 && fabs(y[i] - want) / fabs(want) > worst3) worst3 = fabs(y[i] - want) / fabs(want);
+            }
+        int guard_ok = 1;
+        for (int i = 0; i < GUARD; i++) guard_ok &= y[n + i] == SENT;
+        harness_result(bad == 0 && guard_ok && worst3 <= 2e-6,
+                       "%s %s vs double on [-12, 12]: max rel %.3g where |ref| >= 1e-36 (at x=%.4g), max rel for |x|<=3: %.3g (tol 2e-6)%s",
+                       vk->name, f == 0 ? "gelu_tanh" : "swish", worst, worst_x, worst3, guard_ok ? "" : " GUARD OVERWRITTEN");
+    }
+    /* tails: every length 1..40 at an odd offset, gelu with the multiplier, swish; guards both sides */
+    int tails_ok = 1;
+    for (int64_t len = 1; len <= 40 && tails_ok; len++) {
+        float buf[64 + 2 * GUARD], in[64], mul[64];
+        for (int64_t i = 0; i < len; i++) { in[i] = frand() * 6.0f; mul[i] = frand(); }
+        for (int f = 0; f < 2; f++) {
+            for (size_t i = 0; i < sizeof buf / sizeof buf[0]; i++) buf[i] = SENT;
+            float *o = buf + GUARD + 1;
+            if (f == 0) vk->gelu(o, in, mul, len); else vk->swish(o, in, len);
+            for (int64_t i = -1 - GUARD + 1; i < 0; i++) tails_ok &= o[i] == SENT;
+            for (int64_t i = len; i < len + GUARD; i++) tails_ok &= o[i] == SENT;
+            for (int64_t i = 0; i < len; i++) {
+                double want = f == 0 ? gelu_d(in[i]) * mul[i] : swish_d(in[i]);
+                tails_ok &= fabs(o[i] - want) <= act_tol(f == 0, in[i]) * fabs(want) + 4e-38;
+            }
+        }
+    }
+    CHECK(tails_ok, "%s gelu*b / swish: lengths 1..40 at an odd offset, values ok, guards on both sides intact", vk->name);
+    int sm_ok = 1;
+    double sm_worst = 0;
+    for (int64_t len = 1; len <= 67; len++) {
+        float buf[80 + 2 * GUARD];
+        double e[80], sum = 0, mx = -INFINITY;
+        for (size_t i = 0; i < sizeof buf / sizeof buf[0]; i++) buf[i] = SENT;
+        float *o = buf + GUARD + 1;
+        for (int64_t i = 0; i < len; i++) { o[i] = frand() * 8.0f; if (i == len / 2) o[i] = -1e30f; }
+        for (int64_t i = 0; i < len; i++) mx = o[i] > mx ? o[i] : mx;
+        for (int64_t i = 0; i < len; i++) { e[i] = exp((double)o[i] - mx); sum += e[i]; }
+        vk->softmax(o, len);
+        for (int64_t i = 0; i < len; i++) {
+            double want = e[i] / sum, d = fabs(o[i] - want);
+            if (want > 0 && d / want > sm_worst) sm_worst = d / want;
+            sm_ok &= d <= 1e-6 * want + 1e-9;
+        }
+        for (int i = 0; i < GUARD; i++) sm_ok &= o[len + i] == SENT && buf[i] == SENT;
+    }
+    CHECK(sm_ok, "%s softmax rows n=1..67 vs double: max rel %.3g (tol 1e-6 rel + 1e-9), guards intact", vk->name, sm_worst);
+    free(x); free(y);
+}
+
+static void test_vec_kernel_sets(void) {
+    const vec_kernels sets[] = {
+        {"generic", pi0_fast_gelu_tanh_generic, pi0_fast_swish_generic, pi0_fast_softmax_generic},
+        {"avx2", pi0_fast_gelu_tanh_avx2, pi0_fast_swish_avx2, pi0_fast_softmax_avx2},
+        {"avx512", pi0_fast_gelu_tanh_avx512, pi0_fast_swish_avx512, pi0_fast_softmax_avx512},
+    };
+    const pi0_cpu_caps *c = pi0_cpu_caps_get();
+    const int have[] = {1, c->avx2, c->avx512};
+    for (int i = 0; i < 3; i++) {
+        if (have[i]) test_vec_kernels(&sets[i]);
+        else printf("row kernels %s: not available on this CPU, skipped\n", sets[i].name);
+    }
+}
+
+/* Norm and elementwise ops give the same bytes for nth = 1 and nth = 3 (each element one writer,
+ * arithmetic independent of the split) at the current caps level. */
+static void test_rows_nth_identical(void) {
+    const int64_t m = 7, d = 1023, n = 5003;
+    float *x = fbuf(m * d, 3.0f), *w = fbuf(d, 1.0f), *b = fbuf(d, 1.0f);
+    for (int kind = 0; kind < 2; kind++) {
+        float *y1 = fbuf(m * d, 0), *y3 = fcopy(y1, m * d);
+        pi0_norm_args a = {.y = y1, .x = x, .w = w, .b = b, .m = m, .d = d, .eps = 1e-6f};
+        if (kind == 0) RUN(pi0_backend_fast.layernorm, &a, 1); else RUN(pi0_backend_fast.rmsnorm, &a, 1);
+        a.y = y3;
+        if (kind == 0) RUN(pi0_backend_fast.layernorm, &a, 3); else RUN(pi0_backend_fast.rmsnorm, &a, 3);
+        CHECK(!memcmp(y1, y3, sizeof(float) * (size_t)(m * d + GUARD)), "%s m=%lld d=%lld: nth=1 and nth=3 bit-identical",
+              kind ? "rmsnorm" : "layernorm", (long long)m, (long long)d);
+        free(y1); free(y3);
+    }
+    float *ea = fbuf(n, 8.0f), *eb = fbuf(n, 1.0f);
+    for (int kind = PI0_EW_GELU_TANH_MUL; kind <= PI0_EW_SWISH; kind++) {
+        float *y1 = fbuf(n, 0), *y3 = fcopy(y1, n);
+        pi0_ew_args a = {.y = y1, .a = ea, .b = eb, .n = n, .kind = (pi0_ew_kind)kind};
+        RUN(pi0_backend_fast.ew, &a, 1);
+        a.y = y3;
+        RUN(pi0_backend_fast.ew, &a, 3);
+        CHECK(!memcmp(y1, y3, sizeof(float) * (size_t)(n + GUARD)), "ew kind %d n=%lld: nth=1 and nth=3 bit-identical",
+              kind, (long long)n);
+        free(y1); free(y3);
+    }
+    free(x); free(w); free(b); free(ea); free(eb);
+}
+
 int main(void) {
     printf("cpu: %s\n", pi0_cpu_caps_str());
-    /* the GEMM cases once per caps level this machine has (generic, avx2, avx512 without BF16,
-     * native), each against the reference backend: every ISA driver is checked here */
+    /* the GEMM and row-kernel cases once per caps level this machine has (generic, avx2, avx512
+     * without BF16, native), each against the reference backend: every ISA driver is checked here */
     static const int levels[] = {PI0_CPU_GENERIC, PI0_CPU_AVX2, PI0_CPU_AVX512, PI0_CPU_NATIVE};
     for (int l = 0; l < 4; l++) {
         if (!pi0_cpu_caps_force(levels[l])) { printf("caps level %d: not available, skipped\n", levels[l]); continue; }
-        printf("---- matmul with caps: %s%s\n", pi0_cpu_caps_str(), levels[l] == PI0_CPU_NATIVE ? " (native)" : "");
+        printf("---- matmul, norms, elementwise with caps: %s%s\n", pi0_cpu_caps_str(), levels[l] == PI0_CPU_NATIVE ? " (native)" : "");
         test_matmul();
         test_gemm_variants();
+        /* the row-kernel ops dispatch by the same caps (norms.c: avx512 > avx2 > generic) */
+        test_norms();
+        test_ew();
+        test_rows_nth_identical();
     }
+    pi0_cpu_caps_force(PI0_CPU_NATIVE);
+    test_vec_kernel_sets();
     test_attention();
     test_pack_bytes();
-    test_norms();
-    test_ew();
     test_mod_rope();
     test_embed_patches();
     return harness_summary();

@@ -76,7 +76,7 @@ int pi0_fast_attention_avx512_ok(const pi0_attention_args *a);
 void pi0_fast_attention_generic(const pi0_attention_args *a, int64_t q0, int64_t q1, float *s);
 void pi0_fast_attention_avx512(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch);
 
-/* Elementwise kernels on contiguous spans (used by ew.c / norms.c). */
+/* Elementwise kernels on contiguous spans (used by norms.c, which picks avx512 > avx2 > generic). */
 void pi0_fast_gelu_tanh_avx512(float *y, const float *a, const float *b, int64_t n); /* b may be NULL */
 void pi0_fast_swish_avx512(float *y, const float *a, int64_t n);
 /* Softmax of one row in place over n logits (already masked): y = exp(x - max) / sum. */
@@ -89,6 +89,13 @@ void pi0_fast_layernorm_row_avx512(float *y, const float *x, const float *w, con
 void pi0_fast_rmsnorm_row_avx512(float *y, const float *x, const float *w, int64_t d, float eps);
 void pi0_fast_layernorm_row_generic(float *y, const float *x, const float *w, const float *b, int64_t d, float eps);
 void pi0_fast_rmsnorm_row_generic(float *y, const float *x, const float *w, int64_t d, float eps);
+/* AVX2 + FMA versions of the five kernels above (vecmath_avx2.c; same formulas and accuracy, masked
+ * tails): called only when rt/cpu.h reports avx2. */
+void pi0_fast_gelu_tanh_avx2(float *y, const float *a, const float *b, int64_t n);
+void pi0_fast_swish_avx2(float *y, const float *a, int64_t n);
+void pi0_fast_softmax_avx2(float *x, int64_t n);
+void pi0_fast_layernorm_row_avx2(float *y, const float *x, const float *w, const float *b, int64_t d, float eps);
+void pi0_fast_rmsnorm_row_avx2(float *y, const float *x, const float *w, int64_t d, float eps);
 
 /* The op members (pi0_backend_fast in fast.c points at these). */
 void pi0_fast_matmul(const pi0_matmul_args *a, int ith, int nth);
