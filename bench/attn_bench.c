@@ -1,6 +1,7 @@
 /* attn_bench.c - microbenchmark of the fast backend's attention on the π0 model shapes, with an
  * fp32 FMA peak loop timed in the same run (the machine is shared and noisy, so the ratio to that
- * loop is the comparable number).
+ * loop is the comparable number). The loop is 512-bit with avx512 caps, 256-bit with avx2 caps
+ * (e.g. PI0_CPU_CAPS=avx2), absent (0) with generic caps.
  *
  * nth persistent threads meet at a barrier around every call (as in the model's pool) and each runs
  * its (ith, nth) share; a call's time is the wall time between the barriers. Reported: the fastest
@@ -75,6 +76,43 @@ __attribute__((target("avx512f,fma"))) static float fma_loop(long iters) {
     return out[0];
 }
 
+/* The same 12 chains on ymm registers, for AVX2-only CPUs (or PI0_CPU_CAPS=avx2). */
+__attribute__((target("avx2,fma"))) static float fma_loop256(long iters) {
+    float out[8];
+    __asm__ volatile(
+        "vbroadcastss %2, %%ymm12\n\t"
+        "vbroadcastss %3, %%ymm13\n\t"
+        "vxorps %%ymm0, %%ymm0, %%ymm0\n\t"
+        "vmovaps %%ymm0, %%ymm1\n\t vmovaps %%ymm0, %%ymm2\n\t vmovaps %%ymm0, %%ymm3\n\t"
+        "vmovaps %%ymm0, %%ymm4\n\t vmovaps %%ymm0, %%ymm5\n\t vmovaps %%ymm0, %%ymm6\n\t"
+        "vmovaps %%ymm0, %%ymm7\n\t vmovaps %%ymm0, %%ymm8\n\t vmovaps %%ymm0, %%ymm9\n\t"
+        "vmovaps %%ymm0, %%ymm10\n\t vmovaps %%ymm0, %%ymm11\n\t"
+        "1:\n\t"
+        "vfmadd213ps %%ymm13, %%ymm12, %%ymm0\n\t vfmadd213ps %%ymm13, %%ymm12, %%ymm1\n\t"
+        "vfmadd213ps %%ymm13, %%ymm12, %%ymm2\n\t vfmadd213ps %%ymm13, %%ymm12, %%ymm3\n\t"
+        "vfmadd213ps %%ymm13, %%ymm12, %%ymm4\n\t vfmadd213ps %%ymm13, %%ymm12, %%ymm5\n\t"
+        "vfmadd213ps %%ymm13, %%ymm12, %%ymm6\n\t vfmadd213ps %%ymm13, %%ymm12, %%ymm7\n\t"
+        "vfmadd213ps %%ymm13, %%ymm12, %%ymm8\n\t vfmadd213ps %%ymm13, %%ymm12, %%ymm9\n\t"
+        "vfmadd213ps %%ymm13, %%ymm12, %%ymm10\n\t vfmadd213ps %%ymm13, %%ymm12, %%ymm11\n\t"
+        "dec %1\n\t"
+        "jnz 1b\n\t"
+        "vaddps %%ymm1, %%ymm0, %%ymm0\n\t"
+        "vmovups %%ymm0, %0\n\t"
+        "vzeroupper\n\t"
+        : "=m"(out), "+r"(iters)
+        : "m"(*(const float[1]){0.999999f}), "m"(*(const float[1]){1e-7f})
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+          "xmm12", "xmm13", "cc");
+    return out[0];
+}
+
+/* FMA loop at the widest width the caps allow: 16 (zmm), 8 (ymm) lanes, or 0 (generic: none). */
+static int fma_lanes(void) { return pi0_cpu_caps_get()->avx512 ? 16 : pi0_cpu_caps_get()->avx2 ? 8 : 0; }
+static float fma_run(long iters) {
+    int l = fma_lanes();
+    return l == 16 ? fma_loop(iters) : l == 8 ? fma_loop256(iters) : 0.0f;
+}
+
 /* ---- persistent threads ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -95,7 +133,7 @@ static void *worker_main(void *p) {
         pthread_barrier_wait(&c->bar);
         double t0 = now(), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
         if (c->mode == 0) pi0_backend_fast.attention(c->args, w->ith, c->nth);
-        else c->sink = fma_loop(c->fma_iters);
+        else c->sink = fma_run(c->fma_iters);
         c->thread_cpu[w->ith] = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
         pthread_barrier_wait(&c->bar);
         if (w->ith == 0 && r >= 0) {
@@ -135,7 +173,7 @@ static double fma_gflops(int nth, int reps) {
     run_ctx c = {.nth = nth, .reps = reps, .mode = 1, .fma_iters = 2000000, .times = calloc((size_t)reps, sizeof(double))};
     double t = run(&c, NULL);
     free(c.times);
-    return 12.0 * 16 * 2 * (double)c.fma_iters * nth * 1e-9 / t;
+    return 12.0 * fma_lanes() * 2 * (double)c.fma_iters * nth * 1e-9 / t;
 }
 
 int main(int argc, char **argv) {

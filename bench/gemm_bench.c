@@ -3,8 +3,11 @@
  *
  * Shapes are the real ones of `pi0 bench` (1 valid image + 2 empty slots, 48 tokens): SigLIP
  * m=256, prefix m=304, action expert m=50, each with its calls per inference (10 steps), so the
- * table ends with the GEMM time per stage (sum of calls x fastest call). The machine's bf16 peak is
- * measured in the same run (tools/bench/peak.c, best of 3 short runs) and % peak is against it.
+ * table ends with the GEMM time per stage (sum of calls x fastest call). The machine's peak for the
+ * instructions the GEMM driver of the current caps level uses is measured in the same run (best of
+ * 3 short runs) and % peak is against it: avx512 + BF16 -> the vdpbf16ps loop (tools/bench/peak.c),
+ * avx512 without BF16 -> the 512-bit fp32 FMA loop (bf16 is widened to fp32), avx2 (e.g.
+ * PI0_CPU_CAPS=avx2) -> a 256-bit fp32 FMA loop (fma256_loop below), generic -> no peak (n/a).
  * "cpu ms" is the busiest thread's CPU time of the fastest call (CLOCK_THREAD_CPUTIME_ID): on a
  * shared machine it shows what the kernel does while it actually runs.
  *
@@ -20,6 +23,7 @@
  * Build and run: bench/build.sh  (then build/gemm_bench [--threads N] [--only ours|dnnl] [--f32])
  */
 
+#include <immintrin.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,34 +265,83 @@ static void bench_attention(int nth) {
     }
 }
 
-/* Peak by CPU time: each thread runs the bf16 microkernel alone and is timed by its own CPU clock,
- * so preemption by other processes does not lower it (compare with the "cpu ms" column). */
-static void *peak_cpu_thread(void *p) {
-    double *out = p, t0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
-    double fl = pi0_peak_bf16_avx512(1L << 22);
-    *out = fl / (clock_s(CLOCK_THREAD_CPUTIME_ID) - t0) * 1e-9;
-    return NULL;
-}
-static double peak_cpu(int nth) {
-    double best = 0;
-    for (int r = 0; r < 3; r++) {
-        double g[64] = {0}, sum = 0;
-        pthread_t th[64];
-        for (int i = 1; i < nth && i < 64; i++) pthread_create(&th[i], NULL, peak_cpu_thread, &g[i]);
-        peak_cpu_thread(&g[0]);
-        for (int i = 1; i < nth && i < 64; i++) pthread_join(th[i], NULL);
-        for (int i = 0; i < nth && i < 64; i++) sum += g[i];
-        if (sum > best) best = sum;
+/* ---- peak loops ---------------------------------------------------------------------------- */
+
+/* 256-bit fp32 FMA peak (what the AVX2 GEMM driver runs on): 12 independent ymm accumulator
+ * chains (FMA latency 4 x 2 ports needs >= 8) in named variables, so they stay in registers and the
+ * loop runs at FMA throughput. Only called when the caps say avx2. Returns the flops executed. */
+__attribute__((target("avx2,fma"))) static double fma256_loop(long iters) {
+    const __m256 x = _mm256_set1_ps(1.0000001f), y = _mm256_set1_ps(-1e-7f);
+    __m256 a0 = _mm256_set1_ps(0), a1 = _mm256_set1_ps(1), a2 = _mm256_set1_ps(2), a3 = _mm256_set1_ps(3);
+    __m256 a4 = _mm256_set1_ps(4), a5 = _mm256_set1_ps(5), a6 = _mm256_set1_ps(6), a7 = _mm256_set1_ps(7);
+    __m256 a8 = _mm256_set1_ps(8), a9 = _mm256_set1_ps(9), a10 = _mm256_set1_ps(10), a11 = _mm256_set1_ps(11);
+    for (long it = 0; it < iters; it++) {
+        a0 = _mm256_fmadd_ps(a0, x, y); a1 = _mm256_fmadd_ps(a1, x, y); a2 = _mm256_fmadd_ps(a2, x, y);
+        a3 = _mm256_fmadd_ps(a3, x, y); a4 = _mm256_fmadd_ps(a4, x, y); a5 = _mm256_fmadd_ps(a5, x, y);
+        a6 = _mm256_fmadd_ps(a6, x, y); a7 = _mm256_fmadd_ps(a7, x, y); a8 = _mm256_fmadd_ps(a8, x, y);
+        a9 = _mm256_fmadd_ps(a9, x, y); a10 = _mm256_fmadd_ps(a10, x, y); a11 = _mm256_fmadd_ps(a11, x, y);
     }
-    return best;
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    volatile float sink = out[0];
+    (void)sink;
+    return (double)iters * 12 * 8 * 2;
 }
 
-static double best_peak(int nth, int bf16) {
+/* The peak loop matching the GEMM driver the current caps select (see the file comment), or NULL
+ * (generic: no vector peak). f32: the --f32 column (fp32 weights: FMA at the caps' width). */
+static double (*peak_fn(int f32, const char **what))(long) {
+    const pi0_cpu_caps *c = pi0_cpu_caps_get();
+    if (c->avx512 && c->avx512bf16 && !f32) { *what = "bf16 dot (512-bit vdpbf16ps)"; return pi0_peak_bf16_avx512; }
+    if (c->avx512) { *what = "fp32 FMA (512-bit)"; return pi0_peak_fp32_avx512; }
+    if (c->avx2) { *what = "fp32 FMA (256-bit)"; return fma256_loop; }
+    *what = "none (generic caps)";
+    return NULL;
+}
+
+typedef struct { double (*fn)(long); long iters; double flops, cpu_s; } peak_job;
+static void *peak_thread(void *p) {
+    peak_job *j = p;
+    double t0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+    j->flops = j->fn(j->iters);
+    j->cpu_s = clock_s(CLOCK_THREAD_CPUTIME_ID) - t0;
+    return NULL;
+}
+
+/* Runs fn on nth threads together (iterations calibrated to ~0.2 s), best of 3. *by_cpu gets the
+ * sum of per-thread flops / own CPU time, which preemption by other processes does not lower
+ * (compare with the "cpu ms" column). Returns wall GFLOP/s; 0 when fn is NULL. */
+static double measure_peak(double (*fn)(long), int nth, double *by_cpu) {
+    *by_cpu = 0;
+    if (!fn) return 0;
+    if (nth > 64) nth = 64;
+    long iters = 1L << 20;
+    double t = now();
+    fn(iters);
+    double dt = now() - t;
+    if (dt > 0) iters = (long)((double)iters * 0.2 / dt);
+    if (iters < 1) iters = 1;
     double best = 0;
     for (int r = 0; r < 3; r++) {
-        pi0_peak pk = pi0_measure_peak(nth, 0.2);
-        double v = bf16 ? pk.bf16_gflops : pk.fp32_gflops;
-        if (v > best) best = v;
+        peak_job jobs[64];
+        pthread_t th[64];
+        double t0 = now(), fl = 0, gc = 0;
+        for (int i = 0; i < nth; i++) {
+            jobs[i] = (peak_job){fn, iters, 0, 0};
+            if (i) pthread_create(&th[i], NULL, peak_thread, &jobs[i]);
+        }
+        peak_thread(&jobs[0]);
+        for (int i = 1; i < nth; i++) pthread_join(th[i], NULL);
+        double el = now() - t0;
+        for (int i = 0; i < nth; i++) {
+            fl += jobs[i].flops;
+            if (jobs[i].cpu_s > 0) gc += jobs[i].flops / jobs[i].cpu_s * 1e-9;
+        }
+        if (fl / el * 1e-9 > best) best = fl / el * 1e-9;
+        if (gc > *by_cpu) *by_cpu = gc;
     }
     return best;
 }
@@ -312,12 +365,16 @@ int main(int argc, char **argv) {
 #ifndef HAVE_DNNL
     do_dnnl = 0;
 #endif
-    double peak = best_peak(nth, 1), peak32 = do_f32 ? best_peak(nth, 0) : 0, pcpu = peak_cpu(nth);
-    printf("cpu: %s, threads %d, measured peak: bf16 dot %.0f GFLOP/s wall, %.0f GFLOP/s by CPU time%s "
-           "(weights rotate over >= %u MB)\n", pi0_cpu_caps_str(), nth, peak, pcpu, do_f32 ? ", fp32 FMA (below)" : "",
-           ROTATE_BYTES >> 20);
-    if (do_f32) printf("fp32 FMA peak %.0f GFLOP/s\n", peak32);
+    const char *what, *what32;
+    double (*pk)(long) = peak_fn(0, &what), (*pk32)(long) = peak_fn(1, &what32);
+    double pcpu, pcpu32, peak = measure_peak(pk, nth, &pcpu), peak32 = do_f32 ? measure_peak(pk32, nth, &pcpu32) : 0;
+    printf("cpu: %s, threads %d, measured peak: %s %.0f GFLOP/s wall, %.0f GFLOP/s by CPU time%s "
+           "(weights rotate over >= %u MB)\n", pi0_cpu_caps_str(), nth, what, peak, pcpu,
+           do_f32 ? ", f32 weights: see below" : "", ROTATE_BYTES >> 20);
+    if (do_f32) printf("f32-weights peak: %s %.0f GFLOP/s\n", what32, peak32);
+    if (!pk) printf("no vector peak at generic caps: %% peak columns are meaningless\n");
     if (peak <= 0) peak = 1e-9;
+    if (peak32 <= 0) peak32 = 1e-9;
     if (pcpu <= 0) pcpu = 1e-9;
     printf("| shape | m | k | n | calls | ours bf16 ms | cpu ms | GFLOP/s | %% peak | cpu GFLOP/s | %% cpu peak |%s%s\n",
            do_f32 ? " ours f32 ms | GFLOP/s | % f32 peak |" : "",
