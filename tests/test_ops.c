@@ -311,7 +311,7 @@ static void test_attention_one(int64_t nq, int64_t nk, int nh, int nkv, int hd, 
     a.out = o1;
     RUN(pi0_backend_fast.attention, &a, 1);
     CHECK(!memcmp(o1, of, sizeof(float) * (size_t)(nq * ldo + GUARD)), "%s: nth=1 and nth=%d bit-identical", label, nth);
-    /* portable kernel (what a CPU without AVX-512 runs), split in two row ranges */
+    /* portable kernel (what a CPU without AVX2 runs), split in two row ranges */
     a.out = og;
     float *s = malloc(sizeof(float) * (size_t)nk);
     pi0_fast_attention_generic(&a, 0, nq / 2, s);
@@ -618,17 +618,18 @@ int main(void) {
     static const int levels[] = {PI0_CPU_GENERIC, PI0_CPU_AVX2, PI0_CPU_AVX512, PI0_CPU_NATIVE};
     for (int l = 0; l < 4; l++) {
         if (!pi0_cpu_caps_force(levels[l])) { printf("caps level %d: not available, skipped\n", levels[l]); continue; }
-        printf("---- matmul, norms, elementwise with caps: %s%s\n", pi0_cpu_caps_str(), levels[l] == PI0_CPU_NATIVE ? " (native)" : "");
+        printf("---- matmul, norms, elementwise, attention with caps: %s%s\n", pi0_cpu_caps_str(), levels[l] == PI0_CPU_NATIVE ? " (native)" : "");
         test_matmul();
         test_gemm_variants();
         /* the row-kernel ops dispatch by the same caps (norms.c: avx512 > avx2 > generic) */
         test_norms();
         test_ew();
         test_rows_nth_identical();
+        /* attention.c: avx512 > avx2 > portable by the same caps */
+        test_attention();
     }
     pi0_cpu_caps_force(PI0_CPU_NATIVE);
     test_vec_kernel_sets();
-    test_attention();
     test_pack_bytes();
     test_mod_rope();
     test_embed_patches();

@@ -5,10 +5,11 @@
  * softmax and the weighted sum are fp32 with fp32 accumulation; masked logits are replaced by
  * -2.3819763e38 as openpi does, so a fully masked row gets uniform weights.
  * Work split: query rows by (ith, nth); each thread computes all heads of its rows, and every output
- * element is written once by one thread. The AVX-512F kernel (attention_avx512.c, chosen at run time
- * from rt/cpu.h) and the portable C kernel below both compute each output with a per-(row, head)
- * sequence of operations that does not depend on the split, so results do not depend on nth.
- * Per-thread scratch (a logits block; for AVX-512 also the transposed query block) comes from
+ * element is written once by one thread. The kernel is chosen at run time from rt/cpu.h: AVX-512F
+ * (attention_avx512.c) > AVX2 + FMA (attention_avx2.c) > the portable C kernel below. Each computes
+ * each output with a per-(row, head) sequence of operations that does not depend on the split, so
+ * results do not depend on nth.
+ * Per-thread scratch (a logits block; for the SIMD kernels also the transposed query block) comes from
  * pi0_fast_scratch, allocated on first use and reused. Sized for at least 1024 keys so the model's
  * growing key counts (prefix, then prefix + suffix) do not regrow it in the loop.
  */
@@ -100,6 +101,12 @@ void pi0_fast_attention(const pi0_attention_args *a, int ith, int nth) {
     if (pi0_cpu_caps_get()->avx512 && pi0_fast_attention_avx512_ok(a)) {
         void *s = pi0_fast_scratch(1, pi0_fast_attention_avx512_scratch(&sized));
         if (s) pi0_fast_attention_avx512(a, q0, q1, s);
+        else attention_direct(a, q0, q1);
+        return;
+    }
+    if (pi0_cpu_caps_get()->avx2 && pi0_fast_attention_avx2_ok(a)) {
+        void *s = pi0_fast_scratch(1, pi0_fast_attention_avx2_scratch(&sized));
+        if (s) pi0_fast_attention_avx2(a, q0, q1, s);
         else attention_direct(a, q0, q1);
         return;
     }

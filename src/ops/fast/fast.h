@@ -75,6 +75,10 @@ int pi0_fast_attention_avx512_ok(const pi0_attention_args *a);
  * test_ops, which checks it on an AVX-512 machine too. */
 void pi0_fast_attention_generic(const pi0_attention_args *a, int64_t q0, int64_t q1, float *s);
 void pi0_fast_attention_avx512(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch);
+/* The same for AVX2 + FMA (attention_avx2.c, 8 lanes; called only when rt/cpu.h reports avx2). */
+size_t pi0_fast_attention_avx2_scratch(const pi0_attention_args *a);
+int pi0_fast_attention_avx2_ok(const pi0_attention_args *a);
+void pi0_fast_attention_avx2(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch);
 
 /* Elementwise kernels on contiguous spans (used by norms.c, which picks avx512 > avx2 > generic). */
 void pi0_fast_gelu_tanh_avx512(float *y, const float *a, const float *b, int64_t n); /* b may be NULL */
