@@ -7,7 +7,7 @@ CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -DPI0_BUILD -Iinclude -Isrc -pthread -fvisibility=hidden
+CFLAGS  += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -DPI0_BUILD -Iinclude -Isrc -pthread -fvisibility=hidden -fPIC
 LDLIBS  += -lm -pthread
 DEBS    :=
 
@@ -20,13 +20,14 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB       := $(BUILD)/libpi0.a
+SHLIB     := $(BUILD)/libpi0.so
 
 # ISA-specific kernels: the file name says which instructions it may use; chosen at run time.
 $(BUILD)/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c
 $(BUILD)/%_avx2.o:   CFLAGS += -mavx2 -mfma -mf16c
 
 .PHONY: all test san demo deps clean bench check-full
-all: $(LIB) $(BUILD)/pi0 $(TEST_BIN)
+all: $(LIB) $(SHLIB) $(BUILD)/pi0 $(TEST_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -37,6 +38,10 @@ $(LIB): $(LIB_OBJ)
 	ar rcs $@ $^
 
 # LDSAN: sanitizer link flags from `make san` (kept apart so target-specific LDFLAGS still apply).
+# The shared library exports exactly the PI0_API functions of include/*.h (tests/test_symbols.py).
+$(SHLIB): $(LIB_OBJ)
+	$(CC) -shared $(LDSAN) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/pi0: $(TOOL_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDSAN) $(LDFLAGS) $(TOOL_OBJ) $(LIB) $(LDLIBS) -o $@
 
