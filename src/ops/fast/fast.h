@@ -29,6 +29,15 @@ typedef struct {
     size_t mapped;     /* pi0_fast_pack_weight: length of data's mmap (0 = from the heap) */
 } pi0_fast_packed;
 
+/* k blocks of a GEMM: kp cut into ceil(kp / kc_max) near-equal even blocks (1152 -> one block, 4304
+ * -> 3 x 1436 rather than 4 x 1024 + 208), so no short tail block pays a full C reload and A
+ * conversion. Returns the block length; the last block may be shorter. Row tiles and m blocks are
+ * cut the same near-equal way by pi0_split (ops.h): 50 rows in 9 tiles -> 6,6,6,6,6,5,5,5,5. */
+static inline int64_t pi0_fast_kblock(int64_t kp, int64_t kc_max) {
+    int64_t nkb = (kp + kc_max - 1) / kc_max;
+    return ((kp + nkb - 1) / nkb + 1) & ~(int64_t)1;
+}
+
 /* One GEMM job: c[m, cols of panels p0..p1) (=|+=) a[m, k] · Bᵀ + bias, B packed.
  * Columns >= b->n are never written. lda, ldc in floats. */
 typedef struct {

@@ -129,12 +129,6 @@ typedef void (*kern_f32_fn)(const float *, int64_t, const float *, int64_t, floa
 static const kern_bf_fn k_bf[MR + 1] = {0, kern_bf_1, kern_bf_2, kern_bf_3, kern_bf_4, kern_bf_5, kern_bf_6};
 static const kern_f32_fn k_f32[MR + 1] = {0, kern_f32_1, kern_f32_2, kern_f32_3, kern_f32_4, kern_f32_5, kern_f32_6};
 
-/* Row tiles of near-equal size (50 rows -> 6,6,6,6,6,5,5,5,5), as in matmul_avx512.c. */
-static inline int64_t tile_lo(int64_t mb, int64_t nb, int64_t t) {
-    int64_t q = mb / nb, r = mb % nb;
-    return t * q + (t < r ? t : r);
-}
-
 /* 8 floats rounded to bf16 (nearest even; NaN -> quiet NaN with its top bits), returned as fp32. */
 static inline __m256 round_bf16(__m256 x) {
     const __m256i rnd = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1);
@@ -164,15 +158,9 @@ static void convert_block(float *dst, int64_t lds, const float *a, int64_t lda, 
     }
 }
 
-/* k blocks: the same cut as matmul_avx512.c (near-equal even blocks of <= KC). */
-static inline int64_t kblock(int64_t kp) {
-    int64_t nkb = (kp + KC - 1) / KC;
-    return ((kp + nkb - 1) / nkb + 1) & ~(int64_t)1;
-}
-
 static void gemm_bf16(const pi0_fast_gemm_job *j) {
     const pi0_fast_packed *b = j->b;
-    const int64_t k = b->k, kp = b->kp, n = b->n, kcb = kblock(kp);
+    const int64_t k = b->k, kp = b->kp, n = b->n, kcb = pi0_fast_kblock(kp, KC);
     /* A block row stride: kc + 16 floats, so the rows of a tile are not all 4 KB apart */
     const int64_t lds = kcb + 16, mc = j->m < MC ? j->m : MC;
     float *abuf = pi0_fast_scratch(0, (size_t)mc * (size_t)lds * sizeof(float));
@@ -180,7 +168,9 @@ static void gemm_bf16(const pi0_fast_gemm_job *j) {
     const uint16_t *B = b->data;
     int64_t n_mblk = (j->m + MC - 1) / MC;
     for (int64_t ib = 0; ib < n_mblk; ib++) {
-        int64_t i0 = tile_lo(j->m, n_mblk, ib), mb = tile_lo(j->m, n_mblk, ib + 1) - i0;
+        int64_t i0, i1;
+        pi0_split(j->m, (int)ib, (int)n_mblk, &i0, &i1); /* near-equal m blocks */
+        int64_t mb = i1 - i0;
         int64_t nb = (mb + MR - 1) / MR;
         for (int64_t k0 = 0; k0 < kp; k0 += kcb) {
             int64_t kc = kp - k0 < kcb ? kp - k0 : kcb, kpairs = kc / 2;
@@ -204,7 +194,9 @@ static void gemm_bf16(const pi0_fast_gemm_job *j) {
                 for (int64_t g = 0; g * 16 < ncols; g++) {
                     const float *bias = (last && j->bias) ? j->bias + p * NR + 16 * g : NULL;
                     for (int64_t t = 0; t < nb; t++) {
-                        int64_t r0 = tile_lo(mb, nb, t), rows = tile_lo(mb, nb, t + 1) - r0;
+                        int64_t r0, r1;
+                        pi0_split(mb, (int)t, (int)nb, &r0, &r1); /* near-equal row tiles */
+                        int64_t rows = r1 - r0;
                         int64_t pf_n = nx_lines < kpairs ? nx_lines : kpairs;
                         k_bf[rows](abuf + r0 * lds, lds, bp + 32 * g, kpairs,
                                    j->c + (i0 + r0) * j->ldc + p * NR + 16 * g, j->ldc, loadc, bias, ncols - 16 * g,
@@ -231,7 +223,9 @@ static void gemm_f32(const pi0_fast_gemm_job *j) {
             for (int64_t g = 0; g * 16 < ncols; g++) {
                 const float *bias = (k0 == 0 && j->bias) ? j->bias + p * NR + 16 * g : NULL;
                 for (int64_t t = 0; t < nb; t++) {
-                    int64_t r0 = tile_lo(j->m, nb, t), rows = tile_lo(j->m, nb, t + 1) - r0;
+                    int64_t r0, r1;
+                    pi0_split(j->m, (int)t, (int)nb, &r0, &r1);
+                    int64_t rows = r1 - r0;
                     k_f32[rows](j->a + r0 * j->lda + k0, j->lda, bp + 16 * g, kc,
                                 j->c + r0 * j->ldc + p * NR + 16 * g, j->ldc, loadc, bias, ncols - 16 * g);
                 }

@@ -146,13 +146,6 @@ static const kern_bf16_fn k_dp[MR + 1] = {0, kern_dp_1, kern_dp_2, kern_dp_3, ke
 static const kern_bf16_fn k_wd[MR + 1] = {0, kern_wd_1, kern_wd_2, kern_wd_3, kern_wd_4, kern_wd_5, kern_wd_6};
 static const kern_f32_fn k_f32[MR + 1] = {0, kern_f32_1, kern_f32_2, kern_f32_3, kern_f32_4, kern_f32_5, kern_f32_6};
 
-/* Row tiles: nb = ceil(mb/MR) tiles of near-equal size (50 rows -> 6,6,6,6,6,5,5,5,5) so no tile
- * runs nearly empty. Tile t starts at tile_lo(t) and has tile_lo(t+1) - tile_lo(t) rows. */
-static inline int64_t tile_lo(int64_t mb, int64_t nb, int64_t t) {
-    int64_t q = mb / nb, r = mb % nb;
-    return t * q + (t < r ? t : r);
-}
-
 /* 16 floats -> 16 bf16, round to nearest even, NaN stays NaN (quiet bit set). */
 static inline __m256i to_bf16(__m512 x, int has_bf16) {
     if (has_bf16) return (__m256i)_mm512_cvtneps_pbh(x);
@@ -189,16 +182,9 @@ static void convert_block(uint16_t *dst, int64_t lds, const float *a, int64_t ld
     }
 }
 
-/* k blocks: kp cut into nkb = ceil(kp / KC) near-equal even blocks (1152 -> one block, 4304 ->
- * 3 x 1436, not 4 x 1024 + 208), so no short tail block pays a full C reload and A conversion. */
-static inline int64_t kblock(int64_t kp) {
-    int64_t nkb = (kp + KC - 1) / KC;
-    return ((kp + nkb - 1) / nkb + 1) & ~(int64_t)1;
-}
-
 static void gemm_bf16(const pi0_fast_gemm_job *j, int has_bf16) {
     const pi0_fast_packed *b = j->b;
-    const int64_t k = b->k, kp = b->kp, n = b->n, kcb = kblock(kp);
+    const int64_t k = b->k, kp = b->kp, n = b->n, kcb = pi0_fast_kblock(kp, KC);
     /* A block row stride: kc + 32 bf16, so the rows of a tile do not all sit 4 KB apart (same L1 set) */
     const int64_t lds = kcb + 32, mc = j->m < MC ? j->m : MC;
     uint16_t *abuf = pi0_fast_scratch(0, (size_t)mc * (size_t)lds * sizeof(uint16_t));
@@ -207,7 +193,9 @@ static void gemm_bf16(const pi0_fast_gemm_job *j, int has_bf16) {
     const uint16_t *B = b->data;
     int64_t n_mblk = (j->m + MC - 1) / MC;
     for (int64_t ib = 0; ib < n_mblk; ib++) {
-        int64_t i0 = tile_lo(j->m, n_mblk, ib), mb = tile_lo(j->m, n_mblk, ib + 1) - i0;
+        int64_t i0, i1;
+        pi0_split(j->m, (int)ib, (int)n_mblk, &i0, &i1); /* near-equal m blocks */
+        int64_t mb = i1 - i0;
         int64_t nb = (mb + MR - 1) / MR;
         for (int64_t k0 = 0; k0 < kp; k0 += kcb) {
             int64_t kc = kp - k0 < kcb ? kp - k0 : kcb, kpairs = kc / 2;
@@ -232,7 +220,9 @@ static void gemm_bf16(const pi0_fast_gemm_job *j, int has_bf16) {
                     nx_lines = kc2 * 2;
                 }
                 for (int64_t t = 0; t < nb; t++) {
-                    int64_t r0 = tile_lo(mb, nb, t), rows = tile_lo(mb, nb, t + 1) - r0;
+                    int64_t r0, r1;
+                    pi0_split(mb, (int)t, (int)nb, &r0, &r1); /* near-equal row tiles */
+                    int64_t rows = r1 - r0;
                     int64_t pf_n = nx_lines < kpairs ? nx_lines : kpairs;
                     kern[rows](abuf + r0 * lds, lds, bp, kpairs, j->c + (i0 + r0) * j->ldc + p * NR, j->ldc,
                                loadc, bias, ncols, nx, pf_n);
@@ -256,7 +246,9 @@ static void gemm_f32(const pi0_fast_gemm_job *j) {
             int64_t ncols = n - p * NR < NR ? n - p * NR : NR;
             const float *bias = (k0 == 0 && j->bias) ? j->bias + p * NR : NULL;
             for (int64_t t = 0; t < nb; t++) {
-                int64_t r0 = tile_lo(j->m, nb, t), rows = tile_lo(j->m, nb, t + 1) - r0;
+                int64_t r0, r1;
+                pi0_split(j->m, (int)t, (int)nb, &r0, &r1);
+                int64_t rows = r1 - r0;
                 k_f32[rows](j->a + r0 * j->lda + k0, j->lda, bp, kc, j->c + r0 * j->ldc + p * NR, j->ldc,
                             loadc, bias, ncols);
             }
