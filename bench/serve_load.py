@@ -27,7 +27,6 @@ Exit status: 0 if every reply was correct, 1 otherwise.
 """
 import argparse
 import asyncio
-import functools
 import json
 import os
 import select
@@ -38,7 +37,6 @@ import tempfile
 import threading
 import time
 
-import msgpack
 import numpy as np
 import websockets
 
@@ -47,24 +45,8 @@ SEED = 7
 TIMEOUT = 900.0  # any single wait; the full model on a small machine takes seconds per request
 
 
-def pack_array(obj):
-    if isinstance(obj, np.ndarray):
-        return {b"__ndarray__": True, b"data": obj.tobytes(), b"dtype": obj.dtype.str, b"shape": obj.shape}
-    if isinstance(obj, np.generic):
-        return {b"__npgeneric__": True, b"data": obj.item(), b"dtype": obj.dtype.str}
-    return obj
-
-
-def unpack_array(obj):
-    if b"__ndarray__" in obj:
-        return np.ndarray(buffer=obj[b"data"], dtype=np.dtype(obj[b"dtype"]), shape=obj[b"shape"])
-    if b"__npgeneric__" in obj:
-        return np.dtype(obj[b"dtype"]).type(obj[b"data"])
-    return obj
-
-
-packb = functools.partial(msgpack.packb, default=pack_array)
-unpackb = functools.partial(msgpack.unpackb, object_hook=unpack_array)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from openpi_msgpack import packb, unpackb  # noqa: E402 (the client codec, shared with the other script)
 
 
 def observation(i):

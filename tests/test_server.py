@@ -31,7 +31,6 @@ Every wait is bounded. Usage: /usr/bin/python3 tests/test_server.py BUILD_DIR. S
 """
 import asyncio
 import base64
-import functools
 import http.client
 import json
 import os
@@ -79,26 +78,7 @@ def finish():
 
 # ---- msgpack-numpy (PI0_IO.md §4.3) -----------------------------------------------------------
 
-def pack_array(obj):
-    if isinstance(obj, (np.ndarray, np.generic)) and obj.dtype.kind in ("V", "O", "c"):
-        raise ValueError(f"unsupported dtype {obj.dtype}")
-    if isinstance(obj, np.ndarray):
-        return {b"__ndarray__": True, b"data": obj.tobytes(), b"dtype": obj.dtype.str, b"shape": obj.shape}
-    if isinstance(obj, np.generic):
-        return {b"__npgeneric__": True, b"data": obj.item(), b"dtype": obj.dtype.str}
-    return obj
-
-
-def unpack_array(obj):
-    if b"__ndarray__" in obj:
-        return np.ndarray(buffer=obj[b"data"], dtype=np.dtype(obj[b"dtype"]), shape=obj[b"shape"])
-    if b"__npgeneric__" in obj:
-        return np.dtype(obj[b"dtype"]).type(obj[b"data"])
-    return obj
-
-
-packb = functools.partial(msgpack.packb, default=pack_array)
-unpackb = functools.partial(msgpack.unpackb, object_hook=unpack_array)
+from openpi_msgpack import packb, unpackb  # noqa: E402 (the client codec, shared with the other script)
 
 
 def libero_obs(rng, state_dtype="<f8"):
