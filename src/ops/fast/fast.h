@@ -93,10 +93,8 @@ void pi0_fast_attention_avx2(const pi0_attention_args *a, int64_t q0, int64_t q1
 void pi0_fast_gelu_tanh_avx512(float *y, const float *a, const float *b, int64_t n); /* b may be NULL */
 void pi0_fast_swish_avx512(float *y, const float *a, int64_t n);
 /* Softmax of one row in place over n logits (already masked): y = exp(x - max) / sum. */
-void pi0_fast_softmax_avx512(float *x, int64_t n);
 void pi0_fast_gelu_tanh_generic(float *y, const float *a, const float *b, int64_t n);
 void pi0_fast_swish_generic(float *y, const float *a, int64_t n);
-void pi0_fast_softmax_generic(float *x, int64_t n);
 /* One row of LayerNorm (w, b may be NULL) / Gemma RMSNorm (y = x·r·(1 + w); w NULL = plain). */
 void pi0_fast_layernorm_row_avx512(float *y, const float *x, const float *w, const float *b, int64_t d, float eps);
 void pi0_fast_rmsnorm_row_avx512(float *y, const float *x, const float *w, int64_t d, float eps);
@@ -106,7 +104,6 @@ void pi0_fast_rmsnorm_row_generic(float *y, const float *x, const float *w, int6
  * tails): called only when rt/cpu.h reports avx2. */
 void pi0_fast_gelu_tanh_avx2(float *y, const float *a, const float *b, int64_t n);
 void pi0_fast_swish_avx2(float *y, const float *a, int64_t n);
-void pi0_fast_softmax_avx2(float *x, int64_t n);
 void pi0_fast_layernorm_row_avx2(float *y, const float *x, const float *w, const float *b, int64_t d, float eps);
 void pi0_fast_rmsnorm_row_avx2(float *y, const float *x, const float *w, int64_t d, float eps);
 

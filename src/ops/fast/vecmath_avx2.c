@@ -1,5 +1,5 @@
 /* vecmath_avx2.c - AVX2 + FMA row kernels for the fast backend's non-GEMM ops, a port of
- * vecmath_avx512.c to 256-bit vectors: exp-based GELU (tanh form), swish, softmax, and the
+ * vecmath_avx512.c to 256-bit vectors: exp-based GELU (tanh form), swish, and the
  * LayerNorm / RMSNorm rows. Called only when rt/cpu.h reports avx2 (norms.c chooses).
  *
  * Same formulas and accuracy as the AVX-512 file: exp uses Cody-Waite reduction by ln2 (two-part
@@ -13,7 +13,7 @@
  *
  * Tails: whole 8-float vectors first, then one masked vector (_mm256_maskload_ps / _mm256_maskstore_ps)
  * for the last n % 8 elements, so nothing outside [0, n) is read or written. Each output depends only
- * on its own inputs (elementwise) or on a whole row (norms, softmax: fixed-order reductions), so results
+ * on its own inputs (elementwise) or on a whole row (norms: fixed-order reductions), so results
  * do not depend on how rows or spans are split among threads.
  */
 #include <immintrin.h>
@@ -57,12 +57,6 @@ static inline float hsum256(__m256 v) {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
-static inline float hmax256(__m256 v) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 static inline __m256 gelu8(__m256 x) {
     const __m256 c0 = _mm256_set1_ps(-2.0f * 0.7978845608028654f), c1 = _mm256_set1_ps(0.044715f);
@@ -99,36 +93,6 @@ void pi0_fast_swish_avx2(float *y, const float *a, int64_t n) {
     if (i < n) {
         __m256i m = tail_mask(n - i);
         _mm256_maskstore_ps(y + i, m, swish8(_mm256_maskload_ps(a + i, m)));
-    }
-}
-
-void pi0_fast_softmax_avx2(float *x, int64_t n) {
-    const __m256 ninf = _mm256_set1_ps(-INFINITY);
-    __m256 mx = ninf;
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
-    if (i < n) {
-        __m256i m = tail_mask(n - i);
-        mx = _mm256_max_ps(mx, _mm256_blendv_ps(ninf, _mm256_maskload_ps(x + i, m), _mm256_castsi256_ps(m)));
-    }
-    __m256 vmax = _mm256_set1_ps(hmax256(mx));
-    __m256 sum = _mm256_setzero_ps();
-    for (i = 0; i + 8 <= n; i += 8) {
-        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
-        sum = _mm256_add_ps(sum, e);
-        _mm256_storeu_ps(x + i, e);
-    }
-    if (i < n) {
-        __m256i m = tail_mask(n - i);
-        __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), vmax)), _mm256_castsi256_ps(m));
-        sum = _mm256_add_ps(sum, e);
-        _mm256_maskstore_ps(x + i, m, e);
-    }
-    __m256 inv = _mm256_set1_ps(1.0f / hsum256(sum));
-    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
-    if (i < n) {
-        __m256i m = tail_mask(n - i);
-        _mm256_maskstore_ps(x + i, m, _mm256_mul_ps(_mm256_maskload_ps(x + i, m), inv));
     }
 }
 

@@ -1,5 +1,5 @@
 /* vecmath_avx512.c - AVX-512 row kernels for the fast backend's non-GEMM ops: exp-based GELU (tanh
- * form), swish, softmax, and the sum / sum-of-squares reductions of the norms.
+ * form), swish, and the sum / sum-of-squares reductions of the norms.
  *
  * Accuracy: exp uses Cody-Waite reduction by ln2 (two-part constant) and a degree-7 Taylor
  * polynomial on |r| <= ln2/2 (truncation < 5e-9), scaled by vscalefps (handles under/overflow):
@@ -56,26 +56,6 @@ void pi0_fast_swish_avx512(float *y, const float *a, int64_t n) {
         __m512 x = _mm512_maskz_loadu_ps(m, a + i);
         __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), x));
         _mm512_mask_storeu_ps(y + i, m, _mm512_div_ps(x, _mm512_add_ps(one, e)));
-    }
-}
-
-void pi0_fast_softmax_avx512(float *x, int64_t n) {
-    __m512 mx = _mm512_set1_ps(-INFINITY);
-    for (int64_t i = 0; i < n; i += 16)
-        mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail_mask(n - i), x + i));
-    __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 m = tail_mask(n - i);
-        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vmax));
-        e = _mm512_maskz_mov_ps(m, e);
-        sum = _mm512_add_ps(sum, e);
-        _mm512_mask_storeu_ps(x + i, m, e);
-    }
-    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 m = tail_mask(n - i);
-        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
     }
 }
 

@@ -1,5 +1,5 @@
 /* vecmath_generic.c - portable versions of the row kernels in vecmath_avx512.c (same formulas:
- * gelu(x) = x / (1 + e^(-2z)), swish(x) = x / (1 + e^(-x)), softmax with max subtraction,
+ * gelu(x) = x / (1 + e^(-2z)), swish(x) = x / (1 + e^(-x)),
  * two-pass LayerNorm, Gemma RMSNorm). float arithmetic with libm expf. */
 #include <math.h>
 
@@ -15,14 +15,6 @@ void pi0_fast_gelu_tanh_generic(float *y, const float *a, const float *b, int64_
 
 void pi0_fast_swish_generic(float *y, const float *a, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = a[i] / (1.0f + expf(-a[i]));
-}
-
-void pi0_fast_softmax_generic(float *x, int64_t n) {
-    float mx = -INFINITY, sum = 0.0f;
-    for (int64_t i = 0; i < n; i++) mx = x[i] > mx || isnan(x[i]) ? x[i] : mx;
-    for (int64_t i = 0; i < n; i++) { x[i] = expf(x[i] - mx); sum += x[i]; }
-    float inv = 1.0f / sum;
-    for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
 void pi0_fast_layernorm_row_generic(float *y, const float *x, const float *w, const float *b, int64_t d, float eps) {
