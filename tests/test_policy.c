@@ -2,7 +2,7 @@
  *
  * Without arguments: setup and error paths (missing tokenizer / norm stats name the paths tried, an
  * unknown preset, a preset wider than the model, no prompt, a missing key) plus a smoke run.
- * Checkpoints: $PI0_TESTDATA (default ../shared/testdata)/pi0_tiny; tokenizer:
+ * Checkpoints: $PI0_TESTDATA (default tests/data)/pi0_tiny; tokenizer:
  * tests/data/policy/tiny.model (300 pieces, see gen.sh).
  *
  * With arguments it is the helper tests/test_policy.py drives to compare the whole transform chain
@@ -211,8 +211,8 @@ static void test_infer(pi0_ctx *ctx) {
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "run")) return helper(argv[2], argv[3]);
     const char *td = getenv("PI0_TESTDATA");
-    snprintf(ckpt, sizeof ckpt, "%s/pi0_tiny", td ? td : "../shared/testdata");
-    snprintf(ckpt05, sizeof ckpt05, "%s/pi05_tiny", td ? td : "../shared/testdata");
+    snprintf(ckpt, sizeof ckpt, "%s/pi0_tiny", td ? td : "tests/data");
+    snprintf(ckpt05, sizeof ckpt05, "%s/pi05_tiny", td ? td : "tests/data");
     pi0_params p = pi0_params_default();
     p.n_threads = 1;
     pi0_ctx *ctx = NULL;

@@ -198,7 +198,7 @@ def stats_for(rng, n, quantiles=True):
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     binary = os.path.join(build, "tests", "test_policy")
-    td = os.environ.get("PI0_TESTDATA", os.path.join(HERE, "..", "..", "shared", "testdata"))
+    td = os.environ.get("PI0_TESTDATA", os.path.join(HERE, "data"))
     pi0, pi05 = os.path.join(td, "pi0_tiny"), os.path.join(td, "pi05_tiny")
     for p in (binary, pi0, pi05):
         if not os.path.exists(p):

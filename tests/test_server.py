@@ -596,8 +596,6 @@ def main():
         print(f"skip: {PI0} is not built")
         finish()
     model = os.path.join(ROOT, "tests", "data", "pi0_tiny")
-    if not os.path.isdir(model):
-        model = os.path.normpath(os.path.join(ROOT, "..", "shared", "testdata", "pi0_tiny"))
     cfg = json.load(open(os.path.join(model, "config.json")))
     horizon, action_dim = cfg.get("action_horizon", 50), cfg.get("action_dim", 32)
     tmp = tempfile.TemporaryDirectory()
