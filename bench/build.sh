@@ -7,11 +7,11 @@
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-make -s "$BUILD/libpi0.a" "$BUILD/tools/bench/peak.o" "$BUILD/tools/bench/peak_avx512.o"
+make -s "$BUILD/libpi0.a" "$BUILD/tools/bench/peak.o" "$BUILD/tools/bench/peak_avx512.o" "$BUILD/tools/bench/peak_avx2.o"
 DNNL=""
 if [ -e /usr/include/dnnl.h ]; then DNNL="-DHAVE_DNNL -ldnnl"; fi
 cc -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Isrc -pthread bench/gemm_bench.c \
-   "$BUILD/tools/bench/peak.o" "$BUILD/tools/bench/peak_avx512.o" "$BUILD/libpi0.a" $DNNL -lm -lcjson -o "$BUILD/gemm_bench"
+   "$BUILD/tools/bench/peak.o" "$BUILD/tools/bench/peak_avx512.o" "$BUILD/tools/bench/peak_avx2.o" "$BUILD/libpi0.a" $DNNL -lm -lcjson -o "$BUILD/gemm_bench"
 echo "built $BUILD/gemm_bench"
 # attention microbenchmark (fast backend vs an fp32 FMA loop timed in the same run); no extra deps
 cc -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Isrc -pthread bench/attn_bench.c \

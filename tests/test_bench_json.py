@@ -1,0 +1,94 @@
+#!/usr/bin/python3
+"""test_bench_json.py - the shape of `pi0 bench --json` (tools/bench/cmd_bench.c), which scripts read.
+
+Runs `BUILD/pi0 bench --model tests/data/pi0_tiny --runs 3 --steps 4 --json` and checks: one JSON
+object; every timing is named ({"min": s, "median": s}, min <= median, both >= 0); one entry per
+denoising step; the run parameters echo the command line; and the int8 peak's instruction set agrees
+with what the kernel reports in /proc/cpuinfo (independent of our CPUID code): avx512_vnni ->
+"avx512-vnni" with a positive rate, else avx_vnni -> "avx-vnni", else "none" with 0. Speeds are
+never asserted. Skips (0 passed, 0 failed) when BUILD/pi0 does not exist.
+Usage: /usr/bin/python3 tests/test_bench_json.py BUILD_DIR.
+"""
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
+if not os.path.isabs(BUILD):
+    BUILD = os.path.join(ROOT, BUILD)
+PI0 = os.path.join(BUILD, "pi0")
+
+passed = failed = 0
+
+
+def check(ok, label):
+    global passed, failed
+    print(("ok   " if ok else "FAIL ") + label, flush=True)
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+    return ok
+
+
+def finish():
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def is_stat(v):
+    return (isinstance(v, dict) and set(v) == {"min", "median"}
+            and all(isinstance(x, (int, float)) and x >= 0 for x in v.values()) and v["min"] <= v["median"])
+
+
+def main():
+    if not os.path.exists(PI0):
+        print(f"skip: {PI0} not built")
+        finish()
+    model = os.path.join(ROOT, "tests", "data", "pi0_tiny")
+    r = subprocess.run([PI0, "bench", "--model", model, "--runs", "3", "--steps", "4", "--json"],
+                       capture_output=True, text=True, timeout=300)
+    if not check(r.returncode == 0, f"pi0 bench --json exits 0 (stderr: {r.stderr.strip()[-200:]})"):
+        finish()
+    lines = [l for l in r.stdout.splitlines() if l.strip()]
+    check(len(lines) == 1, "one line of output")
+    try:
+        j = json.loads(r.stdout)
+    except ValueError as e:
+        check(False, f"output is JSON: {e}")
+        finish()
+    check(j.get("runs") == 3 and j.get("steps") == 4 and j.get("backend") == "fast", "run parameters echoed")
+    for k in ("vision_s", "prefix_s", "denoise_s", "total_s"):
+        check(is_stat(j.get(k)), f"{k} is {{min, median}} with 0 <= min <= median: {j.get(k)}")
+    steps = j.get("step_s")
+    check(isinstance(steps, list) and len(steps) == 4 and all(is_stat(s) for s in steps),
+          "step_s: one {min, median} per step")
+    for k in ("peak_fp32_gflops", "peak_bf16_gflops", "peak_int8_gops", "load_s", "peak_rss_gib"):
+        check(isinstance(j.get(k), (int, float)) and j[k] >= 0, f"{k} is a number >= 0")
+    flags = cpu_flags()
+    isa, gops = j.get("peak_int8_isa"), j.get("peak_int8_gops", -1)
+    if flags is None:
+        check(isa in ("avx512-vnni", "avx-vnni", "none"), f"peak_int8_isa is a known value: {isa}")
+    else:
+        avx512 = {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags
+        want = ("avx512-vnni" if avx512 and "avx512_vnni" in flags else
+                "avx-vnni" if "avx2" in flags and "avx_vnni" in flags else "none")
+        check(isa == want, f"peak_int8_isa {isa} matches /proc/cpuinfo ({want})")
+        check((gops > 0) == (want != "none"), f"peak_int8_gops {gops} > 0 exactly when VNNI is present")
+    finish()
+
+
+main()
