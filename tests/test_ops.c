@@ -394,9 +394,9 @@ static void test_mod_rope(void) {
     for (int nth = 1; nth <= 3; nth++) {
         int64_t m = 7, d = 67;
         float *y0 = fbuf(m * d, 2.0f), *f = fbuf(m * d, 1.0f), *sc = fbuf(d, 1.0f), *sh = fbuf(d, 1.0f), *g = fbuf(d, 1.0f);
-        for (int kind = 0; kind < 2; kind++) {
+        for (int kind = PI0_MOD_SCALE_SHIFT; kind <= PI0_MOD_GATED_RESIDUAL; kind++) {
             float *yr = fcopy(y0, m * d), *yf = fcopy(y0, m * d);
-            pi0_mod_args a = {.y = yr, .f = f, .scale = sc, .shift = sh, .gate = g, .m = m, .d = d, .kind = kind};
+            pi0_mod_args a = {.y = yr, .f = f, .scale = sc, .shift = sh, .gate = g, .m = m, .d = d, .kind = (pi0_mod_kind)kind};
             RUN(pi0_backend_ref.mod, &a, 1);
             a.y = yf;
             RUN(pi0_backend_fast.mod, &a, nth);

@@ -6,6 +6,7 @@
  * pass over it alone fills its K/V row before the loop, and each step processes the H action rows. */
 #include <math.h>
 
+#include "model/linear.h"
 #include "model/model.h"
 
 static const char *const expert_sites[10] = {"expert.norm1", "expert.attn.q", "expert.attn.k", "expert.attn.v",
@@ -29,10 +30,11 @@ static void expert_pass(pi0_state *st, int t0, int Ns, const float *mods, int st
     const pi0_config *c = &st->ctx->cfg;
     int P = st->n_prefix, We = c->expert_width;
     for (int l = 0; l < c->expert_depth && st->ex.status == PI0_OK; l++) {
-        pi0_gemma_call g = {&st->ctx->w.expert[l], We, c->expert_mlp_dim, st->s_x + (int64_t)t0 * We, st->s_a, st->s_q,
-                            st->s_o, st->s_g, st->s_u, st->s_t, Ns - t0, st->pos + P + t0, st->kcum + P + t0,
-                            st->kpad + P + t0, st->kc[l], st->vc[l], P + t0, 0,
-                            mods ? mods + (int64_t)l * 6 * We : NULL, expert_sites};
+        pi0_gemma_call g = {.L = &st->ctx->w.expert[l], .D = We, .Mx = c->expert_mlp_dim, .x = st->s_x + (int64_t)t0 * We,
+                            .a = st->s_a, .q = st->s_q, .o = st->s_o, .g = st->s_g, .u = st->s_u, .t = st->s_t,
+                            .n = Ns - t0, .pos = st->pos + P + t0, .qcum = st->kcum + P + t0, .qpad = st->kpad + P + t0,
+                            .kc = st->kc[l], .vc = st->vc[l], .koff = P + t0,
+                            .mod = mods ? mods + (int64_t)l * 6 * We : NULL, .sites = expert_sites};
         pi0_gemma_block(st, &g);
         if (rp->tap && step >= 0 && st->ex.status == PI0_OK) {
             int64_t sh[2] = {Ns - t0, We};
@@ -43,26 +45,20 @@ static void expert_pass(pi0_state *st, int t0, int Ns, const float *mods, int st
 
 static void state_token(pi0_state *st) {
     const pi0_weights *w = &st->ctx->w;
-    pi0_matmul_args m = {st->s_x, st->state_pad, &w->state_proj, w->state_proj_b, 1, st->ctx->cfg.action_dim,
-                         st->ctx->cfg.expert_width, 0};
-    pi0_op_matmul(&st->ex, "suffix.state_proj", &m);
+    pi0_linear(&st->ex, "suffix.state_proj", st->s_x, st->state_pad, &w->state_proj, w->state_proj_b, 1);
 }
 
 /* π0: action tokens = time_out(swish(W_act·a + (W_tau·τ + b))) with a = action_in(x_t) (§4.2). */
 static void suffix_pi0(pi0_state *st, float *xrows) {
     const pi0_config *c = &st->ctx->cfg;
     const pi0_weights *w = &st->ctx->w;
-    int H = c->action_horizon, We = c->expert_width, A = c->action_dim;
-    pi0_matmul_args ai = {st->s_a, st->x_t, &w->action_in, w->action_in_b, H, A, We, 0};
-    pi0_op_matmul(&st->ex, "suffix.action_in", &ai);
-    pi0_matmul_args tb = {st->tau_b, st->tau, &w->time_in_tau, w->time_in_b, 1, We, We, 0};
-    pi0_op_matmul(&st->ex, "suffix.time_mlp_in", &tb);
-    pi0_matmul_args h = {st->s_t, st->s_a, &w->time_in_act, st->tau_b, H, We, We, 0};
-    pi0_op_matmul(&st->ex, "suffix.time_mlp_in", &h);
-    pi0_ew_args sw = {st->s_t, st->s_t, NULL, (int64_t)H * We, 0, PI0_EW_SWISH};
+    int H = c->action_horizon, We = c->expert_width;
+    pi0_linear(&st->ex, "suffix.action_in", st->s_a, st->x_t, &w->action_in, w->action_in_b, H);
+    pi0_linear(&st->ex, "suffix.time_mlp_in", st->tau_b, st->tau, &w->time_in_tau, w->time_in_b, 1);
+    pi0_linear(&st->ex, "suffix.time_mlp_in", st->s_t, st->s_a, &w->time_in_act, st->tau_b, H);
+    pi0_ew_args sw = {.y = st->s_t, .a = st->s_t, .n = (int64_t)H * We, .kind = PI0_EW_SWISH};
     pi0_op_ew(&st->ex, "suffix.swish", &sw);
-    pi0_matmul_args o = {xrows, st->s_t, &w->time_out, w->time_out_b, H, We, We, 0};
-    pi0_op_matmul(&st->ex, "suffix.time_mlp_out", &o);
+    pi0_linear(&st->ex, "suffix.time_mlp_out", xrows, st->s_t, &w->time_out, w->time_out_b, H);
 }
 
 /* π0.5: cond = swish(time_out(swish(time_in(τ)))), then every adaptive norm's (scale, shift, gate)
@@ -70,27 +66,22 @@ static void suffix_pi0(pi0_state *st, float *xrows) {
 static void suffix_pi05(pi0_state *st, float *xrows) {
     const pi0_config *c = &st->ctx->cfg;
     const pi0_weights *w = &st->ctx->w;
-    int H = c->action_horizon, We = c->expert_width, A = c->action_dim;
-    pi0_matmul_args t1 = {st->cond_t, st->tau, &w->time_mlp_in, w->time_mlp_in_b, 1, We, We, 0};
-    pi0_op_matmul(&st->ex, "suffix.time_mlp_in", &t1);
-    pi0_ew_args s1 = {st->cond_t, st->cond_t, NULL, We, 0, PI0_EW_SWISH};
+    int H = c->action_horizon, We = c->expert_width;
+    pi0_linear(&st->ex, "suffix.time_mlp_in", st->cond_t, st->tau, &w->time_mlp_in, w->time_mlp_in_b, 1);
+    pi0_ew_args s1 = {.y = st->cond_t, .a = st->cond_t, .n = We, .kind = PI0_EW_SWISH};
     pi0_op_ew(&st->ex, "suffix.swish", &s1);
-    pi0_matmul_args t2 = {st->cond, st->cond_t, &w->time_out, w->time_out_b, 1, We, We, 0};
-    pi0_op_matmul(&st->ex, "suffix.time_mlp_out", &t2);
-    pi0_ew_args s2 = {st->cond, st->cond, NULL, We, 0, PI0_EW_SWISH};
+    pi0_linear(&st->ex, "suffix.time_mlp_out", st->cond, st->cond_t, &w->time_out, w->time_out_b, 1);
+    pi0_ew_args s2 = {.y = st->cond, .a = st->cond, .n = We, .kind = PI0_EW_SWISH};
     pi0_op_ew(&st->ex, "suffix.swish", &s2);
     for (int l = 0; l < c->expert_depth; l++) {
         const pi0_gemma_layer *L = &w->expert[l];
-        pi0_matmul_args m1 = {st->mods + (int64_t)l * 6 * We, st->cond, &L->attn_ada, L->attn_ada_b, 1, We, 3 * We, 0};
-        pi0_matmul_args m2 = {st->mods + (int64_t)l * 6 * We + 3 * We, st->cond, &L->mlp_ada, L->mlp_ada_b, 1, We, 3 * We, 0};
-        pi0_op_matmul(&st->ex, "suffix.adarms", &m1);
-        pi0_op_matmul(&st->ex, "suffix.adarms", &m2);
+        float *mod = st->mods + (int64_t)l * 6 * We;
+        pi0_linear(&st->ex, "suffix.adarms", mod, st->cond, &L->attn_ada, L->attn_ada_b, 1);
+        pi0_linear(&st->ex, "suffix.adarms", mod + 3 * We, st->cond, &L->mlp_ada, L->mlp_ada_b, 1);
     }
-    pi0_matmul_args mf = {st->mods + (int64_t)c->expert_depth * 6 * We, st->cond, &w->expert_norm_ada,
-                          w->expert_norm_ada_b, 1, We, 3 * We, 0};
-    pi0_op_matmul(&st->ex, "suffix.adarms", &mf);
-    pi0_matmul_args ai = {xrows, st->x_t, &w->action_in, w->action_in_b, H, A, We, 0};
-    pi0_op_matmul(&st->ex, "suffix.action_in", &ai);
+    pi0_linear(&st->ex, "suffix.adarms", st->mods + (int64_t)c->expert_depth * 6 * We, st->cond, &w->expert_norm_ada,
+               w->expert_norm_ada_b, 1);
+    pi0_linear(&st->ex, "suffix.action_in", xrows, st->x_t, &w->action_in, w->action_in_b, H);
 }
 
 pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *rp, const float *noise, float *actions) {
@@ -141,15 +132,14 @@ pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *
         /* final norm over the action rows, output projection, Euler step (§2.5, §5) */
         float *xa = st->s_x + (int64_t)first * We;
         const float *fm = pi05 ? st->mods + (int64_t)c->expert_depth * 6 * We : NULL;
-        pi0_norm_args n = {st->s_a, xa, pi05 ? NULL : w->expert_norm, NULL, H, We, c->rms_eps};
+        pi0_norm_args n = {.y = st->s_a, .x = xa, .w = pi05 ? NULL : w->expert_norm, .m = H, .d = We, .eps = c->rms_eps};
         pi0_op_rmsnorm(&st->ex, "expert.final_norm", &n);
         if (fm) {
-            pi0_mod_args m = {st->s_a, NULL, fm, fm + We, NULL, H, We, 0};
+            pi0_mod_args m = {.y = st->s_a, .scale = fm, .shift = fm + We, .m = H, .d = We, .kind = PI0_MOD_SCALE_SHIFT};
             pi0_op_mod(&st->ex, "expert.final_norm", &m);
         }
-        pi0_matmul_args o = {st->v_t, st->s_a, &w->action_out, w->action_out_b, H, We, A, 0};
-        pi0_op_matmul(&st->ex, "expert.action_out", &o);
-        pi0_ew_args e = {st->x_t, st->x_t, st->v_t, (int64_t)H * A, dt, PI0_EW_AXPY};
+        pi0_linear(&st->ex, "expert.action_out", st->v_t, st->s_a, &w->action_out, w->action_out_b, H);
+        pi0_ew_args e = {.y = st->x_t, .a = st->x_t, .b = st->v_t, .n = (int64_t)H * A, .alpha = dt, .kind = PI0_EW_AXPY};
         pi0_op_ew(&st->ex, "expert.euler", &e);
         if (rp->tap && st->ex.status == PI0_OK) {
             int64_t sh[2] = {H, We}, sa[2] = {H, A};

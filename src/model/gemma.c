@@ -5,6 +5,7 @@
  * place and a denoising step reads it in place. */
 #include <math.h>
 
+#include "model/linear.h"
 #include "model/model.h"
 
 enum { S_NORM1, S_Q, S_K, S_V, S_ROPE, S_ATTN, S_O, S_NORM2, S_MLP, S_DOWN };
@@ -12,25 +13,23 @@ enum { S_NORM1, S_Q, S_K, S_V, S_ROPE, S_ATTN, S_O, S_NORM2, S_MLP, S_DOWN };
 /* a = norm(x); for an adaptive norm also apply (1 + scale), + shift from mod (3D: scale, shift, gate). */
 static void pre_norm(pi0_state *st, const pi0_gemma_call *c, const float *w, const float *mod, const char *site) {
     const pi0_config *cfg = &st->ctx->cfg;
-    pi0_norm_args n = {c->a, c->x, mod ? NULL : w, NULL, c->n, c->D, cfg->rms_eps};
+    pi0_norm_args n = {.y = c->a, .x = c->x, .w = mod ? NULL : w, .m = c->n, .d = c->D, .eps = cfg->rms_eps};
     pi0_op_rmsnorm(&st->ex, site, &n);
     if (mod) {
-        pi0_mod_args m = {c->a, NULL, mod, mod + c->D, NULL, c->n, c->D, 0};
+        pi0_mod_args m = {.y = c->a, .scale = mod, .shift = mod + c->D, .m = c->n, .d = c->D, .kind = PI0_MOD_SCALE_SHIFT};
         pi0_op_mod(&st->ex, site, &m);
     }
 }
 
 /* x += f (already accumulated by the matmul) or x += f ⊙ gate for adaptive norms. */
-static void project_residual(pi0_state *st, const pi0_gemma_call *c, const pi0_weight *w, const float *in, int64_t ldin,
+static void project_residual(pi0_state *st, const pi0_gemma_call *c, const pi0_weight *w, const float *in,
                              const float *gate, const char *site) {
     if (!gate) {
-        pi0_matmul_args m = {c->x, in, w, NULL, c->n, ldin, c->D, 1};
-        pi0_op_matmul(&st->ex, site, &m);
+        pi0_linear_add(&st->ex, site, c->x, in, w, NULL, c->n);
         return;
     }
-    pi0_matmul_args m = {c->t, in, w, NULL, c->n, ldin, c->D, 0};
-    pi0_op_matmul(&st->ex, site, &m);
-    pi0_mod_args r = {c->x, c->t, NULL, NULL, gate, c->n, c->D, 1};
+    pi0_linear(&st->ex, site, c->t, in, w, NULL, c->n);
+    pi0_mod_args r = {.y = c->x, .f = c->t, .gate = gate, .m = c->n, .d = c->D, .kind = PI0_MOD_GATED_RESIDUAL};
     pi0_op_mod(&st->ex, site, &r);
 }
 
@@ -43,31 +42,29 @@ void pi0_gemma_block(pi0_state *st, const pi0_gemma_call *c) {
 
     pre_norm(st, c, L->attn_norm, mod1, c->sites[S_NORM1]);
     float *krows = c->kc + (int64_t)c->koff * KV, *vrows = c->vc + (int64_t)c->koff * KV;
-    pi0_matmul_args mk = {krows, c->a, &L->k, NULL, c->n, c->D, KV, 0};
-    pi0_matmul_args mv = {vrows, c->a, &L->v, NULL, c->n, c->D, KV, 0};
-    pi0_op_matmul(ex, c->sites[S_K], &mk);
-    pi0_op_matmul(ex, c->sites[S_V], &mv);
+    pi0_linear(ex, c->sites[S_K], krows, c->a, &L->k, NULL, c->n);
+    pi0_linear(ex, c->sites[S_V], vrows, c->a, &L->v, NULL, c->n);
     const float *cs = st->rope_cs + (c->pos - st->pos) * cfg->head_dim; /* rows of this call's positions */
-    pi0_rope_args rk = {krows, c->pos, c->n, KV, cfg->n_kv_heads, cfg->head_dim, cfg->rope_base, cs};
+    pi0_rope_args rk = {.x = krows, .pos = c->pos, .m = c->n, .ld = KV, .n_heads = cfg->n_kv_heads, .hd = cfg->head_dim,
+                        .base = cfg->rope_base, .cs = cs};
     pi0_op_rope(ex, c->sites[S_ROPE], &rk);
     if (c->kv_only) return; /* last VLM layer: only its K/V feed the cache (§3.5) */
 
-    pi0_matmul_args mq = {c->q, c->a, &L->q, NULL, c->n, c->D, HD, 0};
-    pi0_op_matmul(ex, c->sites[S_Q], &mq);
-    pi0_rope_args rq = {c->q, c->pos, c->n, HD, cfg->n_heads, cfg->head_dim, cfg->rope_base, cs};
+    pi0_linear(ex, c->sites[S_Q], c->q, c->a, &L->q, NULL, c->n);
+    pi0_rope_args rq = {.x = c->q, .pos = c->pos, .m = c->n, .ld = HD, .n_heads = cfg->n_heads, .hd = cfg->head_dim,
+                        .base = cfg->rope_base, .cs = cs};
     pi0_op_rope(ex, c->sites[S_ROPE], &rq);
-    pi0_attention_args at = {c->o, c->q, c->kc, c->vc, c->n, c->koff + c->n, HD, KV, HD,
-                             cfg->n_heads, cfg->n_kv_heads, cfg->head_dim, 1.0f / sqrtf((float)cfg->head_dim),
-                             c->qcum, st->kcum, c->qpad, st->kpad};
+    pi0_attention_args at = {.out = c->o, .q = c->q, .k = c->kc, .v = c->vc, .nq = c->n, .nk = c->koff + c->n,
+                             .ldq = HD, .ldk = KV, .ldo = HD, .n_heads = cfg->n_heads, .n_kv = cfg->n_kv_heads,
+                             .hd = cfg->head_dim, .scale = 1.0f / sqrtf((float)cfg->head_dim),
+                             .qc = c->qcum, .kc = st->kcum, .qpad = c->qpad, .kpad = st->kpad};
     pi0_op_attention(ex, c->sites[S_ATTN], &at);
-    project_residual(st, c, &L->o, c->o, HD, mod1 ? mod1 + 2 * c->D : NULL, c->sites[S_O]);
+    project_residual(st, c, &L->o, c->o, mod1 ? mod1 + 2 * c->D : NULL, c->sites[S_O]);
 
     pre_norm(st, c, L->mlp_norm, mod2, c->sites[S_NORM2]);
-    pi0_matmul_args mg = {c->g, c->a, &L->gate, NULL, c->n, c->D, c->Mx, 0};
-    pi0_matmul_args mu = {c->u, c->a, &L->up, NULL, c->n, c->D, c->Mx, 0};
-    pi0_op_matmul(ex, c->sites[S_MLP], &mg);
-    pi0_op_matmul(ex, c->sites[S_MLP], &mu);
-    pi0_ew_args ge = {c->g, c->g, c->u, (int64_t)c->n * c->Mx, 0, PI0_EW_GELU_TANH_MUL};
+    pi0_linear(ex, c->sites[S_MLP], c->g, c->a, &L->gate, NULL, c->n);
+    pi0_linear(ex, c->sites[S_MLP], c->u, c->a, &L->up, NULL, c->n);
+    pi0_ew_args ge = {.y = c->g, .a = c->g, .b = c->u, .n = (int64_t)c->n * c->Mx, .kind = PI0_EW_GELU_TANH_MUL};
     pi0_op_ew(ex, c->sites[S_MLP], &ge);
-    project_residual(st, c, &L->down, c->g, c->Mx, mod2 ? mod2 + 2 * c->D : NULL, c->sites[S_DOWN]);
+    project_residual(st, c, &L->down, c->g, mod2 ? mod2 + 2 * c->D : NULL, c->sites[S_DOWN]);
 }

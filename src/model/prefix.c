@@ -54,7 +54,8 @@ pi0_status pi0_prefix_forward(pi0_state *st, const pi0_obs *obs, const pi0_run_p
     /* Image tokens: the encoded slots are the first n_img·T rows. Language: E[id]·√W (§2.2). */
     if (n_img) pi0_vision_forward(st, imgs, slots, n_img, st->p_x, rp);
     if (n_tok) {
-        pi0_embed_args e = {st->p_x + (int64_t)n_img * T * W, &w->embed, st->tok_ids, n_tok, (float)sqrt((double)W)};
+        pi0_embed_args e = {.y = st->p_x + (int64_t)n_img * T * W, .w = &w->embed, .ids = st->tok_ids, .m = n_tok,
+                            .scale = (float)sqrt((double)W)};
         pi0_op_embed(&st->ex, "prefix.embed", &e);
     }
     const int32_t *rows = st->compact ? st->rows : NULL;
@@ -62,9 +63,10 @@ pi0_status pi0_prefix_forward(pi0_state *st, const pi0_obs *obs, const pi0_run_p
     if (st->ex.status == PI0_OK) pi0_tap(rp, st->p_x, 2, sh, rows, 0, "prefix.embs");
 
     for (int l = 0; l < c->vlm_depth && st->ex.status == PI0_OK; l++) {
-        pi0_gemma_call g = {&w->vlm[l], (int)W, c->vlm_mlp_dim, st->p_x, st->p_a, st->p_q, st->p_o, st->p_g, st->p_u,
-                            NULL, P, st->pos, st->kcum, st->kpad, st->kc[l], st->vc[l], 0,
-                            st->compact && l == c->vlm_depth - 1, NULL, vlm_sites};
+        pi0_gemma_call g = {.L = &w->vlm[l], .D = (int)W, .Mx = c->vlm_mlp_dim, .x = st->p_x, .a = st->p_a, .q = st->p_q,
+                            .o = st->p_o, .g = st->p_g, .u = st->p_u, .n = P, .pos = st->pos, .qcum = st->kcum,
+                            .qpad = st->kpad, .kc = st->kc[l], .vc = st->vc[l], .koff = 0,
+                            .kv_only = st->compact && l == c->vlm_depth - 1, .sites = vlm_sites};
         pi0_gemma_block(st, &g);
         if (rp->tap && st->ex.status == PI0_OK) {
             int64_t kv[2] = {P, KV};
@@ -75,7 +77,7 @@ pi0_status pi0_prefix_forward(pi0_state *st, const pi0_obs *obs, const pi0_run_p
     if (!st->compact && st->ex.status == PI0_OK) {
         /* The VLM's final norm is never used by the policy (§6.7); the reference computes it so the
          * test vectors' prefix_hidden_final can be checked. */
-        pi0_norm_args n = {st->p_a, st->p_x, w->vlm_norm, NULL, P, W, c->rms_eps};
+        pi0_norm_args n = {.y = st->p_a, .x = st->p_x, .w = w->vlm_norm, .m = P, .d = W, .eps = c->rms_eps};
         pi0_op_rmsnorm(&st->ex, "prefix.final_norm", &n);
         pi0_tap(rp, st->p_a, 2, sh, rows, 0, "prefix.hidden_final");
     }

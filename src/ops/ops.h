@@ -74,9 +74,13 @@ typedef struct {
 
 /* π0.5 adaptive norm apply, per row of d: y = y*(1 + scale) + shift (y already RMS-normalized),
  * and gated residual x += gate ⊙ f. kind selects which. */
+typedef enum {
+    PI0_MOD_SCALE_SHIFT,   /* y = y * (1 + scale) + shift  (reads scale, shift) */
+    PI0_MOD_GATED_RESIDUAL /* y += f * gate                (reads f, gate) */
+} pi0_mod_kind;
 typedef struct {
     float *y; const float *f; const float *scale; const float *shift; const float *gate;
-    int64_t m, d; int kind; /* 0 = modulate (y, scale, shift), 1 = gated residual (y += f*gate) */
+    int64_t m, d; pi0_mod_kind kind;
 } pi0_mod_args;
 
 /* RoPE (half split): for each row r, for each of n_heads heads of hd dims at stride ld,

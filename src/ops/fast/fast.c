@@ -66,7 +66,7 @@ static int fast_supports(pi0_op op, const void *args, char *why, size_t n) {
     }
     case PI0_OP_MOD: {
         const pi0_mod_args *a = args;
-        if (a->kind != 0 && a->kind != 1) return no(why, n, "mod kind %lld unknown%.0lld", (long long)a->kind, 0);
+        if ((unsigned)a->kind > PI0_MOD_GATED_RESIDUAL) return no(why, n, "mod kind %lld unknown%.0lld", (long long)a->kind, 0);
         return 1;
     }
     case PI0_OP_LAYERNORM:

@@ -39,7 +39,7 @@ void pi0_fast_mod(const pi0_mod_args *a, int ith, int nth) {
     const int64_t d = a->d;
     for (int64_t r = lo; r < hi; r++) {
         float *y = a->y + r * d;
-        if (a->kind == 0) {
+        if (a->kind == PI0_MOD_SCALE_SHIFT) {
             for (int64_t i = 0; i < d; i++) y[i] = y[i] * (1.0f + a->scale[i]) + a->shift[i];
         } else {
             const float *f = a->f + r * d;

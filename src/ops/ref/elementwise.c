@@ -28,7 +28,7 @@ void pi0_mod_ref(const pi0_mod_args *a, int ith, int nth) {
     pi0_split(a->m, ith, nth, &lo, &hi);
     for (int64_t i = lo; i < hi; i++) {
         float *y = a->y + i * d;
-        if (a->kind == 0)
+        if (a->kind == PI0_MOD_SCALE_SHIFT)
             for (int64_t p = 0; p < d; p++) y[p] = y[p] * (1.0f + a->scale[p]) + a->shift[p];
         else
             for (int64_t p = 0; p < d; p++) y[p] += a->f[i * d + p] * a->gate[p];
