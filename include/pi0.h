@@ -94,7 +94,8 @@ typedef struct {
     int action_horizon;        /* H (50) */
     int max_token_len;         /* L (48 for π0, 200 for π0.5) */
     int n_steps;               /* default denoising steps (10) */
-    int discrete_state_input;  /* π0.5: state is written into the prompt */
+    int discrete_state_input;  /* π0.5: state is written into the prompt (config.json's field, else 1
+                                  for π0.5; pi0_policy_params can override it per robot) */
     int n_image_slots;         /* camera slots in the prefix (3) */
     int image_size, patch_size, n_channels;        /* 224, 14, 3 */
     int vision_width, vision_depth, vision_mlp_dim, vision_heads;  /* 1152, 27, 4304, 16 */

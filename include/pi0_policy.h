@@ -48,10 +48,16 @@ typedef struct {
 
 typedef struct {
     const char *robot;           /* "raw" (default), "aloha", "droid", "libero" */
-    const char *tokenizer_path;  /* NULL: <ckpt>/tokenizer.model or <ckpt>/paligemma_tokenizer.model */
-    const char *norm_stats_path; /* NULL: <ckpt>/norm_stats.json or <ckpt>/assets/ * /norm_stats.json */
+    const char *tokenizer_path;  /* NULL: searched in the checkpoint, the Hugging Face cache, the openpi
+                                    cache (README "Using a real checkpoint") */
+    const char *norm_stats_path; /* NULL: <ckpt>/norm_stats.json or the one <ckpt>/assets/.../norm_stats.json */
+    const char *asset_id;        /* NULL, or use <ckpt>/assets/<asset_id>/norm_stats.json (e.g.
+                                    "physical-intelligence/libero") when there are several */
     const char *default_prompt;  /* used when obs->prompt is NULL; may be NULL */
     int require_norm_stats;      /* 1 (default): fail when no stats are found; 0: identity */
+    int discrete_state_input;    /* π0.5 only. -1 (default): config.json's value when it has the field,
+                                    else the robot preset's openpi training config (libero 0), else 1;
+                                    0 or 1: forced */
 } pi0_policy_params;
 
 typedef struct {

@@ -155,7 +155,10 @@ static void test_setup_errors(pi0_ctx *ctx) {
     pi0_policy *pol = NULL;
     pi0_status st = new_policy(ctx, ckpt, "libero", NULL, NULL, 0, &pol);
     CHECK(st == PI0_ERR_IO && strstr(pi0_last_error(), "tokenizer.model") &&
-              strstr(pi0_last_error(), "paligemma_tokenizer.model") && pol == NULL,
+              strstr(pi0_last_error(), "paligemma_tokenizer.model") &&
+              strstr(pi0_last_error(), "/nonexistent/pi0_test_hf_hub/models--google--paligemma-3b-pt-224/snapshots/") &&
+              strstr(pi0_last_error(), "/nonexistent/pi0_test_openpi/big_vision/paligemma_tokenizer.model") &&
+              strstr(pi0_last_error(), "google/paligemma-3b-pt-224") && pol == NULL,
           "no tokenizer next to the checkpoint: %s", pi0_last_error());
     st = new_policy(ctx, ckpt, "libero", TOK, NULL, 1, &pol);
     CHECK(st == PI0_ERR_IO && strstr(pi0_last_error(), "norm_stats.json") && strstr(pi0_last_error(), ckpt),
@@ -210,6 +213,10 @@ static void test_infer(pi0_ctx *ctx) {
 
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "run")) return helper(argv[2], argv[3]);
+    /* The tokenizer search also looks in the user's Hugging Face and openpi caches: point them at
+     * nothing so "no tokenizer" stays an error on a machine that has PaliGemma's tokenizer cached. */
+    setenv("HF_HUB_CACHE", "/nonexistent/pi0_test_hf_hub", 1);
+    setenv("OPENPI_DATA_HOME", "/nonexistent/pi0_test_openpi", 1);
     const char *td = getenv("PI0_TESTDATA");
     snprintf(ckpt, sizeof ckpt, "%s/pi0_tiny", td ? td : "tests/data");
     snprintf(ckpt05, sizeof ckpt05, "%s/pi05_tiny", td ? td : "tests/data");

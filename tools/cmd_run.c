@@ -41,8 +41,12 @@ static void usage(FILE *f) {
             "  --prompt TEXT       the instruction\n"
             "  --state V,...       raw robot state (robot units)\n"
             "  --robot NAME        raw | libero | droid | aloha | aloha_sim                       [default: raw]\n"
-            "  --tokenizer FILE    SentencePiece model   [default: DIR/tokenizer.model or DIR/paligemma_tokenizer.model]\n"
-            "  --norm-stats FILE   openpi norm_stats.json [default: DIR/norm_stats.json or DIR/assets/*/norm_stats.json]\n"
+            "  --tokenizer FILE    SentencePiece model [default: searched in DIR, the Hugging Face cache\n"
+            "                      (google/paligemma-3b-pt-224), the openpi cache; see README]\n"
+            "  --norm-stats FILE   openpi norm_stats.json [default: DIR/norm_stats.json or DIR/assets/.../norm_stats.json]\n"
+            "  --asset-id ID       use DIR/assets/ID/norm_stats.json (e.g. physical-intelligence/libero)\n"
+            "  --discrete-state-input true|false   π0.5: state in the prompt [default: config.json, else the\n"
+            "                      robot's openpi training config (libero false), else true]\n"
             "  --out FILE          write the actions: .safetensors, .json or .npy\n"
             "  --seed N            noise seed when the inputs have no noise                        [default: 0]\n"
             "  --steps N           denoising steps                               [default: the config's (10)]\n"
@@ -53,17 +57,18 @@ static void usage(FILE *f) {
 }
 
 typedef struct {
-    const char *model, *inputs, *prompt, *state, *robot, *tokenizer, *norm_stats, *out;
+    const char *model, *inputs, *prompt, *state, *robot, *tokenizer, *norm_stats, *asset_id, *out;
     const char *images[MAX_IMAGES];
     int n_images;
     unsigned long long seed;
-    int steps, quiet;
+    int steps, quiet, discrete_state; /* discrete_state: -1 auto */
     tool_load_opts load;
 } run_opts;
 
 static int parse(int argc, char **argv, run_opts *o) {
     memset(o, 0, sizeof *o);
     o->load = tool_load_defaults();
+    o->discrete_state = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
@@ -80,7 +85,13 @@ static int parse(int argc, char **argv, run_opts *o) {
         else if (!strcmp(a, "--robot")) o->robot = v;
         else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
         else if (!strcmp(a, "--norm-stats")) o->norm_stats = v;
-        else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--asset-id")) o->asset_id = v;
+        else if (!strcmp(a, "--discrete-state-input")) {
+            if ((o->discrete_state = tool_parse_bool(v)) < 0) {
+                fprintf(stderr, "error: --discrete-state-input: '%s' is not true or false\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--image")) {
             if (o->n_images == MAX_IMAGES) { fprintf(stderr, "error: at most %d --image\n", MAX_IMAGES); return 2; }
             if (!strchr(v, '=')) { fprintf(stderr, "error: --image expects NAME=PATH, got '%s'\n", v); return 2; }
@@ -144,6 +155,8 @@ static int run_robot(const run_opts *o, pi0_ctx *ctx, double load_s) {
     if (o->robot) pp.robot = o->robot;
     pp.tokenizer_path = o->tokenizer;
     pp.norm_stats_path = o->norm_stats;
+    pp.asset_id = o->asset_id;
+    pp.discrete_state_input = o->discrete_state;
     pi0_policy *pol;
     if (pi0_policy_new(ctx, o->model, &pp, &pol) != PI0_OK) return cli_error("%s", pi0_last_error());
     pi0_array arr[MAX_IMAGES + 2];

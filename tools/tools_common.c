@@ -35,6 +35,12 @@ int tool_parse_int(const char *s, int lo, int hi, int *out) {
     return 0;
 }
 
+int tool_parse_bool(const char *s) {
+    if (!strcmp(s, "true") || !strcmp(s, "1")) return 1;
+    if (!strcmp(s, "false") || !strcmp(s, "0")) return 0;
+    return -1;
+}
+
 int tool_parse_floats(const char *s, double *out, int cap, int *n) {
     *n = 0;
     for (;;) {

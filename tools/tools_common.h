@@ -21,6 +21,8 @@ pi0_status tool_load(const char *dir, const tool_load_opts *o, pi0_ctx **ctx);
 double tool_now(void);
 int tool_parse_u64(const char *s, unsigned long long *out);
 int tool_parse_int(const char *s, int lo, int hi, int *out);
+/* "true"/"1" -> 1, "false"/"0" -> 0, anything else -> -1. */
+int tool_parse_bool(const char *s);
 /* Comma-separated numbers; 0 ok, -1 bad syntax or more than cap. */
 int tool_parse_floats(const char *s, double *out, int cap, int *n);
 

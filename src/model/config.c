@@ -132,7 +132,10 @@ pi0_status pi0_config_load(const char *path, pi0_config *c, int *variant_given) 
         if (v && strcmp(v, "pi05") == 0) *variant_given = PI0_VARIANT_PI05;
         else if (v && strcmp(v, "pi0") == 0 && *variant_given < 0) *variant_given = PI0_VARIANT_PI0;
     }
-    if (*variant_given == PI0_VARIANT_PI05) { c->variant = PI0_VARIANT_PI05; c->max_token_len = 200; c->discrete_state_input = 1; }
+    if (*variant_given == PI0_VARIANT_PI05) { c->variant = PI0_VARIANT_PI05; c->max_token_len = 200; }
+    /* -1 = config.json does not say: pi0_load resolves it once the variant is known (possibly from the
+     * tensors), so an explicit false is never overridden. */
+    c->discrete_state_input = -1;
 
     const char *pv = NULL, *ev = NULL;
     TRY(get_str(path, root, "paligemma_variant", &pv));

@@ -80,6 +80,7 @@ struct pi0_ctx {
     pi0_weight **matrices;/* every pi0_weight bound (for packing) */
     int n_matrices, cap_matrices;
     int64_t n_params, n_bytes;
+    int discrete_state_given; /* config.json set discrete_state_input (the policy's robot default yields) */
 };
 
 /* Per-inference buffers, sized once at pi0_state_new for the configured maxima. */

@@ -382,7 +382,6 @@ pi0_status pi0_weights_bind(pi0_ctx *ctx, const char *dir, int variant_given) {
     /* π0.5 is recognized by its adaptive-norm tensors when config.json does not say (§6.2). */
     if (variant_given < 0 && find(&b, EXP "layers.0.input_layernorm.dense.weight")) {
         ctx->cfg.variant = PI0_VARIANT_PI05;
-        ctx->cfg.discrete_state_input = 1;
         if (ctx->cfg.max_token_len == 48) ctx->cfg.max_token_len = 200;
     }
     s = bind_all(&b);

@@ -18,6 +18,7 @@
 #include "io/prompt.h"
 #include "io/robot.h"
 #include "io/tokenizer.h"
+#include "model/model.h"
 #include "pi0_policy.h"
 #include "policy/paths.h"
 
@@ -29,6 +30,7 @@ struct pi0_policy {
     pi0_tokenizer *tok;
     pi0_text_encoder enc;
     int have_norm;
+    int discrete_state;          /* π0.5: state in the prompt (resolved in pi0_policy_new) */
     pi0_norm_mode mode;          /* z-score for π0, quantile for π0.5 */
     pi0_norm_stats ns;
     char *default_prompt;
@@ -58,6 +60,7 @@ pi0_policy_params pi0_policy_params_default(void) {
     memset(&p, 0, sizeof p);
     p.robot = "raw";
     p.require_norm_stats = 1;
+    p.discrete_state_input = -1;
     return p;
 }
 
@@ -78,6 +81,26 @@ void pi0_policy_free(pi0_policy *pol) {
     free(pol->actd);
     free(pol->out);
     free(pol);
+}
+
+/* π0.5's discrete_state_input: the caller's value, else config.json's, else the value of openpi's
+ * training config for the robot (training/config.py: pi05_libero sets discrete_state_input=False;
+ * pi05_droid, pi05_aloha and the pi05 default are True), else 1. π0 never puts state in the prompt. */
+static pi0_status resolve_discrete_state(pi0_policy *pol, const pi0_policy_params *pp) {
+    const pi0_config *c = pol->cfg;
+    if (pp->discrete_state_input < -1 || pp->discrete_state_input > 1)
+        return pi0_err(PI0_ERR_ARG, "discrete_state_input = %d, expected -1 (auto), 0 or 1", pp->discrete_state_input);
+    if (c->variant != PI0_VARIANT_PI05) {
+        if (pp->discrete_state_input == 1)
+            return pi0_err(PI0_ERR_ARG, "discrete_state_input: π0 feeds the state to the action expert; only π0.5 "
+                                        "can put it in the prompt");
+        pol->discrete_state = 0;
+        return PI0_OK;
+    }
+    if (pp->discrete_state_input >= 0) pol->discrete_state = pp->discrete_state_input;
+    else if (pol->ctx->discrete_state_given) pol->discrete_state = c->discrete_state_input;
+    else pol->discrete_state = pol->robot.kind != PI0_ROBOT_LIBERO;
+    return PI0_OK;
 }
 
 /* Norm stats must cover the robot's dims and fit the model (openpi cannot broadcast otherwise). */
@@ -124,6 +147,7 @@ pi0_status pi0_policy_new(pi0_ctx *ctx, const char *ckpt_dir, const pi0_policy_p
                      pol->robot.name, pol->robot.n_out, pol->A);
         goto fail;
     }
+    if ((st = resolve_discrete_state(pol, pp))) goto fail;
     pol->metadata = pol->robot.kind == PI0_ROBOT_ALOHA && pol->robot.n_delta ? "{\"reset_pose\": [0, -1.5, 1.5, 0, 0, 0]}"
                                                                              : "{}";
 
@@ -142,7 +166,7 @@ pi0_status pi0_policy_new(pi0_ctx *ctx, const char *ckpt_dir, const pi0_policy_p
 
     /* norm stats */
     if (pp->norm_stats_path) path = strdup(pp->norm_stats_path);
-    else if ((st = pi0_find_norm_stats(ckpt_dir, pp->require_norm_stats, &path))) goto fail;
+    else if ((st = pi0_find_norm_stats(ckpt_dir, pp->asset_id, pp->require_norm_stats, &path))) goto fail;
     if (path) {
         if ((st = pi0_norm_load(path, &pol->ns))) goto fail;
         pol->have_norm = 1;
@@ -215,7 +239,7 @@ pi0_status pi0_policy_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0
 
     /* state: normalize the unpadded robot state in double */
     const int d = ri.state_dim;
-    const int needs_state = c->variant == PI0_VARIANT_PI0 || c->discrete_state_input;
+    const int needs_state = c->variant == PI0_VARIANT_PI0 || pol->discrete_state;
     if (d == 0 && needs_state) {
         st = pi0_err(PI0_ERR_ARG, "robot '%s': no 'state' in the observation; this model needs the robot state",
                      pol->robot.name);
@@ -244,7 +268,7 @@ pi0_status pi0_policy_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0
         goto done;
     }
     int n_valid = 0;
-    if (c->discrete_state_input)
+    if (pol->discrete_state)
         st = pi0_prompt_pi05(&pol->enc, task, pol->nstate, d, pol->L, pol->tokens, pol->tok_mask, &n_valid);
     else
         st = pi0_prompt_pi0(&pol->enc, task, pol->L, pol->tokens, pol->tok_mask, &n_valid);

@@ -33,7 +33,8 @@
 #include "ws.h"
 
 typedef struct {
-    const char *model, *host, *robot, *norm_stats, *tokenizer, *default_prompt, *backend;
+    const char *model, *host, *robot, *norm_stats, *tokenizer, *default_prompt, *backend, *asset_id;
+    int discrete_state;          /* --discrete-state-input; -1 auto */
     int port, max_frame_mib, threads, quiet, max_clients, ping_secs;
     int fixed_seed;              /* --seed given */
     unsigned long long seed;
@@ -52,7 +53,11 @@ static void usage(FILE *f) {
             "  --port N               TCP port [8000]; 0 = any free port\n"
             "  --robot NAME           raw | aloha | droid | libero [%s]\n"
             "  --norm-stats FILE      norm_stats.json [looked up under DIR]\n"
-            "  --tokenizer FILE       SentencePiece model [looked up under DIR]\n"
+            "  --asset-id ID          use DIR/assets/ID/norm_stats.json (when DIR has several)\n"
+            "  --tokenizer FILE       SentencePiece model [looked up under DIR, then the Hugging Face\n"
+            "                         and openpi caches]\n"
+            "  --discrete-state-input true|false  π0.5: state in the prompt [config.json, else the\n"
+            "                         robot's openpi training config (libero false), else true]\n"
             "  --default-prompt TEXT  prompt for requests without one [none]\n"
             "  --max-frame-mib N      largest accepted message, MiB [64]\n"
             "  --max-clients N        WebSocket clients served at once; one more is closed with\n"
@@ -79,6 +84,7 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
 static int parse_args(int argc, char **argv, serve_opts *o) {
     *o = (serve_opts){.host = "127.0.0.1", .port = 8000, .max_frame_mib = 64, .max_clients = 64, .ping_secs = 20};
     o->threads = pi0_params_default().n_threads;
+    o->discrete_state = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 1; }
@@ -90,7 +96,13 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
         else if (!strcmp(a, "--robot")) o->robot = v;
         else if (!strcmp(a, "--norm-stats")) o->norm_stats = v;
         else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
-        else if (!strcmp(a, "--default-prompt")) o->default_prompt = v;
+        else if (!strcmp(a, "--asset-id")) o->asset_id = v;
+        else if (!strcmp(a, "--discrete-state-input")) {
+            if ((o->discrete_state = tool_parse_bool(v)) < 0) {
+                fprintf(stderr, "error: --discrete-state-input %s: expected true or false\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--default-prompt")) o->default_prompt = v;
         else if (!strcmp(a, "--backend")) {
             if (strcmp(v, "ref") && strcmp(v, "fast")) { fprintf(stderr, "error: --backend %s: expected ref or fast\n", v); return 2; }
             o->backend = v;
@@ -210,6 +222,8 @@ int cmd_serve(int argc, char **argv) {
     if (o.tokenizer) pp.tokenizer_path = o.tokenizer;
     if (o.norm_stats) pp.norm_stats_path = o.norm_stats;
     if (o.default_prompt) pp.default_prompt = o.default_prompt;
+    pp.asset_id = o.asset_id;
+    pp.discrete_state_input = o.discrete_state;
     if (pi0_policy_new(ctx, o.model, &pp, &pol) != PI0_OK) { cli_error("%s", pi0_last_error()); goto done; }
     if (pi0_mpk_pack_json(pi0_policy_metadata_json(pol), &hello, err, sizeof err)) { cli_error("%s", err); goto done; }
 
