@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Build the libFuzzer harnesses with clang (ASan + UBSan + fuzzer) and run each for N seconds.
 #   fuzz/run.sh [seconds per harness, default 30] [harness names... default: all]
-# Seeds: tests/data/images for the image harness, small JSON files for the norm harness. Crashes are
+# Seeds: tests/data/images for the image harness, small JSON files for the norm harness, the test
+# checkpoints' config.json and a shard index for the config harness. Crashes are
 # written to build-fuzz/<name>/crash-* ; exit status is non-zero if any harness found one.
 set -u
 cd "$(dirname "$0")/.."
 secs=${1:-30}; shift || true
-names=${*:-"image norm array"}
+names=${*:-"image norm array config"}
 out=build-fuzz
 mkdir -p "$out"
 CC=${CC_FUZZ:-clang}
 flags="-g -O1 -std=c11 -D_GNU_SOURCE -DPI0_BUILD -Iinclude -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
-common="src/err.c src/io/image.c src/io/norm.c src/io/robot.c"
+common="src/err.c src/io/file.c src/io/image.c src/io/norm.c src/io/robot.c src/model/config.c src/model/index.c"
 status=0
 for n in $names; do
     echo "== fuzz_$n (${secs}s)"
@@ -19,9 +20,12 @@ for n in $names; do
     corpus="$out/$n/corpus"; mkdir -p "$corpus"
     case $n in
         image|array) cp tests/data/images/*.png tests/data/images/*.jpg "$corpus"/ 2>/dev/null ;;
+        config) cp tests/data/pi0_tiny/config.json "$corpus/pi0.json"; cp tests/data/pi05_tiny/config.json "$corpus/pi05.json"
+                printf '{"weight_map": {"a.weight": "model-00001-of-00002.safetensors", "b.weight": "model-00002-of-00002.safetensors"}}' > "$corpus/index.json" ;;
         norm) printf '{"norm_stats": {"state": {"mean": [1, 2], "std": [1, 0.5], "q01": [0, 1], "q99": [2, 3]}, "actions": {"mean": [0], "std": [1], "q01": null, "q99": null}}}' > "$corpus/seed.json" ;;
     esac
-    (cd "$out/$n" && "../fuzz_$n" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 corpus) \
+    dict=""; [ -f "fuzz/$n.dict" ] && dict="-dict=$PWD/fuzz/$n.dict"
+    (cd "$out/$n" && "../fuzz_$n" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 $dict corpus) \
         > "$out/$n/log.txt" 2>&1
     rc=$?
     tail -n 3 "$out/$n/log.txt"

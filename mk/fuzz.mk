@@ -1,5 +1,5 @@
 # `make fuzz`: every libFuzzer harness for FUZZ_SECONDS each (default 30): fuzz/fuzz_*.c through
-# fuzz/run.sh (image, norm stats, robot arrays) and fuzz/server/fuzz_*.c through fuzz/server/run.sh
+# fuzz/run.sh (image, norm stats, robot arrays, config.json + shard index) and fuzz/server/fuzz_*.c through fuzz/server/run.sh
 # (request decoder, WebSocket frames over loopback). Fails if a harness does not build or finds a
 # crash, sanitizer report, leak or timeout; findings are in build-fuzz/ and build/fuzz/.
 #

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -41,6 +42,14 @@ static void write_file(const char *name, const void *data, size_t n) {
 }
 
 static void reset_dir(void) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", tmpdir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/config.json", tmpdir);
+    unlink(p); /* may be a FIFO left by a case */
+    snprintf(p, sizeof p, "%s/model.safetensors", tmpdir);
+    unlink(p);
+    rmdir(p);
     unsigned char *cfg;
     size_t n;
     read_all(SRC "/config.json", &cfg, &n);
@@ -162,6 +171,72 @@ int main(void) {
         unlink(p);
         expect_load_error("config missing", PI0_ERR_IO, "config.json");
     }
+
+    /* 30 000 empty tensors: refused by counting the header's JSON values before cJSON builds a tree
+     * (1e6 of them used to take 918 MB of RSS to reject) */
+    {
+        size_t cap = 30000 * 64 + 64, k = 0;
+        char *h = malloc(cap);
+        h[k++] = '{';
+        for (int i = 0; i < 30000; i++)
+            k += (size_t)snprintf(h + k, cap - k, "%s\"t%d\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}",
+                                  i ? "," : "", i);
+        h[k++] = '}';
+        unsigned char *b = malloc(8 + k);
+        for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)k >> (8 * i));
+        memcpy(b + 8, h, k);
+        write_file("model.safetensors", b, 8 + k);
+        free(b);
+        free(h);
+        expect_load_error("30 000 empty tensors", PI0_ERR_UNSUPPORTED, "JSON values, over the limit");
+    }
+
+    /* model.safetensors.index.json: each message quotes the index's strings, so it is formatted
+     * before the parsed index is freed (the release build used to print freed heap bytes here;
+     * under make san any read of freed memory aborts) */
+    {
+        const char *idx = "{\"weight_map\": {\"a.weight\": \"model.safetensors\", \"b.weight\": \"../elsewhere/x.safetensors\"}}";
+        write_file("model.safetensors.index.json", idx, strlen(idx));
+        expect_load_error("index: shard outside the directory", PI0_ERR_FORMAT, "shard '../elsewhere/x.safetensors'");
+        idx = "{\"weight_map\": {\"some.tensor.weight\": 5}}";
+        write_file("model.safetensors.index.json", idx, strlen(idx));
+        expect_load_error("index: value not a string", PI0_ERR_FORMAT, "weight_map['some.tensor.weight'] is not a string");
+        size_t cap = 600 * 64, k = 0;
+        char *big = malloc(cap);
+        k += (size_t)snprintf(big + k, cap - k, "{\"weight_map\": {");
+        for (int i = 0; i < 513; i++)
+            k += (size_t)snprintf(big + k, cap - k, "%s\"t%d.weight\": \"shard-%05d.safetensors\"", i ? ", " : "", i, i);
+        k += (size_t)snprintf(big + k, cap - k, "}}");
+        write_file("model.safetensors.index.json", big, k);
+        free(big);
+        expect_load_error("index: 513 shards", PI0_ERR_UNSUPPORTED, "more than 512 shard files (at weight_map['t512.weight'])");
+        idx = "{\"weight_map\": {\"a\": \"model.safetensors\",";
+        write_file("model.safetensors.index.json", idx, strlen(idx));
+        expect_load_error("index: invalid JSON", PI0_ERR_FORMAT, "not valid JSON (error near byte");
+        idx = "{\"metadata\": {}}";
+        write_file("model.safetensors.index.json", idx, strlen(idx));
+        expect_load_error("index: no weight_map", PI0_ERR_FORMAT, "no 'weight_map' object");
+    }
+
+    /* a FIFO (or any non-regular file) is refused at once instead of blocking open() forever; the
+     * alarm turns a hang into a failed run */
+    alarm(60);
+    {
+        char p[512];
+        snprintf(p, sizeof p, "%s/model.safetensors", tmpdir);
+        unlink(p);
+        CHECK(mkfifo(p, 0600) == 0, "mkfifo model.safetensors");
+        expect_load_error("model.safetensors is a FIFO", PI0_ERR_FORMAT, "model.safetensors: safetensors file is a FIFO");
+        snprintf(p, sizeof p, "%s/config.json", tmpdir);
+        unlink(p);
+        CHECK(mkfifo(p, 0600) == 0, "mkfifo config.json");
+        expect_load_error("config.json is a FIFO", PI0_ERR_FORMAT, "config.json: config is a FIFO");
+        snprintf(p, sizeof p, "%s/model.safetensors", tmpdir);
+        unlink(p);
+        CHECK(mkdir(p, 0700) == 0, "mkdir model.safetensors");
+        expect_load_error("model.safetensors is a directory", PI0_ERR_FORMAT, "is a directory");
+    }
+    alarm(0);
 
     /* an unknown extra tensor loads, with one warning */
     {

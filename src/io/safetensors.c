@@ -17,9 +17,13 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "io/file.h"
 
-/* A header larger than this is not a safetensors file we can handle (real π0: ~200 KB). */
-#define MAX_HEADER_BYTES ((uint64_t)100 << 20)
+/* Limits checked before the header is parsed (real π0: ~200 KB, ~800 tensors, ~10 000 JSON values).
+ * cJSON spends ~100 bytes per value: without a cap, a 60 MB header of 1e6 empty tensors took 918 MB
+ * of RSS to reject. 2^18 values is ~20 000 tensors. */
+#define MAX_HEADER_BYTES ((uint64_t)16 << 20)
+#define MAX_HEADER_VALUES ((uint64_t)1 << 18)
 
 static const struct { const char *name; pi0_dtype t; size_t size; } dtypes[] = {
     {"F32", PI0_DT_F32, 4}, {"BF16", PI0_DT_BF16, 2}, {"F16", PI0_DT_F16, 2},
@@ -42,6 +46,25 @@ static int dtype_from_name(const char *s, pi0_dtype *t) {
     for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
         if (strcmp(dtypes[i].name, s) == 0) { *t = dtypes[i].t; return 1; }
     return 0;
+}
+
+/* An upper bound of the number of JSON values in n bytes, counted without parsing: one more value
+ * per ',', ':', '[' or '{' outside strings. */
+static uint64_t count_json_values(const char *p, uint64_t n) {
+    uint64_t k = 1;
+    int in_str = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == ',' || c == ':' || c == '[' || c == '{') {
+            k++;
+        }
+    }
+    return k;
 }
 
 static int cmp_tensor_name(const void *a, const void *b) {
@@ -74,8 +97,9 @@ static pi0_status parse_entry(const char *path, const cJSON *e, const char *data
     uint64_t numel = 1;
     for (int i = 0; i < nd; i++) {
         const cJSON *d = cJSON_GetArrayItem(js, i);
-        if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble != (double)(int64_t)d->valuedouble ||
-            d->valuedouble > 9.0e15)
+        /* range first: converting an out-of-range double to an integer is undefined behaviour */
+        if (!cJSON_IsNumber(d) || !(d->valuedouble >= 0 && d->valuedouble <= 9.0e15) ||
+            d->valuedouble != (double)(int64_t)d->valuedouble)
             return pi0_err(PI0_ERR_FORMAT, "%s: tensor '%s': shape[%d] is not a non-negative integer", path, name, i);
         t->shape[i] = (int64_t)d->valuedouble;
         if (t->shape[i] != 0 && numel > UINT64_MAX / 16 / (uint64_t)t->shape[i])
@@ -86,8 +110,8 @@ static pi0_status parse_entry(const char *path, const cJSON *e, const char *data
     if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2)
         return pi0_err(PI0_ERR_FORMAT, "%s: tensor '%s': 'data_offsets' must be [begin, end]", path, name);
     double b = cJSON_GetArrayItem(jo, 0)->valuedouble, en = cJSON_GetArrayItem(jo, 1)->valuedouble;
-    if (!cJSON_IsNumber(cJSON_GetArrayItem(jo, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(jo, 1)) || b < 0 || en < b ||
-        b != (double)(uint64_t)b || en != (double)(uint64_t)en)
+    if (!cJSON_IsNumber(cJSON_GetArrayItem(jo, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(jo, 1)) || !(b >= 0) ||
+        !(en >= b) || en > 1.8e19 || b != (double)(uint64_t)b || en != (double)(uint64_t)en)
         return pi0_err(PI0_ERR_FORMAT, "%s: tensor '%s': data_offsets [%.0f, %.0f] invalid", path, name, b, en);
     uint64_t begin = (uint64_t)b, end = (uint64_t)en;
     if (end > data_size)
@@ -110,17 +134,16 @@ pi0_status pi0_st_open(const char *path, pi0_st_file **out) {
     pi0_st_file *f = calloc(1, sizeof *f);
     if (!f) return pi0_err(PI0_ERR_NOMEM, "%s: out of memory", path);
     f->path = strdup(path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { s = pi0_err(PI0_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); goto fail; }
-    struct stat stt;
-    if (fstat(fd, &stt) != 0) { s = pi0_err(PI0_ERR_IO, "%s: cannot stat: %s", path, strerror(errno)); close(fd); goto fail; }
-    if (stt.st_size < 8) {
+    int fd;
+    uint64_t size;
+    if ((s = pi0_file_open(path, "safetensors file", &fd, &size)) != PI0_OK) goto fail;
+    if (size < 8) {
         close(fd);
-        s = pi0_err(PI0_ERR_FORMAT, "%s: file is %lld bytes, too short for the 8-byte header length", path,
-                    (long long)stt.st_size);
+        s = pi0_err(PI0_ERR_FORMAT, "%s: file is %llu bytes, too short for the 8-byte header length", path,
+                    (unsigned long long)size);
         goto fail;
     }
-    f->map_size = (size_t)stt.st_size;
+    f->map_size = (size_t)size;
     f->map = mmap(NULL, f->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (f->map == MAP_FAILED) { f->map = NULL; s = pi0_err(PI0_ERR_IO, "%s: mmap failed: %s", path, strerror(errno)); goto fail; }
@@ -128,12 +151,23 @@ pi0_status pi0_st_open(const char *path, pi0_st_file **out) {
     const unsigned char *p = f->map;
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
-    if (hlen > MAX_HEADER_BYTES || hlen > f->map_size - 8) {
+    if (hlen > f->map_size - 8) {
         s = pi0_err(PI0_ERR_FORMAT, "%s: header length %llu at byte 0 runs past the end of the file (%zu bytes)", path,
                     (unsigned long long)hlen, f->map_size);
         goto fail;
     }
+    if (hlen > MAX_HEADER_BYTES) {
+        s = pi0_err(PI0_ERR_UNSUPPORTED, "%s: header length %llu at byte 0 is over the %llu-byte limit", path,
+                    (unsigned long long)hlen, (unsigned long long)MAX_HEADER_BYTES);
+        goto fail;
+    }
     const char *hdr = (const char *)p + 8, *end_parsed = NULL;
+    uint64_t n_values = count_json_values(hdr, hlen);
+    if (n_values > MAX_HEADER_VALUES) {
+        s = pi0_err(PI0_ERR_UNSUPPORTED, "%s: header holds about %llu JSON values, over the limit of %llu (~20 000 tensors)",
+                    path, (unsigned long long)n_values, (unsigned long long)MAX_HEADER_VALUES);
+        goto fail;
+    }
     root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end_parsed, 0);
     if (!root) {
         const char *ep = cJSON_GetErrorPtr();

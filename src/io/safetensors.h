@@ -1,9 +1,11 @@
 /* safetensors.h - memory-mapped safetensors files (header parsed and validated, data mapped).
  *
- * Validation at open: header length within the file, header is a JSON object, every entry has a
- * known dtype, a shape of non-negative ints, data_offsets [begin, end] with begin <= end, end within
- * the data region, end - begin = prod(shape) * dtype size, and no two tensors overlap. Each error
- * names the file and the tensor or byte offset at fault.
+ * Validation at open: the path is a regular file (a FIFO is refused, never waited on); the header
+ * length is within the file and at most 16 MiB, and the header holds at most 2^18 JSON values
+ * (counted before parsing); the header is a JSON object, every entry has a known dtype, a shape of
+ * non-negative ints, data_offsets [begin, end] with begin <= end, end within the data region,
+ * end - begin = prod(shape) * dtype size, and no two tensors overlap. Each error names the file
+ * and the tensor or byte offset at fault.
  */
 #ifndef PI0_SAFETENSORS_H
 #define PI0_SAFETENSORS_H

@@ -8,12 +8,14 @@
  * Whether the model is π0.5 is decided later from the tensors when the config does not say.
  */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
 #include "debug.h"
+#include "io/file.h"
 #include "model/model.h"
 
 static void defaults_pi0(pi0_config *c) {
@@ -30,48 +32,52 @@ static void defaults_pi0(pi0_config *c) {
     c->time_min_period = 0.004; c->time_max_period = 4.0;
 }
 
-static void read_file(const char *path, char **buf, size_t *len, pi0_status *s) {
-    *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) { *s = pi0_err(PI0_ERR_IO, "%s: cannot open", path); return; }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (n < 0 || n > (16 << 20)) { fclose(f); *s = pi0_err(PI0_ERR_FORMAT, "%s: size %ld not plausible for a config", path, n); return; }
-    *buf = malloc((size_t)n + 1);
-    if (!*buf) { fclose(f); *s = pi0_err(PI0_ERR_NOMEM, "%s: out of memory", path); return; }
-    if (fread(*buf, 1, (size_t)n, f) != (size_t)n) { fclose(f); free(*buf); *buf = NULL; *s = pi0_err(PI0_ERR_IO, "%s: read failed", path); return; }
-    fclose(f);
-    (*buf)[n] = '\0';
-    *len = (size_t)n;
-    *s = PI0_OK;
+/* Field readers: absent or null -> unchanged; wrong type, non-integer or out of range -> an error
+ * naming the field, the value and the accepted range. Ranges are checked on the double before any
+ * conversion (a cast of 1e300 to int is undefined behaviour). */
+static const char *type_name(const cJSON *j) {
+    return cJSON_IsString(j) ? "a string" : cJSON_IsBool(j) ? "a boolean" : cJSON_IsArray(j) ? "a list"
+           : cJSON_IsObject(j) ? "an object" : "not a number";
 }
 
-/* Field readers: absent -> unchanged, wrong type -> error naming the field. */
+static pi0_status int_value(const char *path, const char *key, const cJSON *j, int *out, int lo, int hi) {
+    if (!cJSON_IsNumber(j))
+        return pi0_err(PI0_ERR_FORMAT, "%s: field '%s': expected an integer, got %s", path, key, type_name(j));
+    double v = j->valuedouble;
+    if (!isfinite(v) || v != floor(v))
+        return pi0_err(PI0_ERR_FORMAT, "%s: field '%s': %.15g is not an integer", path, key, v);
+    if (v < lo || v > hi)
+        return pi0_err(PI0_ERR_FORMAT, "%s: field '%s': %.15g out of range [%d, %d]", path, key, v, lo, hi);
+    *out = (int)v;
+    return PI0_OK;
+}
+
 static pi0_status get_int(const char *path, const cJSON *root, const char *key, int *out, int lo, int hi) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!j || cJSON_IsNull(j)) return PI0_OK;
-    if (!cJSON_IsNumber(j) || j->valuedouble != (double)(int)j->valuedouble)
-        return pi0_err(PI0_ERR_FORMAT, "%s: field '%s': expected an integer", path, key);
-    if (j->valueint < lo || j->valueint > hi)
-        return pi0_err(PI0_ERR_FORMAT, "%s: field '%s': %d out of range [%d, %d]", path, key, j->valueint, lo, hi);
-    *out = j->valueint;
+    return int_value(path, key, j, out, lo, hi);
+}
+
+/* A real number in (lo, hi] (lo exclusive: eps, bases and periods must be > 0). */
+static pi0_status get_real(const char *path, const cJSON *root, const char *key, double *out, double lo, double hi) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!j || cJSON_IsNull(j)) return PI0_OK;
+    if (!cJSON_IsNumber(j))
+        return pi0_err(PI0_ERR_FORMAT, "%s: field '%s': expected a number, got %s", path, key, type_name(j));
+    double v = j->valuedouble;
+    if (!isfinite(v) || !(v > lo) || v > hi)
+        return pi0_err(PI0_ERR_FORMAT, "%s: field '%s': %.15g out of range (%g, %g]", path, key, v, lo, hi);
+    *out = v;
     return PI0_OK;
 }
 
-static pi0_status get_float(const char *path, const cJSON *root, const char *key, float *out) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!j || cJSON_IsNull(j)) return PI0_OK;
-    if (!cJSON_IsNumber(j)) return pi0_err(PI0_ERR_FORMAT, "%s: field '%s': expected a number", path, key);
-    *out = (float)j->valuedouble;
-    return PI0_OK;
-}
-
-static pi0_status get_double(const char *path, const cJSON *root, const char *key, double *out) {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!j || cJSON_IsNull(j)) return PI0_OK;
-    if (!cJSON_IsNumber(j)) return pi0_err(PI0_ERR_FORMAT, "%s: field '%s': expected a number", path, key);
-    *out = j->valuedouble;
+static pi0_status get_float(const char *path, const cJSON *root, const char *key, float *out, double lo, double hi) {
+    double v = *out;
+    pi0_status s = get_real(path, root, key, &v, lo, hi);
+    if (s) return s;
+    if (!((float)v > (float)lo)) /* 1e-50 passes as a double but is 0 as the float the model uses */
+        return pi0_err(PI0_ERR_FORMAT, "%s: field '%s': %.15g is 0 in float32", path, key, v);
+    *out = (float)v;
     return PI0_OK;
 }
 
@@ -108,10 +114,18 @@ pi0_status pi0_config_load(const char *path, pi0_config *c, int *variant_given) 
     defaults_pi0(c);
     *variant_given = -1;
     char *buf;
-    size_t len = 0;
+    size_t len;
+    pi0_status s = pi0_file_read(path, "config", 16u << 20, &buf, &len);
+    if (s) return s;
+    s = pi0_config_parse(buf, len, path, c, variant_given);
+    free(buf);
+    return s;
+}
+
+pi0_status pi0_config_parse(const char *buf, size_t len, const char *path, pi0_config *c, int *variant_given) {
+    defaults_pi0(c);
+    *variant_given = -1;
     pi0_status s;
-    read_file(path, &buf, &len, &s);
-    if (s != PI0_OK) return s;
     const char *endp = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &endp, 0);
     if (!root || !cJSON_IsObject(root)) {
@@ -149,16 +163,23 @@ pi0_status pi0_config_load(const char *path, pi0_config *c, int *variant_given) 
     TRY(get_int(path, root, "chunk_size", &c->action_horizon, 1, 4096));
     TRY(get_int(path, root, "num_inference_steps", &c->n_steps, 1, 10000));
     TRY(get_int(path, root, "tokenizer_max_length", &c->max_token_len, 1, 65536));
-    TRY(get_double(path, root, "min_period", &c->time_min_period));
-    TRY(get_double(path, root, "max_period", &c->time_max_period));
+    TRY(get_real(path, root, "min_period", &c->time_min_period, 0, 1e12));
+    TRY(get_real(path, root, "max_period", &c->time_max_period, 0, 1e12));
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(root, "image_resolution");
     if (res && !cJSON_IsNull(res)) {
-        if (!cJSON_IsArray(res) || cJSON_GetArraySize(res) != 2 || !cJSON_IsNumber(cJSON_GetArrayItem(res, 0)) ||
-            cJSON_GetArrayItem(res, 0)->valueint != cJSON_GetArrayItem(res, 1)->valueint) {
-            s = pi0_err(PI0_ERR_FORMAT, "%s: field 'image_resolution': expected [S, S] (square images)", path);
+        if (!cJSON_IsArray(res) || cJSON_GetArraySize(res) != 2) {
+            s = pi0_err(PI0_ERR_FORMAT, "%s: field 'image_resolution': expected [S, S], got %s", path,
+                        cJSON_IsArray(res) ? "a list of another length" : type_name(res));
             goto done;
         }
-        c->image_size = cJSON_GetArrayItem(res, 0)->valueint;
+        int hw[2];
+        TRY(int_value(path, "image_resolution[0]", cJSON_GetArrayItem(res, 0), &hw[0], 1, 8192));
+        TRY(int_value(path, "image_resolution[1]", cJSON_GetArrayItem(res, 1), &hw[1], 1, 8192));
+        if (hw[0] != hw[1]) {
+            s = pi0_err(PI0_ERR_UNSUPPORTED, "%s: field 'image_resolution': [%d, %d] is not square", path, hw[0], hw[1]);
+            goto done;
+        }
+        c->image_size = hw[0];
     }
     TRY(get_int(path, root, "action_dim", &c->action_dim, 1, 4096));
     TRY(get_int(path, root, "action_horizon", &c->action_horizon, 1, 4096));
@@ -184,18 +205,18 @@ pi0_status pi0_config_load(const char *path, pi0_config *c, int *variant_given) 
                     path, eh, ekv, ehd, c->n_heads, c->n_kv_heads, c->head_dim);
         goto done;
     }
-    TRY(get_float(path, root, "rms_norm_eps", &c->rms_eps));
-    TRY(get_float(path, root, "rope_base", &c->rope_base));
+    TRY(get_float(path, root, "rms_norm_eps", &c->rms_eps, 0, 1));
+    TRY(get_float(path, root, "rope_base", &c->rope_base, 0, 1e12));
     TRY(get_int(path, root, "siglip_hidden_size", &c->vision_width, 1, BIG));
     TRY(get_int(path, root, "siglip_num_hidden_layers", &c->vision_depth, 1, 1024));
     TRY(get_int(path, root, "siglip_num_attention_heads", &c->vision_heads, 1, 1024));
     TRY(get_int(path, root, "siglip_intermediate_size", &c->vision_mlp_dim, 1, BIG));
     TRY(get_int(path, root, "siglip_image_size", &c->image_size, 1, 8192));
     TRY(get_int(path, root, "siglip_patch_size", &c->patch_size, 1, 8192));
-    TRY(get_int(path, root, "siglip_num_channels", &c->n_channels, 1, 16));
-    TRY(get_float(path, root, "siglip_layer_norm_eps", &c->ln_eps));
-    TRY(get_double(path, root, "time_min_period", &c->time_min_period));
-    TRY(get_double(path, root, "time_max_period", &c->time_max_period));
+    TRY(get_int(path, root, "siglip_num_channels", &c->n_channels, 3, 3)); /* images are RGB: [N, 3, S, S] */
+    TRY(get_float(path, root, "siglip_layer_norm_eps", &c->ln_eps, 0, 1));
+    TRY(get_real(path, root, "time_min_period", &c->time_min_period, 0, 1e12));
+    TRY(get_real(path, root, "time_max_period", &c->time_max_period, 0, 1e12));
 
     /* Consistency the model code relies on. */
     if (c->image_size % c->patch_size)
@@ -212,9 +233,11 @@ pi0_status pi0_config_load(const char *path, pi0_config *c, int *variant_given) 
         s = pi0_err(PI0_ERR_FORMAT, "%s: expert width %d is odd (time embedding needs sin/cos halves)", path, c->expert_width);
     else if (c->vlm_depth != c->expert_depth)
         s = pi0_err(PI0_ERR_FORMAT, "%s: VLM depth %d != expert depth %d", path, c->vlm_depth, c->expert_depth);
+    else if (c->time_min_period > c->time_max_period)
+        s = pi0_err(PI0_ERR_FORMAT, "%s: time_min_period %g > time_max_period %g", path, c->time_min_period,
+                    c->time_max_period);
 done:
     cJSON_Delete(root);
-    free(buf);
     return s;
 }
 

@@ -161,5 +161,17 @@ pi0_status pi0_weights_bind(pi0_ctx *ctx, const char *dir, int variant_given);
 /* Call fn for every tensor a checkpoint of this config must hold (names as LeRobot writes them). */
 pi0_status pi0_weights_expected(const pi0_config *cfg, void (*fn)(const char *name, int nd, const int64_t *shape, void *user),
                                 void *user);
+/* config.c: parse config.json text held in memory (`path` names it in errors); every numeric field is
+ * checked for type and range, naming the field. */
+pi0_status pi0_config_parse(const char *json, size_t len, const char *path, pi0_config *cfg, int *variant_given);
+
+/* index.c: the distinct shard file names of model.safetensors.index.json, first-seen order. */
+#define PI0_MAX_SHARDS 512
+typedef struct {
+    char **names;  /* [n], malloc'd */
+    int n;
+} pi0_shard_list;
+pi0_status pi0_index_parse(const char *json, size_t len, const char *path, pi0_shard_list *out);
+void pi0_shard_list_free(pi0_shard_list *l);  /* NULL-safe */
 
 #endif

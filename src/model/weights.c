@@ -7,12 +7,12 @@
  * Matrices stay in the mapped file (pi0_weight); vectors (norms, biases, position embedding) are
  * converted to float32 arrays owned by the context. Tensors nobody asked for are reported once.
  */
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "io/file.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 
@@ -315,43 +315,34 @@ static pi0_status open_files(pi0_ctx *ctx, const char *dir) {
     char path[4096];
     struct stat sb;
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    const char *names[512];
-    int n = 0;
-    cJSON *idx = NULL;
+    pi0_shard_list shards = {NULL, 0};
+    static char single[] = "model.safetensors";
+    char *one[1] = {single};
+    pi0_status s;
     if (stat(path, &sb) == 0) {
-        FILE *f = fopen(path, "rb");
-        char *buf = f ? malloc((size_t)sb.st_size + 1) : NULL;
-        size_t got = buf ? fread(buf, 1, (size_t)sb.st_size, f) : 0;
-        if (f) fclose(f);
-        if (!buf || got != (size_t)sb.st_size) { free(buf); return pi0_err(PI0_ERR_IO, "%s: cannot read", path); }
-        buf[got] = '\0';
-        idx = cJSON_Parse(buf);
+        char *buf;
+        size_t len;
+        if ((s = pi0_file_read(path, "shard index", 64u << 20, &buf, &len))) return s;
+        s = pi0_index_parse(buf, len, path, &shards);
         free(buf);
-        const cJSON *map = idx ? cJSON_GetObjectItemCaseSensitive(idx, "weight_map") : NULL;
-        if (!cJSON_IsObject(map)) { cJSON_Delete(idx); return pi0_err(PI0_ERR_FORMAT, "%s: no 'weight_map' object", path); }
-        for (const cJSON *e = map->child; e; e = e->next) {
-            if (!cJSON_IsString(e)) { cJSON_Delete(idx); return pi0_err(PI0_ERR_FORMAT, "%s: weight_map['%s'] is not a string", path, e->string); }
-            int seen = 0;
-            for (int i = 0; i < n; i++) seen |= strcmp(names[i], e->valuestring) == 0;
-            if (!seen) {
-                if (n == 512 || strchr(e->valuestring, '/')) { cJSON_Delete(idx); return pi0_err(PI0_ERR_FORMAT, "%s: bad shard '%s'", path, e->valuestring); }
-                names[n++] = e->valuestring;
-            }
-        }
+        if (s) return s;
     } else {
-        names[n++] = "model.safetensors";
+        shards.names = one;
+        shards.n = 1;
     }
-    pi0_st_file **files = calloc((size_t)n, sizeof *files);
-    if (!files) { cJSON_Delete(idx); return pi0_err(PI0_ERR_NOMEM, "out of memory"); }
+    pi0_st_file **files = calloc((size_t)shards.n, sizeof *files);
+    if (!files) { s = pi0_err(PI0_ERR_NOMEM, "out of memory"); goto done; }
     ctx->files = files;
-    pi0_status s = PI0_OK;
-    for (int i = 0; i < n && s == PI0_OK; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+    s = PI0_OK;
+    for (int i = 0; i < shards.n && s == PI0_OK; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, shards.names[i]);
         s = pi0_st_open(path, &files[i]);
         if (s == PI0_OK) ctx->n_files++;
-        if (ctx->params.progress) ctx->params.progress(0.1f * (float)(i + 1) / (float)n, "mapping weights", ctx->params.progress_user);
+        if (ctx->params.progress)
+            ctx->params.progress(0.1f * (float)(i + 1) / (float)shards.n, "mapping weights", ctx->params.progress_user);
     }
-    cJSON_Delete(idx);
+done:
+    if (shards.names != one) pi0_shard_list_free(&shards);
     return s;
 }
 

@@ -107,7 +107,11 @@ int cmd_bench(int argc, char **argv) {
     double load_s = tool_now() - t0;
     const pi0_config *c = pi0_config_of(ctx);
     if (!images) images = c->n_image_slots;
-    if (images > c->n_image_slots) { pi0_free(ctx); return cli_error("--images %d > %d slots", images, c->n_image_slots); }
+    if (images > c->n_image_slots) {
+        int slots = c->n_image_slots; /* c points into ctx: read it before pi0_free */
+        pi0_free(ctx);
+        return cli_error("--images %d > %d slots", images, slots);
+    }
     if (valid > images) valid = images;
     int L = c->max_token_len;
     if (!tokens) tokens = L;
