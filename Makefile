@@ -11,6 +11,7 @@ CFLAGS  += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -DPI0_BUILD -Iinclude -I
 LDLIBS  += -lm -pthread
 DEBS    :=
 
+.DEFAULT_GOAL := all
 include $(sort $(wildcard mk/*.mk))
 
 LIB_SRC   := $(sort $(wildcard src/*.c src/*/*.c src/*/*/*.c))

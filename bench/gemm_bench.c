@@ -107,7 +107,7 @@ static double bench_ours(const shape *s, int kind, int nth, int reps, double *cp
     pi0_matmul_args *args = calloc((size_t)n_copies, sizeof *args);
     for (int i = 0; i < n_copies; i++) {
         ws[i] = (pi0_weight){.name = "bench", .dtype = PI0_DT_F32, .data = wsrc, .rows = s->n, .cols = s->k};
-        if (pi0_backend_fast.pack(&ws[i], kind) != PI0_OK) { fprintf(stderr, "pack failed\n"); exit(1); }
+        if (pi0_backend_prepare_weight(&pi0_backend_fast, &ws[i], kind) != PI0_OK) { fprintf(stderr, "pack failed\n"); exit(1); }
         args[i] = (pi0_matmul_args){.y = y, .x = x, .w = &ws[i], .bias = bias, .m = s->m, .ldx = s->k, .ldy = s->n};
     }
     run_ctx c = {.nth = nth, .reps = reps, .n_copies = n_copies, .args = args, .times = calloc((size_t)reps, sizeof(double)),
@@ -131,7 +131,7 @@ static double bench_ours(const shape *s, int kind, int nth, int reps, double *cp
     }
     free(c.cpu);
     pthread_barrier_destroy(&c.bar);
-    for (int i = 0; i < n_copies; i++) pi0_backend_fast.unpack(&ws[i]);
+    for (int i = 0; i < n_copies; i++) pi0_backend_release_weight(&pi0_backend_fast, &ws[i]);
     free(ws); free(args); free(c.times); free(wsrc); free(x); free(y); free(bias);
     return t;
 }

@@ -21,7 +21,6 @@ DEBS   += libwebsockets-dev libmsgpack-dev python3-websockets python3-msgpack py
 LDLIBS += -lwebsockets -lmsgpackc
 
 # tests/test_msgpack.c unit-tests the request decoder, which lives in tools/ (not in libpi0.a).
-.DEFAULT_GOAL := all
 $(BUILD)/tests/test_msgpack: $(BUILD)/tools/server/msgpack_numpy.o
 # (in LDFLAGS so that it comes before the libraries on the link line; `override` so that it survives
 # an LDFLAGS=... given on the make command line, which would otherwise drop this addition)

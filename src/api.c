@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "io/safetensors.h"
 #include "model/model.h"
@@ -26,58 +25,20 @@ pi0_run_params pi0_run_params_default(void) {
     return r;
 }
 
-/* Drop the mapped pages of a weight the fast backend has packed: resident memory stays near one
- * copy of the weights. The mapping stays valid (pages fault back in if a fallback reads them). */
-static void release_pages(const pi0_weight *w) {
-    size_t es = pi0_dtype_size(w->dtype), page = 4096;
-    uintptr_t b = (uintptr_t)w->data, e = b + (size_t)(w->rows * w->cols) * es;
-    uintptr_t lo = (b + page - 1) & ~(uintptr_t)(page - 1), hi = e & ~(uintptr_t)(page - 1);
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+static void prepare_progress(float done, void *user) {
+    const pi0_ctx *ctx = user;
+    ctx->params.progress(0.1f + 0.9f * done, "packing weights", ctx->params.progress_user);
 }
 
-typedef struct {
-    pi0_ctx *ctx;
-    pi0_status status[64];
-    char msg[64][512];
-} pack_job;
-
-/* Thread ith packs weights ith, ith + nth, ...; weights are independent, so any split is exact. */
-static void pack_some(void *arg, int ith, int nth) {
-    pack_job *j = arg;
-    pi0_ctx *ctx = j->ctx;
-    for (int i = ith; i < ctx->n_matrices; i += nth) {
-        pi0_weight *w = ctx->matrices[i];
-        if (w == &ctx->w.embed) continue; /* gathered by row, read from the mapping */
-        pi0_status s = pi0_backend_fast.pack(w, ctx->params.weights);
-        if (s != PI0_OK) {
-            j->status[ith] = s;
-            snprintf(j->msg[ith], sizeof j->msg[ith], "%s", pi0_last_error()); /* worker's thread-local error */
-            return;
-        }
-        if (w->packed) release_pages(w);
-        if (ith == 0 && ctx->params.progress && i % 16 == 0)
-            ctx->params.progress(0.1f + 0.9f * (float)(i + 1) / (float)ctx->n_matrices, "packing weights",
-                                 ctx->params.progress_user);
-    }
-}
-
-static pi0_status pack_weights(pi0_ctx *ctx) {
-    if (!pi0_backend_fast.pack) return PI0_OK;
-    int n = ctx->params.n_threads > 0 ? ctx->params.n_threads : pi0_cpu_count();
-    if (n > 64) n = 64;
-    pi0_pool *pool;
-    pi0_status s = pi0_pool_new(n, &pool);
-    if (s != PI0_OK) return s;
-    pack_job *j = calloc(1, sizeof *j);
-    if (!j) { pi0_pool_free(pool); return pi0_err(PI0_ERR_NOMEM, "out of memory packing weights"); }
-    j->ctx = ctx;
-    pi0_pool_run(pool, pack_some, j);
-    pi0_pool_free(pool);
-    for (int i = 0; i < n && s == PI0_OK; i++)
-        if (j->status[i] != PI0_OK) s = pi0_err(j->status[i], "%s", j->msg[i]);
-    free(j);
-    if (s == PI0_OK && ctx->params.progress) ctx->params.progress(1.0f, "packing weights", ctx->params.progress_user);
-    return s;
+/* The backend's load-time step (the fast backend packs every matmul weight). */
+static pi0_status prepare_weights(pi0_ctx *ctx) {
+    const pi0_backend *be = pi0_backend_get(ctx->params.backend);
+    if (!be->prepare) return PI0_OK;
+    pi0_prepare_args a = {.w = ctx->matrices, .n = ctx->n_matrices, .skip = &ctx->w.embed,
+                          .weight_kind = ctx->params.weights, .drop_source = 1,
+                          .n_threads = ctx->params.n_threads > 0 ? ctx->params.n_threads : pi0_cpu_count(),
+                          .progress = ctx->params.progress ? prepare_progress : NULL, .progress_user = ctx};
+    return be->prepare(&a);
 }
 
 pi0_status pi0_load(const char *dir, const pi0_params *p, pi0_ctx **out) {
@@ -89,7 +50,7 @@ pi0_status pi0_load(const char *dir, const pi0_params *p, pi0_ctx **out) {
     if (!ctx) return pi0_err(PI0_ERR_NOMEM, "pi0_load: out of memory");
     ctx->params = p ? *p : pi0_params_default();
     pi0_status s;
-    if (ctx->params.backend != PI0_BACKEND_FAST && ctx->params.backend != PI0_BACKEND_REF) {
+    if (!pi0_backend_get(ctx->params.backend)) {
         s = pi0_err(PI0_ERR_ARG, "pi0_load: backend %d unknown (0 fast, 1 ref)", ctx->params.backend);
         goto fail;
     }
@@ -109,7 +70,7 @@ pi0_status pi0_load(const char *dir, const pi0_params *p, pi0_ctx **out) {
     /* discrete_state_input: config.json's value when it has one, else openpi's default (= pi05). */
     ctx->discrete_state_given = ctx->cfg.discrete_state_input >= 0;
     if (!ctx->discrete_state_given) ctx->cfg.discrete_state_input = ctx->cfg.variant == PI0_VARIANT_PI05;
-    if (ctx->params.backend == PI0_BACKEND_FAST && (s = pack_weights(ctx)) != PI0_OK) goto fail;
+    if ((s = prepare_weights(ctx)) != PI0_OK) goto fail;
     *out = ctx;
     return PI0_OK;
 fail:
@@ -119,9 +80,8 @@ fail:
 
 void pi0_free(pi0_ctx *ctx) {
     if (!ctx) return;
-    if (pi0_backend_fast.unpack)
-        for (int i = 0; i < ctx->n_matrices; i++)
-            if (ctx->matrices[i]->packed) pi0_backend_fast.unpack(ctx->matrices[i]);
+    const pi0_backend *be = pi0_backend_get(ctx->params.backend);
+    if (be && be->release && ctx->matrices) be->release(ctx->matrices, ctx->n_matrices);
     pi0_st_file **files = ctx->files;
     for (int i = 0; i < ctx->n_files; i++) pi0_st_close(files[i]);
     free(files);

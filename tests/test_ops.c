@@ -1,4 +1,4 @@
-/* test_ops.c - every op of the fast backend against the reference backend (src/ops/ref/), on
+/* test_ops.c - every op of every backend (pi0_backend_at) against the reference backend (src/ops/ref/), on
  * random inputs whose sizes include 1, primes and values that are not multiples of 16/32/64.
  *
  * Each backend member is called directly, looping ith = 0..nth-1 sequentially for nth in {1,2,3}
@@ -36,6 +36,11 @@
 #include "ops/ops.h"
 #include "ops/ref/ref.h"
 #include "rt/cpu.h"
+
+/* The backend under test (every backend of pi0_backend_at other than the reference, in turn) and
+ * the reference it is compared to. Cases that reach into the fast backend's internals (GEMM drivers,
+ * packed bytes, row kernels of each ISA) run when the backend under test is the fast one. */
+static const pi0_backend *BE, *REF;
 
 #define GUARD 16
 #define SENT 12345.678f
@@ -128,21 +133,21 @@ static void test_matmul_one(int64_t m, int64_t k, int64_t n, pi0_dtype dt, int k
     float *y0 = fbuf(m * ldy, 1.0f);
     float *yr = fcopy(y0, m * ldy), *yf = fcopy(y0, m * ldy);
     pi0_weight w = {.name = "test.w", .dtype = dt, .data = make_weight_data(dt, wv, n * k), .rows = n, .cols = k};
-    pi0_status s = pi0_backend_fast.pack(&w, kind);
+    pi0_status s = pi0_backend_prepare_weight(BE, &w, kind);
     CHECK(s == PI0_OK, "pack %lldx%lld dtype %d kind %d", (long long)n, (long long)k, dt, kind);
     if (s != PI0_OK) return;
     char why[128];
     pi0_matmul_args ar = {.y = yr, .x = x, .w = &w, .bias = b, .m = m, .ldx = ldx, .ldy = ldy, .accumulate = acc};
     pi0_matmul_args af = ar;
     af.y = yf;
-    CHECK(pi0_backend_fast.supports(PI0_OP_MATMUL, &af, why, sizeof why), "supports matmul");
-    RUN(pi0_backend_ref.matmul, &ar, 1);
-    RUN(pi0_backend_fast.matmul, &af, nth);
+    CHECK(BE->supports(PI0_OP_MATMUL, &af, why, sizeof why), "supports matmul");
+    RUN(REF->matmul, &ar, 1);
+    RUN(BE->matmul, &af, nth);
     if (nth > 1) { /* any nth (panel or row split) gives the nth = 1 result bit for bit */
         float *y1 = fcopy(y0, m * ldy);
         pi0_matmul_args a1 = ar;
         a1.y = y1;
-        RUN(pi0_backend_fast.matmul, &a1, 1);
+        RUN(BE->matmul, &a1, 1);
         CHECK(!memcmp(y1, yf, sizeof(float) * (size_t)(m * ldy + GUARD)),
               "matmul m=%lld k=%lld n=%lld kind=%d: nth=1 and nth=%d bit-identical", (long long)m, (long long)k,
               (long long)n, kind, nth);
@@ -165,7 +170,7 @@ static void test_matmul_one(int64_t m, int64_t k, int64_t n, pi0_dtype dt, int k
              (long long)m, (long long)k, (long long)n, dt, kind ? "f32" : "bf16", acc, bias, nth, pad,
              inject_nan ? " nan" : "");
     compare(label, yf, yr, m * ldy, tol, 0, kind == PI0_WEIGHTS_BF16 && m * n >= 64 && !inject_nan ? 0.9999 : 0);
-    pi0_backend_fast.unpack(&w);
+    pi0_backend_release_weight(BE, &w);
     CHECK(w.packed == NULL, "unpack clears packed");
     free((void *)w.data); free(wv); free(x); free(b); free(y0); free(yr); free(yf); free(tol);
 }
@@ -177,7 +182,7 @@ static void test_gemm_variants(void) {
     float *wv = fbuf(n * k, 1.0f), *x = fbuf(m * k, 1.0f);
     pi0_weight w = {.name = "v", .dtype = PI0_DT_F32, .data = wv, .rows = n, .cols = k};
     for (int kind = 0; kind < 2; kind++) {
-        if (pi0_backend_fast.pack(&w, kind) != PI0_OK) { CHECK(0, "pack"); return; }
+        if (pi0_backend_prepare_weight(BE, &w, kind) != PI0_OK) { CHECK(0, "pack"); return; }
         float *y1 = fbuf(m * n, 0), *y2 = fbuf(m * n, 0);
         pi0_fast_gemm_job j = {.c = y1, .ldc = n, .a = x, .lda = k, .b = w.packed, .m = m, .p0 = 0,
                                .p1 = ((pi0_fast_packed *)w.packed)->n_panels};
@@ -198,7 +203,7 @@ static void test_gemm_variants(void) {
                     NULL, 1e-5 * k, 0);
         }
         free(y1); free(y2);
-        pi0_backend_fast.unpack(&w);
+        pi0_backend_release_weight(BE, &w);
     }
     free(wv); free(x);
 }
@@ -266,7 +271,7 @@ static void test_matmul(void) {
     pi0_weight w = {.name = "unpacked", .dtype = PI0_DT_F32, .data = NULL, .rows = 4, .cols = 4};
     pi0_matmul_args a = {.w = &w, .m = 1, .ldx = 4, .ldy = 4};
     char why[128] = "";
-    int ok = pi0_backend_fast.supports(PI0_OP_MATMUL, &a, why, sizeof why);
+    int ok = BE->supports(PI0_OP_MATMUL, &a, why, sizeof why);
     CHECK(!ok && strstr(why, "not packed"), "supports rejects an unpacked weight: '%s'", why);
 }
 
@@ -294,11 +299,11 @@ static void test_attention_one(int64_t nq, int64_t nk, int nh, int nkv, int hd, 
     pi0_attention_args a = {.out = or_, .q = q, .k = k, .v = v, .nq = nq, .nk = nk, .ldq = ldq, .ldk = ldk, .ldo = ldo,
                             .n_heads = nh, .n_kv = nkv, .hd = hd, .scale = 1.0f / sqrtf((float)hd),
                             .qc = qc, .kc = kc, .qpad = qp, .kpad = kp};
-    RUN(pi0_backend_ref.attention, &a, 1);
+    RUN(REF->attention, &a, 1);
     a.out = of;
     char why[128];
-    CHECK(pi0_backend_fast.supports(PI0_OP_ATTENTION, &a, why, sizeof why), "supports attention");
-    RUN(pi0_backend_fast.attention, &a, nth);
+    CHECK(BE->supports(PI0_OP_ATTENTION, &a, why, sizeof why), "supports attention");
+    RUN(BE->attention, &a, nth);
     /* tolerance only on output columns; padding columns must be untouched (tol 0) */
     float *tol = malloc(sizeof(float) * (size_t)(nq * ldo));
     for (int64_t i = 0; i < nq * ldo; i++) tol[i] = (i % ldo) < (int64_t)nh * hd ? 1e-5f * (1 + vmax) : 0.0f;
@@ -309,7 +314,7 @@ static void test_attention_one(int64_t nq, int64_t nk, int nh, int nkv, int hd, 
     compare(label, of, or_, nq * ldo, tol, 0, min_pcc);
     /* same kernel, one thread: bit-identical */
     a.out = o1;
-    RUN(pi0_backend_fast.attention, &a, 1);
+    RUN(BE->attention, &a, 1);
     CHECK(!memcmp(o1, of, sizeof(float) * (size_t)(nq * ldo + GUARD)), "%s: nth=1 and nth=%d bit-identical", label, nth);
     /* portable kernel (what a CPU without AVX2 runs), split in two row ranges */
     a.out = og;
@@ -355,9 +360,9 @@ static void test_norms(void) {
             char label[96];
             for (int kind = 0; kind < 3; kind++) { /* layernorm, rmsnorm, rmsnorm without w */
                 pi0_norm_args a = {.y = yr, .x = x, .w = kind == 2 ? NULL : w, .b = b, .m = m, .d = d, .eps = 1e-6f};
-                if (kind == 0) RUN(pi0_backend_ref.layernorm, &a, 1); else RUN(pi0_backend_ref.rmsnorm, &a, 1);
+                if (kind == 0) RUN(REF->layernorm, &a, 1); else RUN(REF->rmsnorm, &a, 1);
                 a.y = yf;
-                if (kind == 0) RUN(pi0_backend_fast.layernorm, &a, nth); else RUN(pi0_backend_fast.rmsnorm, &a, nth);
+                if (kind == 0) RUN(BE->layernorm, &a, nth); else RUN(BE->rmsnorm, &a, nth);
                 for (int64_t i = 0; i < m * d; i++) tol[i] = 2e-5f * (1.0f + fabsf(yr[i]));
                 snprintf(label, sizeof label, "%s m=%lld d=%lld nth=%d", kind == 0 ? "layernorm" : kind == 1 ? "rmsnorm" : "rmsnorm(no w)",
                          (long long)m, (long long)d, nth);
@@ -378,9 +383,9 @@ static void test_ew(void) {
                 if (n > 10) { a[3] = NAN; a[4] = INFINITY; a[5] = -INFINITY; a[6] = 1e-30f; a[7] = -95.0f; a[8] = 95.0f; }
                 float *yr = fbuf(n, 0), *yf = fcopy(yr, n), *tol = malloc(sizeof(float) * (size_t)n);
                 pi0_ew_args ar = {.y = yr, .a = a, .b = b, .n = n, .alpha = -0.1f, .kind = (pi0_ew_kind)kind};
-                RUN(pi0_backend_ref.ew, &ar, 1);
+                RUN(REF->ew, &ar, 1);
                 ar.y = yf;
-                RUN(pi0_backend_fast.ew, &ar, nth);
+                RUN(BE->ew, &ar, nth);
                 double rt = kind <= PI0_EW_SWISH ? 1e-5 : 1e-6;
                 for (int64_t i = 0; i < n; i++) tol[i] = (float)(rt * fabs(yr[i]) + 1e-7);
                 char label[96];
@@ -397,9 +402,9 @@ static void test_mod_rope(void) {
         for (int kind = PI0_MOD_SCALE_SHIFT; kind <= PI0_MOD_GATED_RESIDUAL; kind++) {
             float *yr = fcopy(y0, m * d), *yf = fcopy(y0, m * d);
             pi0_mod_args a = {.y = yr, .f = f, .scale = sc, .shift = sh, .gate = g, .m = m, .d = d, .kind = (pi0_mod_kind)kind};
-            RUN(pi0_backend_ref.mod, &a, 1);
+            RUN(REF->mod, &a, 1);
             a.y = yf;
-            RUN(pi0_backend_fast.mod, &a, nth);
+            RUN(BE->mod, &a, nth);
             char label[64];
             snprintf(label, sizeof label, "mod kind=%d nth=%d", kind, nth);
             compare(label, yf, yr, m * d, NULL, 1e-6, 0);
@@ -417,9 +422,9 @@ static void test_mod_rope(void) {
             for (int i = 0; i < 19; i++) pos[i] = i == 0 ? -1 : i * 53 + (c == 1 ? 800 : 0);
             float *xr = fcopy(x0, m * ld), *xf = fcopy(x0, m * ld);
             pi0_rope_args a = {.x = xr, .pos = pos, .m = m, .ld = ld, .n_heads = nh, .hd = hd, .base = 10000.0f};
-            RUN(pi0_backend_ref.rope, &a, 1);
+            RUN(REF->rope, &a, 1);
             a.x = xf;
-            RUN(pi0_backend_fast.rope, &a, nth);
+            RUN(BE->rope, &a, nth);
             char label[64];
             snprintf(label, sizeof label, "rope heads=%d hd=%d nth=%d", nh, hd, nth);
             compare(label, xf, xr, m * ld, NULL, 1e-6, 0);
@@ -437,9 +442,9 @@ static void test_embed_patches(void) {
             pi0_weight w = {.name = "emb", .dtype = (pi0_dtype)dt, .data = data, .rows = vocab, .cols = d};
             float *yr = fbuf(m * d, 0), *yf = fcopy(yr, m * d);
             pi0_embed_args a = {.y = yr, .w = &w, .ids = ids, .m = m, .scale = 45.254833995939045f};
-            RUN(pi0_backend_ref.embed, &a, 1);
+            RUN(REF->embed, &a, 1);
             a.y = yf;
-            RUN(pi0_backend_fast.embed, &a, nth);
+            RUN(BE->embed, &a, nth);
             char label[64];
             snprintf(label, sizeof label, "embed dtype=%d nth=%d", dt, nth);
             compare(label, yf, yr, m * d, NULL, 0.0, 0);
@@ -450,7 +455,7 @@ static void test_embed_patches(void) {
         int32_t bad[2] = {3, 37};
         pi0_embed_args a = {.y = NULL, .w = &w, .ids = bad, .m = 2, .scale = 1};
         char why[128] = "";
-        int ok = pi0_backend_fast.supports(PI0_OP_EMBED, &a, why, sizeof why);
+        int ok = BE->supports(PI0_OP_EMBED, &a, why, sizeof why);
         CHECK(!ok && strstr(why, "row 1"), "embed supports rejects id 37 of vocab 37: '%s'", why);
     }
     free(tab);
@@ -461,9 +466,9 @@ static void test_embed_patches(void) {
             int64_t n = (int64_t)(s / p) * (s / p) * ch * p * p;
             float *img = fbuf((int64_t)ch * s * s, 1.0f), *yr = fbuf(n, 0), *yf = fcopy(yr, n);
             pi0_patches_args a = {.y = yr, .img = img, .c = ch, .s = s, .p = p};
-            RUN(pi0_backend_ref.patches, &a, 1);
+            RUN(REF->patches, &a, 1);
             a.y = yf;
-            RUN(pi0_backend_fast.patches, &a, nth);
+            RUN(BE->patches, &a, nth);
             char label[64];
             snprintf(label, sizeof label, "patches c=%d s=%d p=%d nth=%d", ch, s, p, nth);
             compare(label, yf, yr, n, NULL, 0.0, 0);
@@ -570,9 +575,9 @@ static void test_rows_nth_identical(void) {
     for (int kind = 0; kind < 2; kind++) {
         float *y1 = fbuf(m * d, 0), *y3 = fcopy(y1, m * d);
         pi0_norm_args a = {.y = y1, .x = x, .w = w, .b = b, .m = m, .d = d, .eps = 1e-6f};
-        if (kind == 0) RUN(pi0_backend_fast.layernorm, &a, 1); else RUN(pi0_backend_fast.rmsnorm, &a, 1);
+        if (kind == 0) RUN(BE->layernorm, &a, 1); else RUN(BE->rmsnorm, &a, 1);
         a.y = y3;
-        if (kind == 0) RUN(pi0_backend_fast.layernorm, &a, 3); else RUN(pi0_backend_fast.rmsnorm, &a, 3);
+        if (kind == 0) RUN(BE->layernorm, &a, 3); else RUN(BE->rmsnorm, &a, 3);
         CHECK(!memcmp(y1, y3, sizeof(float) * (size_t)(m * d + GUARD)), "%s m=%lld d=%lld: nth=1 and nth=3 bit-identical",
               kind ? "rmsnorm" : "layernorm", (long long)m, (long long)d);
         free(y1); free(y3);
@@ -581,9 +586,9 @@ static void test_rows_nth_identical(void) {
     for (int kind = PI0_EW_GELU_TANH_MUL; kind <= PI0_EW_SWISH; kind++) {
         float *y1 = fbuf(n, 0), *y3 = fcopy(y1, n);
         pi0_ew_args a = {.y = y1, .a = ea, .b = eb, .n = n, .kind = (pi0_ew_kind)kind};
-        RUN(pi0_backend_fast.ew, &a, 1);
+        RUN(BE->ew, &a, 1);
         a.y = y3;
-        RUN(pi0_backend_fast.ew, &a, 3);
+        RUN(BE->ew, &a, 3);
         CHECK(!memcmp(y1, y3, sizeof(float) * (size_t)(n + GUARD)), "ew kind %d n=%lld: nth=1 and nth=3 bit-identical",
               kind, (long long)n);
         free(y1); free(y3);
@@ -591,8 +596,8 @@ static void test_rows_nth_identical(void) {
     free(x); free(w); free(b); free(ea); free(eb);
 }
 
-int main(void) {
-    printf("cpu: %s\n", pi0_cpu_caps_str());
+static void test_backend(void) {
+    int fast = BE == &pi0_backend_fast;
     /* the GEMM and row-kernel cases once per caps level this machine has (generic, avx2, avx512
      * without BF16, native), each against the reference backend: every ISA driver is checked here */
     static const int levels[] = {PI0_CPU_GENERIC, PI0_CPU_AVX2, PI0_CPU_AVX512, PI0_CPU_NATIVE};
@@ -600,7 +605,7 @@ int main(void) {
         if (!pi0_cpu_caps_force(levels[l])) { printf("caps level %d: not available, skipped\n", levels[l]); continue; }
         printf("---- matmul, norms, elementwise, attention with caps: %s%s\n", pi0_cpu_caps_str(), levels[l] == PI0_CPU_NATIVE ? " (native)" : "");
         test_matmul();
-        test_gemm_variants();
+        if (fast) test_gemm_variants();
         /* the row-kernel ops dispatch by the same caps (norms.c: avx512 > avx2 > generic) */
         test_norms();
         test_ew();
@@ -609,9 +614,22 @@ int main(void) {
         test_attention();
     }
     pi0_cpu_caps_force(PI0_CPU_NATIVE);
-    test_vec_kernel_sets();
-    test_pack_bytes();
+    if (fast) {
+        test_vec_kernel_sets();
+        test_pack_bytes();
+    }
     test_mod_rope();
     test_embed_patches();
+}
+
+int main(void) {
+    printf("cpu: %s\n", pi0_cpu_caps_str());
+    REF = pi0_backend_reference();
+    for (int i = 0; i < pi0_backend_count(); i++) {
+        BE = pi0_backend_at(i);
+        if (!BE || BE == REF) continue;
+        printf("==== backend %s against %s\n", BE->name, REF->name);
+        test_backend();
+    }
     return harness_summary();
 }

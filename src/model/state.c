@@ -80,20 +80,20 @@ pi0_status pi0_state_new(pi0_ctx *ctx, pi0_state **out) {
     planner p = {NULL, 0};
     layout(st, &p);
     size_t bytes = p.off + 64;
-    void *mem = NULL;
-    if (posix_memalign(&mem, 64, bytes) != 0) {
+    const pi0_backend *be = pi0_backend_get(ctx->params.backend);
+    void *mem = pi0_backend_arena_alloc(be, bytes);
+    if (!mem) {
         free(st);
         return pi0_err(PI0_ERR_NOMEM, "pi0_state_new: cannot allocate %zu bytes of buffers", bytes);
     }
-    memset(mem, 0, bytes);
     st->arena = mem;
     p.base = mem;
     p.off = 0;
     layout(st, &p);
     int n = ctx->params.n_threads > 0 ? ctx->params.n_threads : pi0_cpu_count();
     pi0_status s = pi0_pool_new(n, &st->ex.pool);
-    if (s != PI0_OK) { free(st->arena); free(st); return s; }
-    st->ex.fast = ctx->params.backend == PI0_BACKEND_FAST ? &pi0_backend_fast : NULL;
+    if (s != PI0_OK) { pi0_backend_arena_free(be, st->arena); free(st); return s; }
+    st->ex.be = be;
     st->ex.strict = ctx->params.strict;
     /* Below ~1 MFLOP an op runs on the calling thread alone: waking the pool costs more than it
      * saves, and on an oversubscribed machine a descheduled worker would stall every small op.
@@ -106,7 +106,7 @@ pi0_status pi0_state_new(pi0_ctx *ctx, pi0_state **out) {
 void pi0_state_free(pi0_state *st) {
     if (!st) return;
     pi0_pool_free(st->ex.pool);
-    free(st->arena);
+    pi0_backend_arena_free(st->ex.be, st->arena);
     free(st);
 }
 

@@ -6,10 +6,12 @@
 #include <time.h>
 
 #include "err.h"
+#include "ops/ref/ref.h"
 
 const char *pi0_op_name(pi0_op op) {
-    static const char *names[PI0_OP_COUNT] = {"matmul", "attention", "layernorm", "rmsnorm", "elementwise",
-                                              "modulate", "rope", "embed", "patches"};
+#define NAME_(E, m, s, T) s,
+    static const char *names[PI0_OP_COUNT] = {PI0_OP_LIST(NAME_)};
+#undef NAME_
     return (unsigned)op < PI0_OP_COUNT ? names[op] : "?";
 }
 
@@ -23,30 +25,18 @@ typedef struct {
 static void job_run(void *p, int ith, int nth) {
     const job *j = p;
     switch (j->op) {
-    case PI0_OP_MATMUL: j->be->matmul(j->args, ith, nth); break;
-    case PI0_OP_ATTENTION: j->be->attention(j->args, ith, nth); break;
-    case PI0_OP_LAYERNORM: j->be->layernorm(j->args, ith, nth); break;
-    case PI0_OP_RMSNORM: j->be->rmsnorm(j->args, ith, nth); break;
-    case PI0_OP_EW: j->be->ew(j->args, ith, nth); break;
-    case PI0_OP_MOD: j->be->mod(j->args, ith, nth); break;
-    case PI0_OP_ROPE: j->be->rope(j->args, ith, nth); break;
-    case PI0_OP_EMBED: j->be->embed(j->args, ith, nth); break;
-    case PI0_OP_PATCHES: j->be->patches(j->args, ith, nth); break;
+#define RUN_(E, m, s, T) case PI0_OP_##E: j->be->m(j->args, ith, nth); break;
+    PI0_OP_LIST(RUN_)
+#undef RUN_
     case PI0_OP_COUNT: break;
     }
 }
 
 static int has_member(const pi0_backend *be, pi0_op op) {
     switch (op) {
-    case PI0_OP_MATMUL: return be->matmul != NULL;
-    case PI0_OP_ATTENTION: return be->attention != NULL;
-    case PI0_OP_LAYERNORM: return be->layernorm != NULL;
-    case PI0_OP_RMSNORM: return be->rmsnorm != NULL;
-    case PI0_OP_EW: return be->ew != NULL;
-    case PI0_OP_MOD: return be->mod != NULL;
-    case PI0_OP_ROPE: return be->rope != NULL;
-    case PI0_OP_EMBED: return be->embed != NULL;
-    case PI0_OP_PATCHES: return be->patches != NULL;
+#define HAS_(E, m, s, T) case PI0_OP_##E: return be->m != NULL;
+    PI0_OP_LIST(HAS_)
+#undef HAS_
     case PI0_OP_COUNT: break;
     }
     return 0;
@@ -80,11 +70,12 @@ static void run_op(pi0_exec *ex, const char *site, pi0_op op, const void *args, 
     pi0_site_stats *st = site_stats(ex, site, op);
     const pi0_backend *be = &pi0_backend_ref;
     char why[96] = "forced ref";
-    if (ex->fast) {
-        if (!has_member(ex->fast, op)) snprintf(why, sizeof why, "not implemented");
-        else if (!ex->fast->supports || ex->fast->supports(op, args, why, sizeof why)) be = ex->fast;
+    const pi0_backend *want = ex->be && ex->be != &pi0_backend_ref ? ex->be : NULL;
+    if (want) {
+        if (!has_member(want, op)) snprintf(why, sizeof why, "not implemented");
+        else if (!want->supports || want->supports(op, args, why, sizeof why)) be = want;
     }
-    if (be != ex->fast && ex->fast && ex->strict) {
+    if (be != want && want && ex->strict) {
         ex->status = pi0_err(PI0_ERR_UNSUPPORTED, "strict mode: op %s at site %s would fall back to ref: %s",
                              pi0_op_name(op), site, why);
         return;
@@ -103,27 +94,21 @@ static void run_op(pi0_exec *ex, const char *site, pi0_op op, const void *args, 
     }
 }
 
-void pi0_op_matmul(pi0_exec *ex, const char *site, const pi0_matmul_args *a) {
-    run_op(ex, site, PI0_OP_MATMUL, a, 2.0 * (double)a->m * (double)a->w->rows * (double)a->w->cols);
+/* Work of each op (the serial_work threshold, and flops for matmul/attention): multiply-adds x2
+ * for those two, roughly 8 operations per element touched for the others. */
+static double work_matmul(const pi0_matmul_args *a) { return 2.0 * (double)a->m * (double)a->w->rows * (double)a->w->cols; }
+static double work_attention(const pi0_attention_args *a) {
+    return 4.0 * (double)a->nq * (double)a->nk * a->n_heads * a->hd;
 }
-void pi0_op_attention(pi0_exec *ex, const char *site, const pi0_attention_args *a) {
-    run_op(ex, site, PI0_OP_ATTENTION, a, 4.0 * (double)a->nq * (double)a->nk * a->n_heads * a->hd);
-}
-/* Work of the other ops: roughly 8 operations per element touched. */
-void pi0_op_layernorm(pi0_exec *ex, const char *site, const pi0_norm_args *a) {
-    run_op(ex, site, PI0_OP_LAYERNORM, a, 8.0 * (double)(a->m * a->d));
-}
-void pi0_op_rmsnorm(pi0_exec *ex, const char *site, const pi0_norm_args *a) {
-    run_op(ex, site, PI0_OP_RMSNORM, a, 8.0 * (double)(a->m * a->d));
-}
-void pi0_op_ew(pi0_exec *ex, const char *site, const pi0_ew_args *a) { run_op(ex, site, PI0_OP_EW, a, 8.0 * (double)a->n); }
-void pi0_op_mod(pi0_exec *ex, const char *site, const pi0_mod_args *a) { run_op(ex, site, PI0_OP_MOD, a, 8.0 * (double)(a->m * a->d)); }
-void pi0_op_rope(pi0_exec *ex, const char *site, const pi0_rope_args *a) {
-    run_op(ex, site, PI0_OP_ROPE, a, 8.0 * (double)a->m * a->n_heads * a->hd);
-}
-void pi0_op_embed(pi0_exec *ex, const char *site, const pi0_embed_args *a) {
-    run_op(ex, site, PI0_OP_EMBED, a, 8.0 * (double)(a->m * a->w->cols));
-}
-void pi0_op_patches(pi0_exec *ex, const char *site, const pi0_patches_args *a) {
-    run_op(ex, site, PI0_OP_PATCHES, a, 8.0 * (double)a->c * a->s * a->s);
-}
+static double work_layernorm(const pi0_norm_args *a) { return 8.0 * (double)(a->m * a->d); }
+static double work_rmsnorm(const pi0_norm_args *a) { return 8.0 * (double)(a->m * a->d); }
+static double work_ew(const pi0_ew_args *a) { return 8.0 * (double)a->n; }
+static double work_mod(const pi0_mod_args *a) { return 8.0 * (double)(a->m * a->d); }
+static double work_rope(const pi0_rope_args *a) { return 8.0 * (double)a->m * a->n_heads * a->hd; }
+static double work_embed(const pi0_embed_args *a) { return 8.0 * (double)(a->m * a->w->cols); }
+static double work_patches(const pi0_patches_args *a) { return 8.0 * (double)a->c * a->s * a->s; }
+
+#define WRAP_(E, m, s, T) \
+    void pi0_op_##m(pi0_exec *ex, const char *site, const T *a) { run_op(ex, site, PI0_OP_##E, a, work_##m(a)); }
+PI0_OP_LIST(WRAP_)
+#undef WRAP_

@@ -1,7 +1,9 @@
 /* dispatch.h - the only way model code runs an op.
  *
- * pi0_op_*(ex, site, args) runs the op on the fast backend when it implements the op and supports
- * the shape, otherwise on the reference backend, and records per (site, op): which backend ran it,
+ * pi0_op_<op>(ex, site, args) (one per row of ops.h's PI0_OP_LIST: pi0_op_matmul, pi0_op_attention,
+ * pi0_op_layernorm, pi0_op_rmsnorm, pi0_op_ew, pi0_op_mod, pi0_op_rope, pi0_op_embed, pi0_op_patches)
+ * runs the op on the state's backend (ex->be) when it implements the op and supports the shape,
+ * otherwise on the reference backend, and records per (site, op): which backend ran it,
  * the fallback reason, calls and nanoseconds. In strict mode a fallback sets ex->status to
  * PI0_ERR_UNSUPPORTED (naming site, op and reason) and the op is not run. Once ex->status is not OK
  * (strict fallback, or the abort callback said stop), every later op is skipped; model code checks
@@ -17,7 +19,7 @@
 typedef struct {
     const char *site;
     pi0_op op;
-    const char *backend; /* "fast" or "ref" */
+    const char *backend; /* the backend's name: "fast" or "ref" */
     char reason[96];     /* why it ran on ref ("" when fast; "forced ref" in ref mode) */
     int64_t calls;
     int64_t ns;
@@ -25,7 +27,8 @@ typedef struct {
 } pi0_site_stats;
 
 typedef struct pi0_exec {
-    const pi0_backend *fast; /* NULL: everything on ref ("forced ref") */
+    const pi0_backend *be;   /* the backend ops run on (pi0_backend_get); NULL or ref: everything on
+                              * ref ("forced ref") */
     pi0_pool *pool;
     int strict;
     pi0_status status;
@@ -38,14 +41,8 @@ typedef struct pi0_exec {
 
 void pi0_exec_reset_stats(pi0_exec *ex);
 
-void pi0_op_matmul(pi0_exec *ex, const char *site, const pi0_matmul_args *a);
-void pi0_op_attention(pi0_exec *ex, const char *site, const pi0_attention_args *a);
-void pi0_op_layernorm(pi0_exec *ex, const char *site, const pi0_norm_args *a);
-void pi0_op_rmsnorm(pi0_exec *ex, const char *site, const pi0_norm_args *a);
-void pi0_op_ew(pi0_exec *ex, const char *site, const pi0_ew_args *a);
-void pi0_op_mod(pi0_exec *ex, const char *site, const pi0_mod_args *a);
-void pi0_op_rope(pi0_exec *ex, const char *site, const pi0_rope_args *a);
-void pi0_op_embed(pi0_exec *ex, const char *site, const pi0_embed_args *a);
-void pi0_op_patches(pi0_exec *ex, const char *site, const pi0_patches_args *a);
+#define PI0_OP_DECL_(E, m, s, T) void pi0_op_##m(pi0_exec *ex, const char *site, const T *a);
+PI0_OP_LIST(PI0_OP_DECL_)
+#undef PI0_OP_DECL_
 
 #endif

@@ -105,36 +105,75 @@ typedef struct {
     float *y; const float *img; int c, s, p;
 } pi0_patches_args;
 
-typedef enum {
-    PI0_OP_MATMUL, PI0_OP_ATTENTION, PI0_OP_LAYERNORM, PI0_OP_RMSNORM, PI0_OP_EW, PI0_OP_MOD,
-    PI0_OP_ROPE, PI0_OP_EMBED, PI0_OP_PATCHES,
-    PI0_OP_COUNT
-} pi0_op;
+/* The op list, written once. X(ENUM, member, "name", args type): the pi0_op enum, the backend
+ * members, pi0_op_name, dispatch's switches and its pi0_op_<member> wrappers are generated from it.
+ * Adding an op: one row here, its args struct above, a work estimate in dispatch.c (the build fails
+ * without one), and the member in each backend that implements it (NULL = falls back to ref). */
+#define PI0_OP_LIST(X)                                        \
+    X(MATMUL, matmul, "matmul", pi0_matmul_args)             \
+    X(ATTENTION, attention, "attention", pi0_attention_args) \
+    X(LAYERNORM, layernorm, "layernorm", pi0_norm_args)      \
+    X(RMSNORM, rmsnorm, "rmsnorm", pi0_norm_args)            \
+    X(EW, ew, "elementwise", pi0_ew_args)                    \
+    X(MOD, mod, "modulate", pi0_mod_args)                    \
+    X(ROPE, rope, "rope", pi0_rope_args)                     \
+    X(EMBED, embed, "embed", pi0_embed_args)                 \
+    X(PATCHES, patches, "patches", pi0_patches_args)
+
+#define PI0_OP_ENUM_(E, m, s, T) PI0_OP_##E,
+typedef enum { PI0_OP_LIST(PI0_OP_ENUM_) PI0_OP_COUNT } pi0_op;
+#undef PI0_OP_ENUM_
 
 const char *pi0_op_name(pi0_op op);
 
+/* What a backend's prepare step receives: the weight matrices to get ready for matmul (for the fast
+ * backend: pack into w->packed; an accelerator would upload them), in the weight kind asked for.
+ * Weights in `skip` are left as stored (the embedding table, which is gathered by row). */
+typedef struct {
+    pi0_weight *const *w; int n;
+    const pi0_weight *skip;
+    int weight_kind;                      /* pi0_weight_kind */
+    int n_threads;                        /* > 0 */
+    int drop_source;                      /* w->data is a file mapping whose pages may be dropped
+                                           * (madvise) once a weight is prepared */
+    void (*progress)(float done, void *user); /* optional: fraction of the weights prepared */
+    void *progress_user;
+} pi0_prepare_args;
+
 /* A backend: one member per op (NULL = not implemented), and an optional predicate for shapes
- * it cannot handle; it writes the reason into `why` (e.g. "k=1153 not a multiple of 32"). */
+ * it cannot handle; it writes the reason into `why` (e.g. "k=1153 not a multiple of 32").
+ * Backends are found through pi0_backend_get / pi0_backend_find (backend.c), never named by model
+ * code. */
+#define PI0_OP_MEMBER_(E, m, s, T) void (*m)(const T *a, int ith, int nth);
 typedef struct pi0_backend {
     const char *name;
-    void (*matmul)(const pi0_matmul_args *a, int ith, int nth);
-    void (*attention)(const pi0_attention_args *a, int ith, int nth);
-    void (*layernorm)(const pi0_norm_args *a, int ith, int nth);
-    void (*rmsnorm)(const pi0_norm_args *a, int ith, int nth);
-    void (*ew)(const pi0_ew_args *a, int ith, int nth);
-    void (*mod)(const pi0_mod_args *a, int ith, int nth);
-    void (*rope)(const pi0_rope_args *a, int ith, int nth);
-    void (*embed)(const pi0_embed_args *a, int ith, int nth);
-    void (*patches)(const pi0_patches_args *a, int ith, int nth);
+    PI0_OP_LIST(PI0_OP_MEMBER_)
     /* Returns 1 if the op with these args is supported; else 0 and a reason in why[n]. NULL = all. */
     int (*supports)(pi0_op op, const void *args, char *why, size_t n);
-    /* Prepare a weight at load time (pack / convert into w->packed); NULL = nothing to do. */
-    pi0_status (*pack)(pi0_weight *w, int weight_kind);
-    void (*unpack)(pi0_weight *w); /* free what pack made */
+    /* Load time: prepare the weights (pack / convert / upload); NULL = nothing to do. release undoes
+     * it for the same weights (safe on weights prepare did not reach). */
+    pi0_status (*prepare)(const pi0_prepare_args *a);
+    void (*release)(pi0_weight *const *w, int n);
+    /* The state arena (every activation buffer of a pi0_state, one block): NULL = host memory. */
+    void *(*arena_alloc)(size_t bytes);
+    void (*arena_free)(void *p);
 } pi0_backend;
+#undef PI0_OP_MEMBER_
 
-extern const pi0_backend pi0_backend_ref;
-extern const pi0_backend pi0_backend_fast;
+/* The backends (backend.c): by the pi0_backend_kind of pi0.h, by name ("fast", "ref"), or all of
+ * them in order (tests run every backend against ref). NULL when unknown. */
+const pi0_backend *pi0_backend_get(pi0_backend_kind kind);
+const pi0_backend *pi0_backend_find(const char *name);
+int pi0_backend_count(void);
+const pi0_backend *pi0_backend_at(int i);
+/* The reference backend: the oracle, and what every other backend falls back to per op. */
+const pi0_backend *pi0_backend_reference(void);
+/* prepare / release one weight on the calling thread (tests, benchmarks). */
+pi0_status pi0_backend_prepare_weight(const pi0_backend *be, pi0_weight *w, int weight_kind);
+void pi0_backend_release_weight(const pi0_backend *be, pi0_weight *w);
+/* The state arena through the backend's allocator (64-byte aligned, zeroed; NULL if out of memory). */
+void *pi0_backend_arena_alloc(const pi0_backend *be, size_t bytes);
+void pi0_backend_arena_free(const pi0_backend *be, void *p);
 
 /* Split [0, n) into nth near-equal chunks; chunk ith is [*lo, *hi). */
 static inline void pi0_split(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {

@@ -1,17 +1,20 @@
 /* fast.c - the fast backend: pi0_backend_fast (members in the other files of this directory),
- * its supports() predicate and load-time weight packing.
+ * its supports() predicate and its prepare step (load-time weight packing on a thread pool).
  *
  * Every member handles any shape it is given except what supports() rejects, always with a reason:
  * a matmul whose weight was not packed (pack() not called or failed), attention with n_heads not
  * a multiple of n_kv, RoPE with odd hd or hd > 1024, embedding ids out of range, patches with S not
  * a multiple of p, unknown ew/mod kinds or missing operands.
- * Kernels choose AVX-512 (+BF16) or portable C at run time (rt/cpu.h); no -march=native needed.
+ * Kernels come from the ISA table chosen at run time (isa.c: AVX-512 (+BF16), AVX2 + FMA, NEON
+ * (+BF16) or portable C); no -march=native needed.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "err.h"
 #include "ops/fast/fast.h"
+#include "rt/threadpool.h"
 
 static int no(char *why, size_t n, const char *fmt, long long a, long long b) {
     if (why && n) snprintf(why, n, fmt, a, b);
@@ -77,18 +80,70 @@ static int fast_supports(pi0_op op, const void *args, char *why, size_t n) {
     }
 }
 
-static pi0_status fast_pack(pi0_weight *w, int weight_kind) {
-    pi0_fast_packed *p;
-    pi0_status s = pi0_fast_pack_weight(&p, w->data, w->dtype, w->rows, w->cols, weight_kind, w->name);
-    if (s != PI0_OK) return s;
-    pi0_fast_packed_free(w->packed);
-    w->packed = p;
-    return PI0_OK;
+/* Drop the mapped pages of a weight that has been packed: resident memory stays near one copy of
+ * the weights. The mapping stays valid (pages fault back in if a fallback reads them). */
+static void release_pages(const pi0_weight *w) {
+    size_t es = w->dtype == PI0_DT_F32 ? 4 : 2, page = 4096;
+    uintptr_t b = (uintptr_t)w->data, e = b + (size_t)(w->rows * w->cols) * es;
+    uintptr_t lo = (b + page - 1) & ~(uintptr_t)(page - 1), hi = e & ~(uintptr_t)(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
-static void fast_unpack(pi0_weight *w) {
-    pi0_fast_packed_free(w->packed);
-    w->packed = NULL;
+#define MAX_PACK_THREADS 64
+
+typedef struct {
+    const pi0_prepare_args *a;
+    pi0_status status[MAX_PACK_THREADS];
+    char msg[MAX_PACK_THREADS][512];
+} pack_job;
+
+/* Thread ith packs weights ith, ith + nth, ...; weights are independent, so any split is exact. */
+static void pack_some(void *arg, int ith, int nth) {
+    pack_job *j = arg;
+    const pi0_prepare_args *a = j->a;
+    for (int i = ith; i < a->n; i += nth) {
+        pi0_weight *w = a->w[i];
+        if (w == a->skip) continue;
+        pi0_fast_packed *p;
+        pi0_status s = pi0_fast_pack_weight(&p, w->data, w->dtype, w->rows, w->cols, a->weight_kind, w->name);
+        if (s != PI0_OK) {
+            j->status[ith] = s;
+            snprintf(j->msg[ith], sizeof j->msg[ith], "%s", pi0_last_error()); /* worker's thread-local error */
+            return;
+        }
+        pi0_fast_packed_free(w->packed);
+        w->packed = p;
+        if (a->drop_source) release_pages(w);
+        if (ith == 0 && a->progress && i % 16 == 0) a->progress((float)(i + 1) / (float)a->n, a->progress_user);
+    }
+}
+
+/* Load time: pack every matmul weight (layout in fast.h) on n_threads threads. */
+static pi0_status fast_prepare(const pi0_prepare_args *a) {
+    pack_job *j = calloc(1, sizeof *j);
+    if (!j) return pi0_err(PI0_ERR_NOMEM, "out of memory packing weights");
+    j->a = a;
+    int n = a->n_threads < 1 ? 1 : a->n_threads > MAX_PACK_THREADS ? MAX_PACK_THREADS : a->n_threads;
+    pi0_status s = PI0_OK;
+    if (n == 1) pack_some(j, 0, 1);
+    else {
+        pi0_pool *pool;
+        if ((s = pi0_pool_new(n, &pool)) != PI0_OK) { free(j); return s; }
+        pi0_pool_run(pool, pack_some, j);
+        pi0_pool_free(pool);
+    }
+    for (int i = 0; i < n && s == PI0_OK; i++)
+        if (j->status[i] != PI0_OK) s = pi0_err(j->status[i], "%s", j->msg[i]);
+    free(j);
+    if (s == PI0_OK && a->progress) a->progress(1.0f, a->progress_user);
+    return s;
+}
+
+static void fast_release(pi0_weight *const *w, int n) {
+    for (int i = 0; i < n; i++) {
+        pi0_fast_packed_free(w[i]->packed);
+        w[i]->packed = NULL;
+    }
 }
 
 const pi0_backend pi0_backend_fast = {
@@ -103,6 +158,6 @@ const pi0_backend pi0_backend_fast = {
     .embed = pi0_fast_embed,
     .patches = pi0_fast_patches,
     .supports = fast_supports,
-    .pack = fast_pack,
-    .unpack = fast_unpack,
+    .prepare = fast_prepare,
+    .release = fast_release,
 };

@@ -107,7 +107,8 @@ void pi0_fast_swish_avx2(float *y, const float *a, int64_t n);
 void pi0_fast_layernorm_row_avx2(float *y, const float *x, const float *w, const float *b, int64_t d, float eps);
 void pi0_fast_rmsnorm_row_avx2(float *y, const float *x, const float *w, int64_t d, float eps);
 
-/* The op members (pi0_backend_fast in fast.c points at these). */
+/* The backend (fast.c) and its op members (in the other files of this directory). */
+extern const pi0_backend pi0_backend_fast;
 void pi0_fast_matmul(const pi0_matmul_args *a, int ith, int nth);
 void pi0_fast_attention(const pi0_attention_args *a, int ith, int nth);
 void pi0_fast_layernorm(const pi0_norm_args *a, int ith, int nth);

@@ -4,6 +4,8 @@
 
 #include "ops/ops.h"
 
+extern const pi0_backend pi0_backend_ref;
+
 void pi0_matmul_ref(const pi0_matmul_args *a, int ith, int nth);
 void pi0_attention_ref(const pi0_attention_args *a, int ith, int nth);
 void pi0_layernorm_ref(const pi0_norm_args *a, int ith, int nth);
