@@ -70,8 +70,12 @@ check-full: deps all
 	@test -f $(FULL_DIR)/sample_inputs.safetensors || $(BUILD)/pi0 gen-random --preset full --out $(FULL_DIR)
 	$(BUILD)/pi0 check --model $(FULL_DIR) --inputs $(FULL_DIR)/sample_inputs.safetensors
 
+# A package counts as installed for the native architecture (pkg:amd64, or pkg:all): with a foreign architecture
+# added (mk/arm.mk's arm64 libraries), a plain `dpkg -s libcjson-dev` is ambiguous and fails.
+DPKG_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
 deps:
-	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(DEBS); do q="$$p:$(DPKG_ARCH) $$p:all"; case $$p in *:*) q=$$p ;; esac; \
+	  dpkg-query -W -f='$${db:Status-Abbrev}\n' $$q 2>/dev/null | grep -q '^ii' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null || exit 1; \
