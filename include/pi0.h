@@ -49,7 +49,9 @@ typedef enum {
     PI0_ERR_NOMEM = 4,       /* an allocation failed */
     PI0_ERR_UNSUPPORTED = 5, /* valid but not supported (dtype, variant, strict-mode fallback) */
     PI0_ERR_ABORTED = 6,     /* the abort callback asked to stop */
-    PI0_ERR_INTERNAL = 7     /* a bug: please report it with pi0_last_error() */
+    PI0_ERR_INTERNAL = 7,    /* a bug: please report it with pi0_last_error() */
+    PI0_ERR_NONFINITE = 8    /* the model produced NaN or Inf (bad weights or extreme inputs); the
+                              * output must not be used; the message names the first bad value */
 } pi0_status;                /* values are append-only */
 
 /* Detailed message of the last failed call on this thread. Library-owned; valid until the next
@@ -181,7 +183,10 @@ PI0_API void pi0_noise_fill(float *x, size_t n, uint64_t seed);
 
 /* Sample one action chunk. noise: [H, action_dim] starting point at t = 1, or NULL to draw it from
  * rp->seed. actions: [H, action_dim] output (normalized model units), n_actions must equal
- * H * action_dim. rp may be NULL for defaults. */
+ * H * action_dim. rp may be NULL for defaults.
+ * Finite guarantee: images, state, noise and timesteps holding NaN or Inf fail with PI0_ERR_ARG,
+ * and an output holding NaN or Inf fails with PI0_ERR_NONFINITE; both messages name the first bad
+ * value (tensor and index). PI0_OK always means every action is finite. */
 PI0_API pi0_status pi0_infer(pi0_state *st, const pi0_obs *obs, const pi0_run_params *rp,
                              const float *noise, float *actions, size_t n_actions);
 

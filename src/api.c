@@ -140,6 +140,34 @@ static pi0_status check_obs(const pi0_config *c, const pi0_obs *o) {
     return PI0_OK;
 }
 
+/* Index of the first NaN/Inf in x[n], or n. Runs once per inference over the inputs (~0.5 M floats
+ * at full size) and the 50 x 32 actions: well under a millisecond, outside the denoising loop. */
+static size_t first_nonfinite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return n;
+}
+
+/* Inputs that would turn into NaN actions are refused up front, naming the value. Every given image
+ * slot is checked, masked or not: the reference path still multiplies masked rows by 0. */
+static pi0_status check_finite_inputs(const pi0_config *c, const pi0_obs *o, const float *noise, const pi0_run_params *rp) {
+    size_t S = (size_t)c->image_size, plane = S * S, n = (size_t)o->n_images * 3 * plane, i;
+    if ((i = first_nonfinite(o->images, n)) < n)
+        return pi0_err(PI0_ERR_ARG, "obs.images[%zu, %zu, %zu, %zu] = %g is not finite (image, channel, row, column)",
+                       i / (3 * plane), i / plane % 3, i % plane / S, i % S, (double)o->images[i]);
+    n = (size_t)o->state_dim;
+    if (n && (i = first_nonfinite(o->state, n)) < n)
+        return pi0_err(PI0_ERR_ARG, "obs.state[%zu] = %g is not finite", i, (double)o->state[i]);
+    n = (size_t)c->action_horizon * c->action_dim;
+    if (noise && (i = first_nonfinite(noise, n)) < n)
+        return pi0_err(PI0_ERR_ARG, "noise[%zu, %zu] = %g is not finite (horizon step, action dim)", i / c->action_dim,
+                       i % c->action_dim, (double)noise[i]);
+    n = (size_t)(rp->n_steps ? rp->n_steps : c->n_steps);
+    if (rp->timesteps && (i = first_nonfinite(rp->timesteps, n)) < n)
+        return pi0_err(PI0_ERR_ARG, "run_params.timesteps[%zu] = %g is not finite", i, (double)rp->timesteps[i]);
+    return PI0_OK;
+}
+
 pi0_status pi0_infer(pi0_state *st, const pi0_obs *obs, const pi0_run_params *rp, const float *noise, float *actions,
                      size_t n_actions) {
     pi0_err_clear();
@@ -153,6 +181,7 @@ pi0_status pi0_infer(pi0_state *st, const pi0_obs *obs, const pi0_run_params *rp
     if (!rp) rp = &defaults;
     if (rp->n_steps < 0 || rp->n_steps > 10000) return pi0_err(PI0_ERR_ARG, "n_steps = %d, expected 0..10000", rp->n_steps);
     pi0_status s = check_obs(c, obs);
+    if (s == PI0_OK) s = check_finite_inputs(c, obs, noise, rp);
     if (s != PI0_OK) return s;
     if (!noise) {
         pi0_noise_fill(st->x_t, want, rp->seed);
@@ -163,5 +192,10 @@ pi0_status pi0_infer(pi0_state *st, const pi0_obs *obs, const pi0_run_params *rp
     st->ex.abort_user = rp->abort_user;
     s = pi0_prefix_forward(st, obs, rp);
     if (s == PI0_OK) s = pi0_denoise(st, obs, rp, noise, actions);
+    size_t bad;
+    if (s == PI0_OK && (bad = first_nonfinite(actions, want)) < want)
+        s = pi0_err(PI0_ERR_NONFINITE,
+                    "actions[%zu, %zu] = %g: the model produced a non-finite value (NaN or Inf in the weights, or "
+                    "inputs too large)", bad / c->action_dim, bad % c->action_dim, (double)actions[bad]);
     return s;
 }

@@ -59,6 +59,7 @@ const char *pi0_status_str(pi0_status s) {
     case PI0_ERR_UNSUPPORTED: return "unsupported";
     case PI0_ERR_ABORTED: return "aborted";
     case PI0_ERR_INTERNAL: return "internal error";
+    case PI0_ERR_NONFINITE: return "non-finite output";
     }
     return "unknown status";
 }

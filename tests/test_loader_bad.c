@@ -259,6 +259,45 @@ int main(void) {
         reset_dir();
     }
 
+    /* a NaN weight loads (weights are not scanned) but inference fails with PI0_ERR_NONFINITE naming
+     * the first bad action, on both paths; it never returns PI0_OK with NaN actions */
+    {
+        cJSON *h = header();
+        cJSON *o = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(h, "action_out_proj.bias"), "data_offsets");
+        size_t at = 8 + header_len + (size_t)cJSON_GetArrayItem(o, 0)->valuedouble + 3 * sizeof(float);
+        cJSON_Delete(h);
+        unsigned char *m = malloc(model_size);
+        memcpy(m, model_bytes, model_size);
+        float nan = NAN;
+        memcpy(m + at, &nan, sizeof nan);
+        write_file("model.safetensors", m, model_size);
+        free(m);
+        for (int backend = 0; backend < 2; backend++) {
+            pi0_params pp = pi0_params_default();
+            pp.backend = backend ? PI0_BACKEND_REF : PI0_BACKEND_FAST;
+            pi0_ctx *nc = NULL;
+            pi0_state *ns = NULL;
+            pi0_status s = pi0_load(tmpdir, &pp, &nc);
+            if (s == PI0_OK) s = pi0_state_new(nc, &ns);
+            if (s == PI0_OK) {
+                const pi0_config *cc = pi0_config_of(nc);
+                int Sn = cc->image_size;
+                float *im3 = calloc((size_t)3 * 3 * Sn * Sn, sizeof(float)), st8[8] = {0}, a40[40], n40[40] = {0};
+                int32_t msk[3] = {1, 0, 0}, tk[12] = {2, 5, 6}, tkm[12] = {1, 1, 1};
+                pi0_obs o3 = {3, im3, msk, 12, tk, tkm, 8, st8};
+                s = pi0_infer(ns, &o3, NULL, n40, a40, 40);
+                free(im3);
+            }
+            /* the NaN reaches every action through the next steps' x_t: the first bad one is [0, 0] */
+            CHECK(s == PI0_ERR_NONFINITE && strstr(pi0_last_error(), "actions[0, 0] = ") && strstr(pi0_last_error(), "nan"),
+                  "NaN weight (action_out_proj.bias[3]), %s path: %s: %s", backend ? "ref" : "fast", pi0_status_str(s),
+                  pi0_last_error());
+            pi0_state_free(ns);
+            pi0_free(nc);
+        }
+        reset_dir();
+    }
+
     /* inputs of the wrong shape and API misuse */
     pi0_ctx *ctx;
     pi0_state *st;
@@ -291,6 +330,35 @@ int main(void) {
           "state too long: %s", pi0_last_error());
     CHECK(pi0_infer(st, &ok, NULL, noise, act, 39) == PI0_ERR_ARG && strstr(pi0_last_error(), "n_actions"),
           "wrong output size: %s", pi0_last_error());
+
+    /* finite guarantee: NaN/Inf inputs are refused naming the value; huge finite inputs give finite
+     * actions or PI0_ERR_NONFINITE, never PI0_OK with NaN */
+    b = ok;
+    state[2] = NAN;
+    CHECK(pi0_infer(st, &b, NULL, noise, act, 40) == PI0_ERR_ARG && strstr(pi0_last_error(), "obs.state[2] = nan"),
+          "NaN in the state: %s", pi0_last_error());
+    state[2] = -INFINITY;
+    CHECK(pi0_infer(st, &b, NULL, noise, act, 40) == PI0_ERR_ARG && strstr(pi0_last_error(), "obs.state[2] = -inf"),
+          "-Inf in the state: %s", pi0_last_error());
+    state[2] = 0;
+    img[(size_t)1 * 3 * S * S + (size_t)2 * S * S + 3 * S + 4] = INFINITY;
+    CHECK(pi0_infer(st, &b, NULL, noise, act, 40) == PI0_ERR_ARG && strstr(pi0_last_error(), "obs.images[1, 2, 3, 4] = inf"),
+          "Inf in an image: %s", pi0_last_error());
+    img[(size_t)1 * 3 * S * S + (size_t)2 * S * S + 3 * S + 4] = 0;
+    noise[17] = NAN;
+    CHECK(pi0_infer(st, &b, NULL, noise, act, 40) == PI0_ERR_ARG && strstr(pi0_last_error(), "noise[2, 1] = nan"),
+          "NaN in the noise: %s", pi0_last_error());
+    noise[17] = 0;
+    for (int big = 0; big < 2; big++) {
+        for (int i = 0; i < 8; i++) state[i] = big ? 3e38f : 1e30f;
+        pi0_status s = pi0_infer(st, &b, NULL, noise, act, 40);
+        int finite = 1;
+        for (int i = 0; i < 40; i++) finite &= isfinite(act[i]) != 0;
+        CHECK((s == PI0_OK && finite) || (s == PI0_ERR_NONFINITE && strstr(pi0_last_error(), "actions[")),
+              "state of %g: %s (%s)", (double)state[0], pi0_status_str(s), s ? pi0_last_error() : "all actions finite");
+    }
+    memset(state, 0, sizeof state);
+    CHECK(pi0_infer(st, &ok, NULL, noise, act, 40) == PI0_OK, "valid inputs run again: %s", pi0_last_error());
     CHECK(pi0_infer(NULL, &ok, NULL, noise, act, 40) == PI0_ERR_ARG, "NULL state: %s", pi0_last_error());
     pi0_ctx *none;
     CHECK(pi0_load(NULL, NULL, &none) == PI0_ERR_ARG && none == NULL, "NULL directory: %s", pi0_last_error());

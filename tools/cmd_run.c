@@ -9,6 +9,7 @@
  *                               norm stats (pi0_policy.h); writes robot-unit actions [H, dims].
  * The chunk is printed as a table and written to --out as .safetensors, .json or .npy. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,15 @@ static int parse(int argc, char **argv, run_opts *o) {
     return -1;
 }
 
+/* The library returns only finite actions (PI0_ERR_NONFINITE otherwise); checked again here so that
+ * --out never writes `nan` or `inf`, which JSON parsers reject. */
+static int check_finite(const float *a, int rows, int cols) {
+    for (int i = 0; i < rows * cols; i++)
+        if (!isfinite(a[i]))
+            return cli_error("actions[%d, %d] = %g is not finite; nothing written", i / cols, i % cols, (double)a[i]);
+    return 0;
+}
+
 static void print_table(const float *a, int rows, int cols) {
     printf("step ");
     for (int j = 0; j < cols; j++) printf("%9s%d", "a", j);
@@ -136,7 +146,7 @@ static int run_inputs(const run_opts *o, pi0_ctx *ctx, double load_s) {
     double dt = tool_now() - t0;
     int rc = 0;
     if (s != PI0_OK) rc = cli_error("%s", s == PI0_ERR_NOMEM && !act ? "out of memory" : pi0_last_error());
-    else {
+    else if ((rc = check_finite(act, c->action_horizon, c->action_dim)) == 0) {
         if (!o->quiet) print_table(act, c->action_horizon, c->action_dim);
         printf("actions [1, %d, %d] (normalized model units): load %.3f s, infer %.3f s, %d steps, backend %s\n",
                c->action_horizon, c->action_dim, load_s, dt, rp.n_steps ? rp.n_steps : c->n_steps,
@@ -195,7 +205,7 @@ static int run_robot(const run_opts *o, pi0_ctx *ctx, double load_s) {
         rp.n_steps = o->steps;
         pi0_actions act;
         if (pi0_policy_infer(pol, &obs, &rp, &act) != PI0_OK) rc = cli_error("%s", pi0_last_error());
-        else {
+        else if ((rc = check_finite(act.data, act.rows, act.cols)) == 0) {
             if (!o->quiet) print_table(act.data, act.rows, act.cols);
             printf("actions [%d, %d] (robot units, preset %s): load %.3f s, model %.3f s, total %.3f s\n", act.rows,
                    act.cols, robot, load_s, act.infer_ms / 1e3, act.total_ms / 1e3);

@@ -8,6 +8,7 @@
  * All buffers are sized in pi0_policy_new; pi0_policy_infer allocates only the decoded/converted
  * camera images (their size depends on the request).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -306,6 +307,15 @@ pi0_status pi0_policy_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0
     }
     int cols = 0;
     if ((st = pi0_robot_outputs(&pol->robot, pol->actd, H, A, pol->out, &cols))) goto done;
+    /* pi0_infer's actions are finite; un-normalization (huge std, delta actions) can still overflow
+     * float32. A robot never receives NaN or Inf: fail naming the first one. */
+    for (int i = 0; i < H * cols; i++)
+        if (!isfinite(pol->out[i])) {
+            st = pi0_err(PI0_ERR_NONFINITE, "policy: actions[%d, %d] = %g after un-normalization%s%s is not finite",
+                         i / cols, i % cols, (double)pol->out[i], pol->have_norm ? " with " : "",
+                         pol->have_norm ? pol->ns.path : "");
+            goto done;
+        }
     out->rows = H;
     out->cols = cols;
     out->data = pol->out;
