@@ -85,16 +85,41 @@ int tool_parse_load_opt(int argc, char **argv, int *i, tool_load_opts *o) {
     return 1;
 }
 
+/* Load progress on stderr: what the library is doing (bytes packed of the total), percent and seconds
+ * since the load began. On a terminal one line redrawn at most once a second or per 5 %; otherwise
+ * (--progress into a log) one line per 10 %. Loads run one at a time, so the state is static. */
+static struct { double t0, last_t; int last_step, tty; } prog;
+
 static void show_progress(float f, const char *what, void *user) {
     (void)user;
-    fprintf(stderr, "\rloading: %-18s %5.1f%%", what, 100.0f * f);
-    if (f >= 1.0f) fputc('\n', stderr);
+    double t = tool_now();
+    if (prog.t0 == 0) { prog.t0 = prog.last_t = t; prog.last_step = -1; prog.tty = isatty(2); }
+    int step = (int)(f * (prog.tty ? 20 : 10));
+    int done = f >= 1.0f;
+    if (!done && step == prog.last_step && !(prog.tty && t - prog.last_t >= 1.0)) return;
+    prog.last_step = step;
+    prog.last_t = t;
+    if (prog.tty) fprintf(stderr, "\r\033[Kloading: %s  %3.0f%%  %.1f s", what, 100.0f * f, t - prog.t0);
+    else fprintf(stderr, "loading: %s  %3.0f%%  %.1f s\n", what, 100.0f * f, t - prog.t0);
+    if (done) {
+        if (prog.tty) fputc('\n', stderr);
+        prog.t0 = 0;
+    }
+}
+
+void tool_progress_attach(pi0_params *p) {
+    if (isatty(2)) p->progress = show_progress;
 }
 
 pi0_status tool_load(const char *dir, const tool_load_opts *o, pi0_ctx **ctx) {
     pi0_params p = o->params;
     if (o->progress) p.progress = show_progress;
-    return pi0_load(dir, &p, ctx);
+    pi0_status s = pi0_load(dir, &p, ctx);
+    if (s != PI0_OK && prog.t0 != 0) {   /* a failed load leaves the line open */
+        if (prog.tty) fputc('\n', stderr);
+        prog.t0 = 0;
+    }
+    return s;
 }
 
 /* Read a tensor and check its element count. */

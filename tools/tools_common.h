@@ -17,6 +17,8 @@ tool_load_opts tool_load_defaults(void);
  * value) and return 1; return 0 if it is not one of them, -1 after printing a usage error. */
 int tool_parse_load_opt(int argc, char **argv, int *i, tool_load_opts *o);
 pi0_status tool_load(const char *dir, const tool_load_opts *o, pi0_ctx **ctx);
+/* Set p->progress to the stderr progress line when stderr is a terminal (for callers of pi0_load). */
+void tool_progress_attach(pi0_params *p);
 
 double tool_now(void);
 int tool_parse_u64(const char *s, unsigned long long *out);

@@ -136,7 +136,7 @@ typedef struct {
     int n_threads;                        /* > 0 */
     int drop_source;                      /* w->data is a file mapping whose pages may be dropped
                                            * (madvise) once a weight is prepared */
-    void (*progress)(float done, void *user); /* optional: fraction of the weights prepared */
+    void (*progress)(float done, void *user); /* optional: fraction of the weights prepared, by stored bytes */
     void *progress_user;
 } pi0_prepare_args;
 

@@ -210,6 +210,7 @@ int cmd_serve(int argc, char **argv) {
     pi0_params p = pi0_params_default();
     p.n_threads = o.threads;
     if (o.backend) p.backend = strcmp(o.backend, "ref") ? PI0_BACKEND_FAST : PI0_BACKEND_REF;
+    tool_progress_attach(&p);  /* a full-size F32 checkpoint takes a while to convert */
     pi0_ctx *ctx = NULL;
     pi0_policy *pol = NULL;
     pi0_ws_server *srv = NULL;

@@ -95,7 +95,10 @@ typedef struct {
     const pi0_prepare_args *a;
     pi0_status status[MAX_PACK_THREADS];
     char msg[MAX_PACK_THREADS][512];
+    int64_t total, done, reported; /* progress in stored bytes: all, packed (atomic), at the last report */
 } pack_job;
+
+static int64_t stored_bytes(const pi0_weight *w) { return w->rows * w->cols * (w->dtype == PI0_DT_F32 ? 4 : 2); }
 
 /* Thread ith packs weights ith, ith + nth, ...; weights are independent, so any split is exact. */
 static void pack_some(void *arg, int ith, int nth) {
@@ -114,7 +117,12 @@ static void pack_some(void *arg, int ith, int nth) {
         pi0_fast_packed_free(w->packed);
         w->packed = p;
         if (a->drop_source) release_pages(w);
-        if (ith == 0 && a->progress && i % 16 == 0) a->progress((float)(i + 1) / (float)a->n, a->progress_user);
+        /* Progress by bytes, every ~0.5 %, from thread 0 only (the callback is never entered twice). */
+        int64_t done = __atomic_add_fetch(&j->done, stored_bytes(w), __ATOMIC_RELAXED);
+        if (ith == 0 && a->progress && done < j->total && done - j->reported >= j->total / 200) {
+            j->reported = done;
+            a->progress((float)((double)done / (double)j->total), a->progress_user);
+        }
     }
 }
 
@@ -123,6 +131,8 @@ static pi0_status fast_prepare(const pi0_prepare_args *a) {
     pack_job *j = calloc(1, sizeof *j);
     if (!j) return pi0_err(PI0_ERR_NOMEM, "out of memory packing weights");
     j->a = a;
+    for (int i = 0; i < a->n; i++)
+        if (a->w[i] != a->skip) j->total += stored_bytes(a->w[i]);
     int n = a->n_threads < 1 ? 1 : a->n_threads > MAX_PACK_THREADS ? MAX_PACK_THREADS : a->n_threads;
     pi0_status s = PI0_OK;
     if (n == 1) pack_some(j, 0, 1);
