@@ -45,7 +45,7 @@ static void stop_server(void) { pi0_ws_stop(srv); }
 
 static void start_server(void) {
     signal(SIGPIPE, SIG_IGN);
-    pi0_ws_opts o = {.host = "127.0.0.1", .port = 0, .max_frame_bytes = 1 << 20, .hello = (const uint8_t *)"\x80",
+    pi0_ws_opts o = {.host = "127.0.0.1", .port = 0, .max_frame_bytes = 1 << 20, .max_queue = -1, .hello = (const uint8_t *)"\x80",
                      .hello_len = 1, .handle = handle};
     char err[256];
     if (pi0_ws_start(&o, &srv, err, sizeof err)) { fprintf(stderr, "%s\n", err); abort(); }

@@ -46,7 +46,7 @@ status=0
 for t in $targets; do
     case $t in
         msgpack) srcs="tools/server/msgpack_numpy.c"; libs="-lmsgpackc -lcjson -lm" ;;
-        frame)   srcs="tools/server/ws.c tools/server/msgpack_numpy.c"; libs="-lwebsockets -lmsgpackc -lcjson -lm" ;;
+        frame)   srcs="tools/server/ws.c tools/server/ws_limits.c tools/server/msgpack_numpy.c"; libs="-lwebsockets -lmsgpackc -lcjson -lm" ;;
         *)       echo "!! fuzz_$t: unknown target (add its sources to fuzz/server/run.sh)"; status=1; continue ;;
     esac
     # shellcheck disable=SC2086

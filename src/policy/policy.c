@@ -250,7 +250,9 @@ pi0_status pi0_policy_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0
         st = pi0_err(PI0_ERR_ARG, "robot state has %d dims, more than the model's action_dim %d", d, A);
         goto done;
     }
-    if (d > 0 && pol->have_norm) {
+    /* openpi's Normalize is not strict: with no 'state' entry in the stats the state passes as is. */
+    const int norm_state = pol->have_norm && pol->ns.state.n > 0;
+    if (d > 0 && norm_state) {
         if ((st = pi0_norm_apply(&pol->ns.state, pol->mode, "state", ri.state, pol->nstate, d))) {
             st = pi0_err_prefix(st, "%s", pol->ns.path);
             goto done;
@@ -295,7 +297,7 @@ pi0_status pi0_policy_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0
         for (size_t i = 0; i < (size_t)H * A; i++) pol->actd[i] = pol->act[i];
     }
     if (pol->robot.n_delta > 0 && d > 0) {
-        if (pol->have_norm) {
+        if (norm_state) {
             if ((st = pi0_norm_unapply_f32(&pol->ns.state, pol->mode, "state", pol->state, pol->echo, A))) {
                 st = pi0_err_prefix(st, "%s", pol->ns.path);
                 goto done;

@@ -307,6 +307,80 @@ static int set_prompt(dec *d, const mval *v, const char *key) {
     return 0;
 }
 
+/* openpi's TokenizePrompt takes a str or anything whose .item() is a str, and raises otherwise
+ * (None: "Prompt is required"; 5, a list, bytes: AttributeError or TypeError). */
+static int prompt_type_error(dec *d, size_t at, const char *what) {
+    return rd_fail(&d->r, at, "key 'prompt' is %s, expected a str (openpi raises on this too; leave the key out "
+                   "to use the server's --default-prompt)", what);
+}
+
+/* A numpy unicode array ('<U<n>', one element: np.asarray("text")) as the prompt: UCS-4 code
+ * units -> UTF-8 without the trailing NULs numpy pads with. */
+static int prompt_from_ucs4(dec *d, const mval *data, int big_endian, size_t at) {
+    if (data->len % 4 || data->len / 4 > PI0_MPK_MAX_PROMPT / 4)
+        return rd_fail(&d->r, at, "key 'prompt': unicode data of %u bytes (a multiple of 4, at most %d)", data->len,
+                       PI0_MPK_MAX_PROMPT);
+    size_t n = data->len / 4, k = 0;
+    while (n > 0) {   /* numpy pads with NUL code points */
+        const uint8_t *q = data->ptr + 4 * (n - 1);
+        if (q[0] | q[1] | q[2] | q[3]) break;
+        n--;
+    }
+    uint8_t *u = malloc(4 * n + 1);
+    if (!u) return rd_fail(&d->r, at, "key 'prompt': out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *q = data->ptr + 4 * i;
+        uint32_t cp = big_endian ? (uint32_t)be(q, 4) : (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
+                                                          (uint32_t)q[3] << 24;
+        if (cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000)) {
+            free(u);
+            return rd_fail(&d->r, at, "key 'prompt': code point %u at character %zu is not valid text", cp, i);
+        }
+        if (cp < 0x80) u[k++] = (uint8_t)cp;
+        else if (cp < 0x800) { u[k++] = (uint8_t)(0xc0 | cp >> 6); u[k++] = (uint8_t)(0x80 | (cp & 0x3f)); }
+        else if (cp < 0x10000) {
+            u[k++] = (uint8_t)(0xe0 | cp >> 12); u[k++] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+            u[k++] = (uint8_t)(0x80 | (cp & 0x3f));
+        } else {
+            u[k++] = (uint8_t)(0xf0 | cp >> 18); u[k++] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
+            u[k++] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f)); u[k++] = (uint8_t)(0x80 | (cp & 0x3f));
+        }
+    }
+    u[k] = 0;
+    free(d->o->prompt);
+    d->o->prompt = (char *)u;
+    return 0;
+}
+
+/* The ndarray / numpy scalar map under the top-level key "prompt" (fields already read). */
+static int decode_prompt_numpy(dec *d, const mval *m, const mval *data, const mval *dtype, int generic,
+                               const mval *shape, size_t shape_off) {
+    char sbuf[64], what[160];
+    sample(dtype->ptr, dtype->len, sbuf, sizeof sbuf);
+    if (generic) {   /* np.str_("text"): msgpack_numpy sends obj.item(), a str */
+        if (data->kind == MK_STR) return set_prompt(d, data, "prompt");
+        snprintf(what, sizeof what, "a numpy scalar of dtype '%s'", sbuf);
+        return prompt_type_error(d, m->at, what);
+    }
+    /* np.asarray("text"): dtype '<U<n>', shape [] (or any shape holding one element) */
+    const uint8_t *t = dtype->ptr;
+    size_t tl = dtype->len;
+    int big = 0;
+    if (tl && (t[0] == '<' || t[0] == '>' || t[0] == '=' || t[0] == '|')) { big = t[0] == '>'; t++; tl--; }
+    int one = 1;
+    rd sr = d->r;
+    sr.off = shape_off;
+    mval sv;
+    if (rd_next(&sr, &sv)) return -1;
+    for (uint32_t i = 0; i < shape->len; i++) {
+        if (rd_next(&sr, &sv)) return -1;
+        if (sv.kind != MK_UINT || sv.u != 1) one = 0;
+    }
+    if (tl >= 2 && t[0] == 'U' && data->kind == MK_BIN && one) return prompt_from_ucs4(d, data, big, data->at);
+    snprintf(what, sizeof what, "an ndarray of dtype '%s'%s", sbuf, one ? "" : " with more than one element");
+    return prompt_type_error(d, m->at, what);
+}
+
 /* Reserve the next output slot for `key`. */
 static pi0_array *add_array(dec *d, size_t at, const char *key) {
     pi0_mpk_obs *o = d->o;
@@ -373,11 +447,11 @@ static int decode_numpy(dec *d, const mval *m, const char *key, int generic) {
     if (!have_data || !have_dtype || (!generic && !have_shape))
         return rd_fail(r, m->at, "key '%s': %s map lacks bin key '%s'", key, what,
                        !have_data ? "data" : !have_dtype ? "dtype" : "shape");
+    if (strcmp(key, "prompt") == 0) return decode_prompt_numpy(d, m, &data, &dtype, generic, &shape, shape_off);
     char sbuf[64];
     int dt, swap;
     if (parse_dtype(dtype.ptr, dtype.len, &dt, &swap)) {
         if (generic && (data.kind == MK_STR || data.kind == MK_BIN)) {   /* np.str_ / np.bytes_ */
-            if (strcmp(key, "prompt") == 0) return set_prompt(d, &data, key);
             d->o->n_skipped++;
             return 0;
         }
@@ -459,7 +533,14 @@ static int decode_list(dec *d, const mval *m, const char *key) {
             numeric = 0;
         }
     }
-    if (!numeric) {
+    if (!numeric || m->len > PI0_MPK_MAX_LIST) {
+        /* Not decoded: no preset reads a vector this long (states have <= 64 values), and a
+         * 60 MiB list of small ints under an ignored key would otherwise become 480 MB of doubles. */
+        if (numeric && !d->o->skipped_key[0]) {
+            snprintf(d->o->skipped_key, sizeof d->o->skipped_key, "%s", key);
+            snprintf(d->o->skipped_why, sizeof d->o->skipped_why, "a list of %u numbers; lists longer than %d are "
+                     "not decoded (send an ndarray)", m->len, PI0_MPK_MAX_LIST);
+        }
         d->o->n_skipped++;
         return 0;
     }
@@ -500,6 +581,7 @@ static int decode_map(dec *d, const mval *m, const char *key, int depth) {
     }
     r->off = start;
     if (nd || ng) return decode_numpy(d, m, key, !nd);
+    if (depth == 1 && strcmp(key, "prompt") == 0) return prompt_type_error(d, m->at, "a map");
     if (depth >= PI0_MPK_MAX_DEPTH)
         return rd_fail(r, m->at, "key '%s': maps nested deeper than %d levels", key, PI0_MPK_MAX_DEPTH);
     for (uint32_t e = 0; e < m->len; e++) {
@@ -525,11 +607,17 @@ static int decode_value(dec *d, const char *key, int depth) {
     rd *r = &d->r;
     mval v;
     if (rd_next(r, &v)) return -1;
+    int is_prompt = depth == 1 && strcmp(key, "prompt") == 0;
+    if (is_prompt && v.kind != MK_STR && v.kind != MK_MAP) {
+        char what[48];
+        snprintf(what, sizeof what, "a msgpack %s", v.kind == MK_NIL ? "nil (None)" : mk_name(v.kind));
+        return prompt_type_error(d, v.at, what);
+    }
     switch (v.kind) {
     case MK_MAP: return decode_map(d, &v, key, depth);
     case MK_ARRAY: return decode_list(d, &v, key);
     case MK_STR: case MK_BIN:
-        if (depth == 1 && strcmp(key, "prompt") == 0) return set_prompt(d, &v, key);
+        if (is_prompt) return set_prompt(d, &v, key);
         d->o->n_skipped++;
         return 0;
     case MK_INT: case MK_UINT: case MK_FLOAT: case MK_BOOL: {

@@ -21,6 +21,7 @@
 #define PI0_MPK_MAX_KEY 128    /* bytes in a flattened key such as "images/cam_left_wrist" */
 #define PI0_MPK_MAX_DEPTH 3    /* map nesting: request -> "images" -> camera -> ndarray */
 #define PI0_MPK_MAX_PROMPT (1 << 16) /* bytes in the prompt */
+#define PI0_MPK_MAX_LIST 4096  /* numbers in a list that is decoded (longer ones are skipped) */
 
 /* A decoded observation. Fill with pi0_mpk_decode_obs, release with pi0_mpk_obs_free. */
 typedef struct {
@@ -30,16 +31,20 @@ typedef struct {
     void *owned[PI0_MPK_MAX_ARRAYS];        /* copies (byte-swapped, aligned or converted), or NULL */
     char *prompt;                           /* NUL-terminated UTF-8 copy, or NULL when absent */
     int n_skipped;                          /* values that are no array (nil, str, nested lists) */
+    char skipped_key[PI0_MPK_MAX_KEY];      /* the first list skipped for its length ("" = none) */
+    char skipped_why[96];
 } pi0_mpk_obs;
 
 /* Decode one request map. Top-level keys are str (bin keys are read as text too). Values:
  *   ndarray map (bin keys __ndarray__/data/dtype/shape) -> array of that dtype and shape;
  *   numpy scalar (bin key __npgeneric__)                -> 0-d array of its dtype;
  *   plain int / float / bool                            -> 0-d I64 / F64 / BOOL array;
- *   list of numbers                                     -> 1-d F64 array;
+ *   list of at most PI0_MPK_MAX_LIST numbers            -> 1-d F64 array;
  *   nested map without those keys ("images")            -> flattened as "images/<cam>";
- *   "prompt": str or bin (UTF-8, no NUL)                -> out->prompt;
- *   anything else (nil, other strings, nested lists)    -> skipped (counted in n_skipped).
+ *   "prompt": str, np.str_, or a one-element '<U' array -> out->prompt (UTF-8, no NUL); a prompt of
+ *            any other type (nil, number, list, bin, map) is an error, as in openpi;
+ *   anything else (nil, other strings, nested lists,
+ *   longer lists: the first is named in skipped_key)    -> skipped (counted in n_skipped).
  * Returns 0, or -1 with a message in err (out is then already freed). */
 int pi0_mpk_decode_obs(const uint8_t *buf, size_t n, pi0_mpk_obs *out, char *err, size_t err_cap);
 void pi0_mpk_obs_free(pi0_mpk_obs *o);

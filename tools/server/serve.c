@@ -14,7 +14,8 @@
  *
  * Signals: SIGPIPE is ignored for the whole process (writes to a vanished peer must fail with
  * EPIPE, not kill the server). SIGINT and SIGTERM are blocked in every thread and taken by the
- * main thread with sigwait: the server then drains (see pi0_ws_stop) and the command returns 0. */
+ * main thread with sigwait: the server then cancels the running request, drains (see
+ * pi0_ws_stop) and the command returns 0. They stay blocked, so a second one changes nothing. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -36,6 +37,9 @@ typedef struct {
     const char *model, *host, *robot, *norm_stats, *tokenizer, *default_prompt, *backend, *asset_id;
     int discrete_state;          /* --discrete-state-input; -1 auto */
     int port, max_frame_mib, threads, quiet, max_clients, ping_secs;
+    int max_queue;               /* -1: no limit */
+    int idle_secs, min_rate_kib, max_buffer_mib, steps, drain_secs;
+    int allow_encoded;           /* --allow-encoded-images */
     int fixed_seed;              /* --seed given */
     unsigned long long seed;
 } serve_opts;
@@ -46,10 +50,13 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: pi0 serve --model DIR [options]\n"
             "Serve a policy over openpi's websocket protocol (msgpack-numpy, metadata on connect,\n"
-            "GET /healthz). Stop with SIGINT or SIGTERM; the running request finishes first.\n"
+            "GET /healthz). Stop with SIGINT or SIGTERM: the running request is cancelled, its client and\n"
+            "queued ones get an error and close 1001, and the server exits 0 within the drain time.\n"
+            "No authentication: keep the default 127.0.0.1, or see README \"Security\" for a proxy with TLS.\n"
             "\n"
             "  --model DIR            checkpoint directory (required)\n"
-            "  --host ADDR            address to bind [127.0.0.1]; 0.0.0.0 = all (openpi's default)\n"
+            "  --host ADDR            address or host name to bind [127.0.0.1]; 0.0.0.0 = all interfaces\n"
+            "                         (openpi's default; prints a warning: there is no authentication)\n"
             "  --port N               TCP port [8000]; 0 = any free port\n"
             "  --robot NAME           raw | aloha | droid | libero [%s]\n"
             "  --norm-stats FILE      norm_stats.json [looked up under DIR]\n"
@@ -63,6 +70,17 @@ static void usage(FILE *f) {
             "  --max-clients N        WebSocket clients served at once; one more is closed with\n"
             "                         code 1013 (try again later) [64]\n"
             "  --ping-secs N          ping a client silent for N s, drop it after 2N s [20]\n"
+            "  --max-queue N          requests that may wait behind the running one; one more is refused\n"
+            "                         with an error and close 1013 (try again later) [no limit]\n"
+            "  --idle-secs N          close a client that sent no request N s after connecting (1008) [60]\n"
+            "  --min-rate-kib N       close a client whose request arrives slower than N KiB/s once 5 s\n"
+            "                         have passed (1008); 0 = no minimum [16]\n"
+            "  --max-buffer-mib N     memory for all buffered requests; a message that does not fit is\n"
+            "                         refused with close 1013 [1/8 of the RAM, at least 2 messages]\n"
+            "  --drain-secs N         on SIGINT/SIGTERM, time to flush replies and closes [3]\n"
+            "  --steps N              denoising steps [the checkpoint's, openpi: 10]\n"
+            "  --allow-encoded-images accept PNG/JPEG bytes (1-D uint8 arrays) as images; openpi clients send\n"
+            "                         decoded arrays, and decoding is costly [refused]\n"
             "  --seed N               every request uses noise seed N (deterministic replies)\n"
             "                         [fresh noise per request, as openpi: seed = random base + request\n"
             "                         number, logged per request]\n"
@@ -82,13 +100,15 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
 }
 
 static int parse_args(int argc, char **argv, serve_opts *o) {
-    *o = (serve_opts){.host = "127.0.0.1", .port = 8000, .max_frame_mib = 64, .max_clients = 64, .ping_secs = 20};
+    *o = (serve_opts){.host = "127.0.0.1", .port = 8000, .max_frame_mib = 64, .max_clients = 64, .ping_secs = 20,
+                      .max_queue = -1, .idle_secs = 60, .min_rate_kib = 16, .drain_secs = 3};
     o->threads = pi0_params_default().n_threads;
     o->discrete_state = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 1; }
         if (!strcmp(a, "--quiet")) { o->quiet = 1; continue; }
+        if (!strcmp(a, "--allow-encoded-images")) { o->allow_encoded = 1; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "error: %s needs a value (or is unknown)\n", a); return 2; }
         const char *v = argv[++i];
         if (!strcmp(a, "--model")) o->model = v;
@@ -114,6 +134,18 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
             if (parse_int(v, 1, 100000, &o->max_clients)) { fprintf(stderr, "error: --max-clients %s: expected 1..100000\n", v); return 2; }
         } else if (!strcmp(a, "--ping-secs")) {
             if (parse_int(v, 1, 3600, &o->ping_secs)) { fprintf(stderr, "error: --ping-secs %s: expected 1..3600\n", v); return 2; }
+        } else if (!strcmp(a, "--max-queue")) {
+            if (parse_int(v, 0, 100000, &o->max_queue)) { fprintf(stderr, "error: --max-queue %s: expected 0..100000\n", v); return 2; }
+        } else if (!strcmp(a, "--idle-secs")) {
+            if (parse_int(v, 1, 86400, &o->idle_secs)) { fprintf(stderr, "error: --idle-secs %s: expected 1..86400\n", v); return 2; }
+        } else if (!strcmp(a, "--min-rate-kib")) {
+            if (parse_int(v, 0, 1 << 20, &o->min_rate_kib)) { fprintf(stderr, "error: --min-rate-kib %s: expected 0..1048576\n", v); return 2; }
+        } else if (!strcmp(a, "--max-buffer-mib")) {
+            if (parse_int(v, 1, 1 << 20, &o->max_buffer_mib)) { fprintf(stderr, "error: --max-buffer-mib %s: expected 1..1048576\n", v); return 2; }
+        } else if (!strcmp(a, "--drain-secs")) {
+            if (parse_int(v, 1, 3600, &o->drain_secs)) { fprintf(stderr, "error: --drain-secs %s: expected 1..3600\n", v); return 2; }
+        } else if (!strcmp(a, "--steps")) {
+            if (parse_int(v, 1, 1000000, &o->steps)) { fprintf(stderr, "error: --steps %s: expected 1..1000000\n", v); return 2; }
         } else if (!strcmp(a, "--seed")) {
             if (tool_parse_u64(v, &o->seed)) { fprintf(stderr, "error: --seed %s: expected an unsigned integer\n", v); return 2; }
             o->fixed_seed = 1;
@@ -129,7 +161,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
 
 typedef struct {
     pi0_policy *pol;
-    int fixed_seed, verbose;
+    int fixed_seed, verbose, allow_encoded, steps;
     uint64_t seed;          /* --seed, or the base of the per-request seeds */
     uint64_t n_requests;    /* requests run so far (worker thread only) */
 } serve_state;
@@ -158,6 +190,20 @@ static int reply_error(pi0_ws_reply *rep, const char *prefix, const char *msg) {
     return -1;
 }
 
+/* A 1-D uint8 array that holds PNG or JPEG bytes: the library would decode it (pi0_image_from_array).
+ * openpi's clients send decoded arrays, and a small file can cost seconds or minutes of decoding. */
+static const char *encoded_image_key(const pi0_mpk_obs *obs) {
+    for (int i = 0; i < obs->n_arrays; i++) {
+        const pi0_array *a = &obs->arrays[i];
+        const uint8_t *p = a->data;
+        if (a->ndim != 1 || a->dtype != PI0_ARR_U8 || a->shape[0] < 3 || !p) continue;
+        if ((p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff) ||
+            (a->shape[0] >= 8 && !memcmp(p, "\x89PNG\r\n\x1a\n", 8)))
+            return a->key;
+    }
+    return NULL;
+}
+
 static int handle(void *user, const pi0_ws_request *req, pi0_ws_reply *rep) {
     serve_state *ss = user;
     if (!req->binary)
@@ -169,8 +215,17 @@ static int handle(void *user, const pi0_ws_request *req, pi0_ws_reply *rep) {
         free(obs);
         return reply_error(rep, "", err);
     }
+    const char *enc = ss->allow_encoded ? NULL : encoded_image_key(obs);
+    if (enc) {
+        snprintf(err, sizeof err, "key '%s': PNG/JPEG bytes; send the decoded image as a uint8 array, as openpi's "
+                 "clients do (or start the server with --allow-encoded-images)", enc);
+        pi0_mpk_obs_free(obs);
+        free(obs);
+        return reply_error(rep, "", err);
+    }
     pi0_robot_obs ro = {.n_arrays = obs->n_arrays, .arrays = obs->arrays, .prompt = obs->prompt};
     pi0_run_params rp = pi0_run_params_default();
+    rp.n_steps = ss->steps;
     rp.seed = ss->fixed_seed ? ss->seed : ss->seed + ss->n_requests;
     ss->n_requests++;
     rp.abort_cb = abort_if_gone;
@@ -182,13 +237,24 @@ static int handle(void *user, const pi0_ws_request *req, pi0_ws_reply *rep) {
     double t1 = now_ms();
     if (ss->verbose)
         fprintf(stderr, "pi0 serve: conn %llu: seed %llu, %s in %.1f ms\n", (unsigned long long)req->conn_id,
-                (unsigned long long)rp.seed, st == PI0_OK ? "inferred" : "failed", t1 - t0);
-    pi0_mpk_obs_free(obs);
-    free(obs);
+                (unsigned long long)rp.seed,
+                st == PI0_OK ? "inferred" : st == PI0_ERR_ABORTED ? "cancelled" : "failed", t1 - t0);
     if (st != PI0_OK) {
         const char *m = pi0_last_error();
-        return reply_error(rep, "", m && *m ? m : pi0_status_str(st));
+        if (!m || !*m) m = pi0_status_str(st);
+        if (obs->skipped_key[0]) {   /* a hint when the policy missed a key the decoder left out */
+            char hint[1024];
+            snprintf(hint, sizeof hint, "%s (note: key '%s' was ignored: %s)", m, obs->skipped_key, obs->skipped_why);
+            pi0_mpk_obs_free(obs);
+            free(obs);
+            return reply_error(rep, "", hint);
+        }
+        pi0_mpk_obs_free(obs);
+        free(obs);
+        return reply_error(rep, "", m);
     }
+    pi0_mpk_obs_free(obs);
+    free(obs);
     if (act.rows <= 0 || act.cols <= 0 || !act.data)
         return reply_error(rep, "", "internal: the policy returned no actions");
     pi0_mpk_bytes b;
@@ -236,25 +302,39 @@ int cmd_serve(int argc, char **argv) {
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-    serve_state ss = {.pol = pol, .fixed_seed = o.fixed_seed, .verbose = !o.quiet,
-                      .seed = o.fixed_seed ? (uint64_t)o.seed : random_base()};
+    serve_state ss = {.pol = pol, .fixed_seed = o.fixed_seed, .verbose = !o.quiet, .allow_encoded = o.allow_encoded,
+                      .steps = o.steps, .seed = o.fixed_seed ? (uint64_t)o.seed : random_base()};
     pi0_ws_opts wo = {
         .host = o.host, .port = o.port, .max_frame_bytes = (size_t)o.max_frame_mib << 20,
         .hello = hello.data, .hello_len = hello.len, .handle = handle, .user = &ss, .verbose = !o.quiet,
-        .max_clients = o.max_clients, .ping_secs = o.ping_secs,
+        .max_clients = o.max_clients, .ping_secs = o.ping_secs, .max_queue = o.max_queue, .idle_secs = o.idle_secs,
+        .min_rate = o.min_rate_kib ? (long)o.min_rate_kib * 1024 : -1,
+        .max_buffer_bytes = (size_t)o.max_buffer_mib << 20, .drain_ms = o.drain_secs * 1000,
     };
     if (pi0_ws_start(&wo, &srv, err, sizeof err)) {
         pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
         cli_error("%s", err);
         goto done;
     }
+    char addr[64];
+    if (!pi0_ws_resolve(o.host, addr, sizeof addr, err, sizeof err) && !pi0_ws_is_loopback(addr))
+        fprintf(stderr, "pi0 serve: warning: listening on %s (%s) with no authentication: anyone who can reach this "
+                "port can run the policy; bind 127.0.0.1 behind a proxy with TLS and a token (README \"Security\")\n",
+                o.host, addr[0] ? addr : "every interface");
     printf("listening on %s:%d\n", o.host, pi0_ws_port(srv));
     fflush(stdout);
     int sig = 0;
     sigwait(&sigs, &sig);
-    fprintf(stderr, "pi0 serve: %s received, draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    pi0_ws_stop(srv);
-    pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+    fprintf(stderr, "pi0 serve: %s received, cancelling the running request and draining (at most %d s)\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", o.drain_secs + 2);
+    /* SIGINT/SIGTERM stay blocked until the process exits: a second signal during the drain is
+     * left pending and ignored, so the exit status is still 0 (not death by signal). */
+    if (pi0_ws_stop(srv)) {
+        /* The worker still runs inside the policy: nothing can be freed; leave now. */
+        fflush(stdout);
+        fflush(stderr);
+        _exit(0);
+    }
     rc = 0;
 done:
     free(hello.data);
