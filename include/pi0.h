@@ -160,6 +160,8 @@ typedef struct {
 } pi0_tensor_view;
 typedef void (*pi0_tap_fn)(const pi0_tensor_view *t, void *user);
 
+typedef struct pi0_rtc_params pi0_rtc_params; /* real-time chunking, defined below */
+
 typedef struct {
     int n_steps;              /* denoising steps; 0 = the config's default */
     uint64_t seed;            /* noise seed, used when noise == NULL (see pi0_noise_fill) */
@@ -172,9 +174,56 @@ typedef struct {
      * in float32, t = 1, then t += dt while t >= -dt/2. Other implementations use other grids
      * (tt-metal: float32 linspace(1, 0, n+1); LeRobot: 1 + k·dt); this reproduces them exactly. */
     const float *timesteps;
+    /* Real-time chunking (see pi0_rtc_params below): NULL (default) = off, bit-identical to a run
+     * without it. Read only during the call. */
+    const pi0_rtc_params *rtc;
 } pi0_run_params;
 
 PI0_API pi0_run_params pi0_run_params_default(void);
+
+/* ---- real-time chunking (RTC) ---------------------------------------------------------------- */
+
+/* A robot executes one chunk while the next is computed. RTC (Black et al. 2025, "Real-Time
+ * Execution of Action Chunking Flow Policies") makes the new chunk continue the actions the robot
+ * is committed to: the previous chunk's not-yet-executed tail Y guides the denoising. Indices: the
+ * new chunk's row 0 is the action due when the observation was taken; the robot will still execute
+ * the old rows 0..d-1 (d = inference delay, in control steps) while this call runs, and it had
+ * executed s rows of the previous chunk (s = execution horizon) when the observation was taken, so
+ * Y = previous_chunk[s:H] (H - s rows). Prefix weights W[h] over rows: 1 for h < d, decaying by
+ * `schedule` for d <= h < H - s, 0 from H - s on (LeRobot / Physical-Intelligence kinetix
+ * get_prefix_weights with start = d, end = H - s).
+ *
+ * At each Euler step (openpi time t from 1 to 0, x <- x + dt·v with dt < 0), with tau = 1 - t:
+ *   Â = x - t·v            (the denoised chunk the step predicts)
+ *   e = W ⊙ (Y - Â)
+ *   g = min(beta, ((1-tau)² + tau²) / (tau·(1-tau)))   (beta at t = 1, 0 at t = 0, as LeRobot)
+ *   v <- v - g·c            with c = e (GUIDED: identity Jacobian, what LeRobot computes, no extra
+ *                           cost) or c = J·e ≈ (Â(x + εe) - Â(x)) / ε (GUIDED_FD: one more expert
+ *                           pass per step; J = dÂ/dx, the paper uses Jᵀe)
+ * Since dt < 0, subtracting g·c moves x towards Y. TRAINED (arXiv 2512.05964) is for checkpoints
+ * trained with clean action prefixes; not implemented in this version (PI0_ERR_UNSUPPORTED). */
+typedef enum { PI0_RTC_GUIDED = 0, PI0_RTC_GUIDED_FD = 1, PI0_RTC_TRAINED = 2 } pi0_rtc_mode;
+typedef enum { PI0_RTC_LINEAR = 0, PI0_RTC_EXP = 1, PI0_RTC_ONES = 2, PI0_RTC_ZEROS = 3 } pi0_rtc_schedule;
+
+struct pi0_rtc_params {
+    int mode;                  /* pi0_rtc_mode */
+    int schedule;              /* pi0_rtc_schedule of the prefix weights */
+    float max_guidance;        /* beta > 0 */
+    int delay;                 /* d: 0 <= d <= s */
+    int horizon;               /* s: d <= s <= H - d */
+    /* Y: [n_prev, prev_dim], H - s <= n_prev <= H (rows from H - s on have weight 0). pi0_infer:
+     * normalized model units, columns beyond prev_dim (<= action_dim) taken as 0 like padded actions.
+     * pi0_policy_infer: robot units, prev_dim = the robot's action columns (as it returned them);
+     * the policy converts them to model units (and re-anchors delta actions to the new state). */
+    const float *prev_actions;
+    int n_prev;
+    int prev_dim;
+    float fd_step;             /* GUIDED_FD: largest |x| change of the probe, ε·max|e|; 0 = default */
+};
+
+/* Defaults: GUIDED, LINEAR (LeRobot's RTCConfig defaults), max_guidance 10, delay 0, horizon 0,
+ * no prev_actions (must be set), fd_step 0 (= 0.01). */
+PI0_API pi0_rtc_params pi0_rtc_params_default(void);
 
 /* Fill x[n] with standard normal samples from `seed`: SplitMix64 seeds a xoshiro256** stream,
  * two 53-bit uniforms give two values by Box-Muller (double), rounded to float. Deterministic on

@@ -7,6 +7,7 @@
 
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "model/rtc.h"
 #include "rt/threadpool.h"
 
 pi0_params pi0_params_default(void) {
@@ -197,6 +198,7 @@ pi0_status pi0_infer(pi0_state *st, const pi0_obs *obs, const pi0_run_params *rp
     if (rp->n_steps < 0 || rp->n_steps > 10000) return pi0_err(PI0_ERR_ARG, "n_steps = %d, expected 0..10000", rp->n_steps);
     pi0_status s = check_obs(c, obs);
     if (s == PI0_OK) s = check_finite_inputs(c, obs, noise, rp);
+    if (s == PI0_OK) s = pi0_rtc_check(c, rp->rtc);
     if (s != PI0_OK) return s;
     if (!noise) {
         pi0_noise_fill(st->x_t, want, rp->seed);

@@ -20,6 +20,7 @@
 #include "io/safetensors.h"
 #include "pi0.h"
 #include "pi0_policy.h"
+#include "rtc_cli.h"
 #include "tools_common.h"
 
 #define MAX_IMAGES 8
@@ -55,6 +56,7 @@ static void usage(FILE *f) {
             "  --threads N         worker threads, 0 = all online CPUs                          [default: %d]\n"
             "  --quiet             print only the summary line, not the action table\n",
             p.backend == PI0_BACKEND_FAST ? "fast" : "ref", p.n_threads);
+    if (f == stdout) rtc_cli_usage();
 }
 
 typedef struct {
@@ -64,12 +66,14 @@ typedef struct {
     unsigned long long seed;
     int steps, quiet, discrete_state; /* discrete_state: -1 auto */
     tool_load_opts load;
+    rtc_cli rtc;
 } run_opts;
 
 static int parse(int argc, char **argv, run_opts *o) {
     memset(o, 0, sizeof *o);
     o->load = tool_load_defaults();
     o->discrete_state = -1;
+    rtc_cli_init(&o->rtc);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
@@ -79,6 +83,9 @@ static int parse(int argc, char **argv, run_opts *o) {
         if (r > 0) continue;
         if (i + 1 >= argc) { fprintf(stderr, "error: unknown option or missing value: %s\n", a); return 2; }
         const char *v = argv[++i];
+        int rr = rtc_cli_option(&o->rtc, a, v);
+        if (rr < 0) return 2;
+        if (rr > 0) continue;
         if (!strcmp(a, "--model")) o->model = v;
         else if (!strcmp(a, "--inputs")) o->inputs = v;
         else if (!strcmp(a, "--prompt")) o->prompt = v;
@@ -130,7 +137,7 @@ static void print_table(const float *a, int rows, int cols) {
 }
 
 /* Model-level run from a case file. */
-static int run_inputs(const run_opts *o, pi0_ctx *ctx, double load_s) {
+static int run_inputs(run_opts *o, pi0_ctx *ctx, double load_s) {
     const pi0_config *c = pi0_config_of(ctx);
     case_file cf;
     if (tool_case_read(o->inputs, c, &cf) != PI0_OK) return cli_error("%s", pi0_last_error());
@@ -141,10 +148,23 @@ static int run_inputs(const run_opts *o, pi0_ctx *ctx, double load_s) {
     pi0_run_params rp = pi0_run_params_default();
     rp.seed = o->seed;
     rp.n_steps = o->steps ? o->steps : cf.n_steps;
+    rtc_taps *taps = NULL;
+    if (rtc_cli_prepare(&o->rtc, c->action_dim, &rp.rtc)) {
+        free(act);
+        pi0_state_free(st);
+        tool_case_free(&cf);
+        return 1;
+    }
+    if (o->rtc.taps_path && (taps = rtc_taps_new())) {
+        rp.tap = rtc_taps_cb;
+        rp.tap_user = taps;
+    }
     double t0 = tool_now();
     pi0_status s = act ? pi0_infer(st, &cf.obs, &rp, cf.noise, act, n) : PI0_ERR_NOMEM;
     double dt = tool_now() - t0;
     int rc = 0;
+    if (s == PI0_OK && taps && rtc_taps_save(taps, o->rtc.taps_path)) rc = 1;
+    rtc_taps_free(taps);
     if (s != PI0_OK) rc = cli_error("%s", s == PI0_ERR_NOMEM && !act ? "out of memory" : pi0_last_error());
     else if ((rc = check_finite(act, c->action_horizon, c->action_dim)) == 0) {
         if (!o->quiet) print_table(act, c->action_horizon, c->action_dim);
@@ -160,7 +180,7 @@ static int run_inputs(const run_opts *o, pi0_ctx *ctx, double load_s) {
 }
 
 /* Robot-level run: image files, prompt and raw state through pi0_policy. */
-static int run_robot(const run_opts *o, pi0_ctx *ctx, double load_s) {
+static int run_robot(run_opts *o, pi0_ctx *ctx, double load_s) {
     pi0_policy_params pp = pi0_policy_params_default();
     if (o->robot) pp.robot = o->robot;
     pp.tokenizer_path = o->tokenizer;
@@ -204,7 +224,8 @@ static int run_robot(const run_opts *o, pi0_ctx *ctx, double load_s) {
         rp.seed = o->seed;
         rp.n_steps = o->steps;
         pi0_actions act;
-        if (pi0_policy_infer(pol, &obs, &rp, &act) != PI0_OK) rc = cli_error("%s", pi0_last_error());
+        if (rtc_cli_prepare(&o->rtc, 0, &rp.rtc)) rc = 1;
+        else if (pi0_policy_infer(pol, &obs, &rp, &act) != PI0_OK) rc = cli_error("%s", pi0_last_error());
         else if ((rc = check_finite(act.data, act.rows, act.cols)) == 0) {
             if (!o->quiet) print_table(act.data, act.rows, act.cols);
             printf("actions [%d, %d] (robot units, preset %s): load %.3f s, model %.3f s, total %.3f s\n", act.rows,
@@ -229,6 +250,7 @@ int cmd_run(int argc, char **argv) {
     if (tool_load(o.model, &o.load, &ctx) != PI0_OK) return cli_error("%s", pi0_last_error());
     double load_s = tool_now() - t0;
     int rc = o.inputs ? run_inputs(&o, ctx, load_s) : run_robot(&o, ctx, load_s);
+    rtc_cli_free(&o.rtc);
     pi0_free(ctx);
     return rc;
 }

@@ -3,11 +3,15 @@
  * suffix K/V into the rows after the prefix, never appending to the cache.
  *
  * π0 in compact mode: the state token depends only on the prefix and the state (§3.5), so one
- * pass over it alone fills its K/V row before the loop, and each step processes the H action rows. */
+ * pass over it alone fills its K/V row before the loop, and each step processes the H action rows.
+ * Each step computes its time-dependent inputs once (time_pi0 / time_pi05), then the velocity at
+ * x_t (pi0_denoise_velocity), which real-time chunking's finite-difference mode (rtc.c) calls a
+ * second time at a probe point. */
 #include <math.h>
 
 #include "model/linear.h"
 #include "model/model.h"
+#include "model/rtc.h"
 
 static const char *const expert_sites[10] = {"expert.norm1", "expert.attn.q", "expert.attn.k", "expert.attn.v",
                                              "expert.rope", "expert.attn", "expert.attn.out", "expert.norm2",
@@ -48,25 +52,30 @@ static void state_token(pi0_state *st) {
     pi0_linear(&st->ex, "suffix.state_proj", st->s_x, st->state_pad, &w->state_proj, w->state_proj_b, 1);
 }
 
-/* π0: action tokens = time_out(swish(W_act·a + (W_tau·τ + b))) with a = action_in(x_t) (§4.2). */
-static void suffix_pi0(pi0_state *st, float *xrows) {
+/* π0 time part of the action tokens: tau_b = W_tau·τ + b (§4.2). */
+static void time_pi0(pi0_state *st) {
+    const pi0_weights *w = &st->ctx->w;
+    pi0_linear(&st->ex, "suffix.time_mlp_in", st->tau_b, st->tau, &w->time_in_tau, w->time_in_b, 1);
+}
+
+/* π0: action tokens = time_out(swish(W_act·a + tau_b)) with a = action_in(x_t) (§4.2). */
+static void actions_pi0(pi0_state *st, float *xrows) {
     const pi0_config *c = &st->ctx->cfg;
     const pi0_weights *w = &st->ctx->w;
     int H = c->action_horizon, We = c->expert_width;
     pi0_linear(&st->ex, "suffix.action_in", st->s_a, st->x_t, &w->action_in, w->action_in_b, H);
-    pi0_linear(&st->ex, "suffix.time_mlp_in", st->tau_b, st->tau, &w->time_in_tau, w->time_in_b, 1);
     pi0_linear(&st->ex, "suffix.time_mlp_in", st->s_t, st->s_a, &w->time_in_act, st->tau_b, H);
     pi0_ew_args sw = {.y = st->s_t, .a = st->s_t, .n = (int64_t)H * We, .kind = PI0_EW_SWISH};
     pi0_op_ew(&st->ex, "suffix.swish", &sw);
     pi0_linear(&st->ex, "suffix.time_mlp_out", xrows, st->s_t, &w->time_out, w->time_out_b, H);
 }
 
-/* π0.5: cond = swish(time_out(swish(time_in(τ)))), then every adaptive norm's (scale, shift, gate)
- * for this step (§4.3); action tokens = action_in(x_t). */
-static void suffix_pi05(pi0_state *st, float *xrows) {
+/* π0.5 time part: cond = swish(time_out(swish(time_in(τ)))), then every adaptive norm's
+ * (scale, shift, gate) for this step (§4.3). */
+static void time_pi05(pi0_state *st) {
     const pi0_config *c = &st->ctx->cfg;
     const pi0_weights *w = &st->ctx->w;
-    int H = c->action_horizon, We = c->expert_width;
+    int We = c->expert_width;
     pi0_linear(&st->ex, "suffix.time_mlp_in", st->cond_t, st->tau, &w->time_mlp_in, w->time_mlp_in_b, 1);
     pi0_ew_args s1 = {.y = st->cond_t, .a = st->cond_t, .n = We, .kind = PI0_EW_SWISH};
     pi0_op_ew(&st->ex, "suffix.swish", &s1);
@@ -81,15 +90,53 @@ static void suffix_pi05(pi0_state *st, float *xrows) {
     }
     pi0_linear(&st->ex, "suffix.adarms", st->mods + (int64_t)c->expert_depth * 6 * We, st->cond, &w->expert_norm_ada,
                w->expert_norm_ada_b, 1);
-    pi0_linear(&st->ex, "suffix.action_in", xrows, st->x_t, &w->action_in, w->action_in_b, H);
+}
+
+/* π0.5: action tokens = action_in(x_t). */
+static void actions_pi05(pi0_state *st, float *xrows) {
+    const pi0_weights *w = &st->ctx->w;
+    pi0_linear(&st->ex, "suffix.action_in", xrows, st->x_t, &w->action_in, w->action_in_b, st->ctx->cfg.action_horizon);
+}
+
+void pi0_denoise_velocity(pi0_state *st, const pi0_run_params *rp, int step) {
+    const pi0_config *c = &st->ctx->cfg;
+    const pi0_weights *w = &st->ctx->w;
+    int pi05 = c->variant == PI0_VARIANT_PI05;
+    int H = c->action_horizon, We = c->expert_width;
+    int Ns = H + (pi05 ? 0 : 1), first = pi05 ? 0 : 1; /* first action row in the suffix */
+    int t0 = !pi05 && st->compact ? 1 : 0;             /* π0 compact: the state token's K/V row is cached */
+    if (!pi05 && t0 == 0) state_token(st);
+    if (pi05) actions_pi05(st, st->s_x); else actions_pi0(st, st->s_x + (int64_t)first * We);
+    int taps = rp->tap && step >= 0;
+    if (taps && st->ex.status == PI0_OK) {
+        int64_t sw[1] = {We}, ss[2] = {Ns - t0, We};
+        pi0_tap(rp, st->tau, 1, sw, NULL, 0, "denoise.s%02d.time_emb", step);
+        if (pi05) pi0_tap(rp, st->cond, 1, sw, NULL, 0, "denoise.s%02d.cond", step);
+        pi0_tap(rp, st->s_x + (int64_t)t0 * We, 2, ss, NULL, t0, "denoise.s%02d.suffix_embs", step);
+    }
+    expert_pass(st, t0, Ns, pi05 ? st->mods : NULL, step, rp);
+
+    /* final norm over the action rows, output projection (§2.5) */
+    float *xa = st->s_x + (int64_t)first * We;
+    const float *fm = pi05 ? st->mods + (int64_t)c->expert_depth * 6 * We : NULL;
+    pi0_norm_args n = {.y = st->s_a, .x = xa, .w = pi05 ? NULL : w->expert_norm, .m = H, .d = We, .eps = c->rms_eps};
+    pi0_op_rmsnorm(&st->ex, "expert.final_norm", &n);
+    if (fm) {
+        pi0_mod_args m = {.y = st->s_a, .scale = fm, .shift = fm + We, .m = H, .d = We, .kind = PI0_MOD_SCALE_SHIFT};
+        pi0_op_mod(&st->ex, "expert.final_norm", &m);
+    }
+    pi0_linear(&st->ex, "expert.action_out", st->v_t, st->s_a, &w->action_out, w->action_out_b, H);
+    if (taps && st->ex.status == PI0_OK) {
+        int64_t sh[2] = {H, We};
+        pi0_tap(rp, st->s_a, 2, sh, NULL, first, "denoise.s%02d.expert_out", step);
+    }
 }
 
 pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *rp, const float *noise, float *actions) {
     const pi0_config *c = &st->ctx->cfg;
-    const pi0_weights *w = &st->ctx->w;
     int pi05 = c->variant == PI0_VARIANT_PI05;
     int H = c->action_horizon, A = c->action_dim, We = c->expert_width, P = st->n_prefix;
-    int Ns = H + (pi05 ? 0 : 1), first = pi05 ? 0 : 1; /* first action row in the suffix */
+    int Ns = H + (pi05 ? 0 : 1);
     int n_steps = rp->n_steps > 0 ? rp->n_steps : c->n_steps;
 
     /* Suffix mask blocks (§3.1): π0 ar = [1, 1, 0...] -> c = 1, 2, 2...; π0.5 ar = [1, 0...] -> c = 1...
@@ -102,12 +149,11 @@ pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *
     pi0_rope_table(st->rope_cs + (int64_t)P * c->head_dim, st->pos + P, Ns, c->head_dim, c->rope_base);
     for (int i = 0; i < A; i++) st->state_pad[i] = i < obs->state_dim && obs->state ? obs->state[i] : 0.0f;
     for (int i = 0; i < H * A; i++) st->x_t[i] = noise[i];
+    pi0_rtc_begin(st, rp);
 
-    int t0 = 0;
     if (!pi05 && st->compact) {
         state_token(st);
         expert_pass(st, 0, 1, NULL, -1, rp); /* fills K/V row P; the hidden state is not needed after */
-        t0 = 1;
     }
     /* openpi's loop (§5): float32 t and dt, t += dt while t >= -dt/2; or the caller's grid. */
     const float *grid = rp->timesteps;
@@ -118,32 +164,13 @@ pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *
             dt = (step + 1 < n_steps ? grid[step + 1] : 0.0f) - t;
         }
         time_embedding(st->tau, We, (double)t, c->time_min_period, c->time_max_period);
-        if (!pi05 && t0 == 0) state_token(st);
-        if (pi05) suffix_pi05(st, st->s_x); else suffix_pi0(st, st->s_x + (int64_t)first * We);
-        if (rp->tap && st->ex.status == PI0_OK) {
-            int64_t sw[1] = {We}, ss[2] = {Ns - t0, We};
-            pi0_tap(rp, st->tau, 1, sw, NULL, 0, "denoise.s%02d.time_emb", step);
-            if (pi05) pi0_tap(rp, st->cond, 1, sw, NULL, 0, "denoise.s%02d.cond", step);
-            pi0_tap(rp, st->s_x + (int64_t)t0 * We, 2, ss, NULL, t0, "denoise.s%02d.suffix_embs", step);
-        }
-        const float *mods = pi05 ? st->mods : NULL;
-        expert_pass(st, t0, Ns, mods, step, rp);
-
-        /* final norm over the action rows, output projection, Euler step (§2.5, §5) */
-        float *xa = st->s_x + (int64_t)first * We;
-        const float *fm = pi05 ? st->mods + (int64_t)c->expert_depth * 6 * We : NULL;
-        pi0_norm_args n = {.y = st->s_a, .x = xa, .w = pi05 ? NULL : w->expert_norm, .m = H, .d = We, .eps = c->rms_eps};
-        pi0_op_rmsnorm(&st->ex, "expert.final_norm", &n);
-        if (fm) {
-            pi0_mod_args m = {.y = st->s_a, .scale = fm, .shift = fm + We, .m = H, .d = We, .kind = PI0_MOD_SCALE_SHIFT};
-            pi0_op_mod(&st->ex, "expert.final_norm", &m);
-        }
-        pi0_linear(&st->ex, "expert.action_out", st->v_t, st->s_a, &w->action_out, w->action_out_b, H);
+        if (pi05) time_pi05(st); else time_pi0(st);
+        pi0_denoise_velocity(st, rp, step);
+        pi0_rtc_guide(st, rp, step, t); /* real-time chunking: no-op unless rp->rtc (rtc.c) */
         pi0_ew_args e = {.y = st->x_t, .a = st->x_t, .b = st->v_t, .n = (int64_t)H * A, .alpha = dt, .kind = PI0_EW_AXPY};
         pi0_op_ew(&st->ex, "expert.euler", &e);
         if (rp->tap && st->ex.status == PI0_OK) {
-            int64_t sh[2] = {H, We}, sa[2] = {H, A};
-            pi0_tap(rp, st->s_a, 2, sh, NULL, first, "denoise.s%02d.expert_out", step);
+            int64_t sa[2] = {H, A};
             pi0_tap(rp, st->v_t, 2, sa, NULL, 0, "denoise.s%02d.v", step);
             pi0_tap(rp, st->x_t, 2, sa, NULL, 0, "denoise.s%02d.x", step);
         }

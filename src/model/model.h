@@ -114,6 +114,12 @@ struct pi0_state {
     float *mods;          /* (2·depth + 1, 3We) π0.5 modulations of one step */
     float *x_t, *v_t;     /* (H, A) */
     float *state_pad;     /* (A) */
+    /* real-time chunking (rtc.c) */
+    float *rtc_y;         /* (H, A) previous chunk's tail Y, zero-padded */
+    float *rtc_w;         /* (H) prefix weights W */
+    float *rtc_e;         /* (H, A) e = W ⊙ (Y - Â), then the correction c */
+    float *rtc_x, *rtc_v; /* (H, A) finite-difference probe x + εe and its velocity */
+    int rtc_on;           /* guidance active for this inference (some W > 0) */
     int n_prefix;         /* P of the current observation (kept rows) */
     int n_valid;          /* valid prefix tokens (positions of the suffix start here) */
 };
@@ -150,6 +156,10 @@ pi0_status pi0_prefix_forward(pi0_state *st, const pi0_obs *obs, const pi0_run_p
 /* denoise.c: the flow-matching loop on the cached prefix; writes actions (H, A). */
 pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *rp, const float *noise,
                        float *actions);
+
+/* denoise.c: st->v_t = v(st->x_t) at the current step's time, whose time-dependent inputs (time
+ * embedding; π0 time bias, π0.5 modulations) are already computed. step < 0: no taps (RTC probe). */
+void pi0_denoise_velocity(pi0_state *st, const pi0_run_params *rp, int step);
 
 /* Tap helper: emit a named tensor if rp->tap is set (name formatted printf-style). */
 void pi0_tap(const pi0_run_params *rp, const float *data, int ndim, const int64_t *shape, const int32_t *rows,

@@ -66,6 +66,11 @@ static void layout(pi0_state *st, planner *p) {
     st->x_t = take(p, H * A, F);
     st->v_t = take(p, H * A, F);
     st->state_pad = take(p, A, F);
+    st->rtc_y = take(p, H * A, F);
+    st->rtc_w = take(p, H, F);
+    st->rtc_e = take(p, H * A, F);
+    st->rtc_x = take(p, H * A, F);
+    st->rtc_v = take(p, H * A, F);
 }
 
 pi0_status pi0_state_new(pi0_ctx *ctx, pi0_state **out) {

@@ -1,0 +1,215 @@
+/* rtc_cli.c - `pi0 run`'s real-time chunking options and --taps (see rtc_cli.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "io/safetensors.h"
+#include "rtc_cli.h"
+#include "tools_common.h"
+
+void rtc_cli_init(rtc_cli *o) {
+    memset(o, 0, sizeof *o);
+    o->delay = o->horizon = -1;
+    o->params = pi0_rtc_params_default();
+}
+
+void rtc_cli_free(rtc_cli *o) {
+    free(o->prev);
+    o->prev = NULL;
+}
+
+void rtc_cli_usage(void) {
+    pi0_rtc_params d = pi0_rtc_params_default();
+    printf("\nReal-time chunking (the previous chunk guides this one; README \"Real-time chunking\"):\n"
+           "  --prev-actions FILE the previous chunk as `pi0 run --out` wrote it (.npy or .safetensors 'actions'),\n"
+           "                      model units with --inputs, robot units with --image; rows S.. are used\n"
+           "  --delay D           inference delay d in control steps (old rows the robot still executes)\n"
+           "  --horizon S         execution horizon s: rows of the previous chunk executed when this\n"
+           "                      observation was taken (d <= s <= H - d)\n"
+           "  --rtc-mode M        identity (guided, identity Jacobian) | fd (finite-difference J·e, one\n"
+           "                      more expert pass per step) | training                 [default: identity]\n"
+           "  --rtc-schedule S    linear | exp | ones | zeros                             [default: linear]\n"
+           "  --rtc-beta B        guidance limit beta                                      [default: %g]\n"
+           "  --rtc-fd-step E     fd probe size (largest |x| change)                       [default: 0.01]\n"
+           "  --taps FILE         write the RTC tensors of every step (rtc.y, rtc.w, denoise.sNN.x / v /\n"
+           "                      v_model / rtc_corr) to a safetensors file\n",
+           (double)d.max_guidance);
+}
+
+int rtc_cli_option(rtc_cli *o, const char *opt, const char *val) {
+    if (!strcmp(opt, "--prev-actions")) o->prev_path = val;
+    else if (!strcmp(opt, "--taps")) o->taps_path = val;
+    else if (!strcmp(opt, "--delay")) {
+        if (tool_parse_int(val, 0, 100000, &o->delay)) { fprintf(stderr, "error: --delay: '%s' is not a step count >= 0\n", val); return -1; }
+    } else if (!strcmp(opt, "--horizon")) {
+        if (tool_parse_int(val, 0, 100000, &o->horizon)) { fprintf(stderr, "error: --horizon: '%s' is not a step count >= 0\n", val); return -1; }
+    } else if (!strcmp(opt, "--rtc-mode")) {
+        if (!strcmp(val, "identity") || !strcmp(val, "guided")) o->params.mode = PI0_RTC_GUIDED;
+        else if (!strcmp(val, "fd")) o->params.mode = PI0_RTC_GUIDED_FD;
+        else if (!strcmp(val, "training")) o->params.mode = PI0_RTC_TRAINED;
+        else { fprintf(stderr, "error: --rtc-mode: '%s', expected identity, fd or training\n", val); return -1; }
+    } else if (!strcmp(opt, "--rtc-schedule")) {
+        static const char *names[4] = {"linear", "exp", "ones", "zeros"};
+        int k = -1;
+        for (int i = 0; i < 4; i++) if (!strcmp(val, names[i])) k = i;
+        if (k < 0) { fprintf(stderr, "error: --rtc-schedule: '%s', expected linear, exp, ones or zeros\n", val); return -1; }
+        o->params.schedule = k;
+    } else if (!strcmp(opt, "--rtc-beta") || !strcmp(opt, "--rtc-fd-step")) {
+        char *end;
+        errno = 0;
+        double v = strtod(val, &end);
+        if (errno || end == val || *end) { fprintf(stderr, "error: %s: '%s' is not a number\n", opt, val); return -1; }
+        if (!strcmp(opt, "--rtc-beta")) o->params.max_guidance = (float)v; else o->params.fd_step = (float)v;
+    } else return 0;
+    return 1;
+}
+
+/* .npy reader for what tool_write_actions writes (and numpy's np.save of a 2-D/3-D float array). */
+static int read_npy(const char *path, float **out, int64_t *rows, int64_t *cols) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return cli_error("%s: cannot open: %s", path, strerror(errno));
+    unsigned char pre[10];
+    char hdr[1024];
+    int rc = 1;
+    double *tmp = NULL;
+    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) || pre[6] != 1) {
+        cli_error("%s: not a version-1 .npy file", path);
+        goto done;
+    }
+    size_t hl = pre[8] | (size_t)pre[9] << 8;
+    if (hl >= sizeof hdr || fread(hdr, 1, hl, f) != hl) { cli_error("%s: bad .npy header length %zu", path, hl); goto done; }
+    hdr[hl] = 0;
+    int f8 = strstr(hdr, "'<f8'") != NULL;
+    if ((!f8 && !strstr(hdr, "'<f4'")) || strstr(hdr, "True")) {
+        cli_error("%s: expected little-endian float32/float64 in C order, header %s", path, hdr);
+        goto done;
+    }
+    const char *sh = strstr(hdr, "'shape': (");
+    long d[3] = {0, 0, 0};
+    int nd = sh ? sscanf(sh + 10, "%ld, %ld, %ld", &d[0], &d[1], &d[2]) : 0;
+    if (nd == 3 && d[0] == 1) { d[0] = d[1]; d[1] = d[2]; nd = 2; }
+    if (nd != 2 || d[0] <= 0 || d[1] <= 0 || d[0] > 100000 || d[1] > 4096) {
+        cli_error("%s: expected shape (rows, cols) or (1, rows, cols), header %s", path, hdr);
+        goto done;
+    }
+    size_t n = (size_t)d[0] * (size_t)d[1];
+    *out = malloc(n * sizeof(float));
+    tmp = f8 ? malloc(n * sizeof(double)) : NULL;
+    if (!*out || (f8 && !tmp)) { cli_error("out of memory"); goto done; }
+    size_t got = f8 ? fread(tmp, sizeof(double), n, f) : fread(*out, sizeof(float), n, f);
+    if (got != n) { cli_error("%s: file ends after %zu of %zu values", path, got, n); goto done; }
+    if (f8) for (size_t i = 0; i < n; i++) (*out)[i] = (float)tmp[i];
+    *rows = d[0];
+    *cols = d[1];
+    rc = 0;
+done:
+    if (rc) { free(*out); *out = NULL; }
+    free(tmp);
+    fclose(f);
+    return rc;
+}
+
+static int read_safetensors(const char *path, float **out, int64_t *rows, int64_t *cols) {
+    pi0_st_file *f;
+    if (pi0_st_open(path, &f) != PI0_OK) return cli_error("%s", pi0_last_error());
+    const pi0_st_tensor *t = pi0_st_find(f, "actions");
+    int rc = 1;
+    if (!t) cli_error("%s: no tensor 'actions'", path);
+    else if (!(t->ndim == 2 || (t->ndim == 3 && t->shape[0] == 1)))
+        cli_error("%s: tensor 'actions' must be [rows, cols] or [1, rows, cols]", path);
+    else if (pi0_st_read_f32(f, "actions", out, NULL) != PI0_OK) cli_error("%s", pi0_last_error());
+    else {
+        *rows = t->shape[t->ndim - 2];
+        *cols = t->shape[t->ndim - 1];
+        rc = 0;
+    }
+    pi0_st_close(f);
+    return rc;
+}
+
+int rtc_cli_prepare(rtc_cli *o, int cols, const pi0_rtc_params **rtc) {
+    *rtc = NULL;
+    int given = (o->delay >= 0) + (o->horizon >= 0) + (o->prev_path != NULL);
+    if (given == 0) return 0;
+    if (given != 3) return cli_error("real-time chunking needs --prev-actions, --delay and --horizon together");
+    size_t len = strlen(o->prev_path);
+    float *all = NULL;
+    int64_t rows = 0, c = 0;
+    int bad = len > 4 && !strcmp(o->prev_path + len - 4, ".npy") ? read_npy(o->prev_path, &all, &rows, &c)
+                                                                  : read_safetensors(o->prev_path, &all, &rows, &c);
+    if (bad) return 1;
+    if (cols > 0 && c != cols) {
+        free(all);
+        return cli_error("%s: %lld action columns, expected %d (the previous chunk of this model/robot)", o->prev_path,
+                         (long long)c, cols);
+    }
+    if (o->horizon > rows) {
+        free(all);
+        return cli_error("--horizon %d: the previous chunk in %s has only %lld rows", o->horizon, o->prev_path,
+                         (long long)rows);
+    }
+    free(o->prev);
+    o->prev = all;
+    o->params.delay = o->delay;
+    o->params.horizon = o->horizon;
+    o->params.prev_actions = all + (size_t)o->horizon * (size_t)c;
+    o->params.n_prev = (int)(rows - o->horizon);
+    o->params.prev_dim = (int)c;
+    *rtc = &o->params;
+    return 0;
+}
+
+// ---- --taps ---------------------------------------------------------------------------------
+
+struct rtc_taps {
+    pi0_st_writer *w;
+    float **bufs;
+    int n, cap;
+};
+
+rtc_taps *rtc_taps_new(void) {
+    rtc_taps *tp = calloc(1, sizeof *tp);
+    if (tp && !(tp->w = pi0_st_writer_new())) { free(tp); tp = NULL; }
+    return tp;
+}
+
+static int wanted(const char *name) {
+    if (!strncmp(name, "rtc.", 4)) return 1;
+    int step, len = 0;
+    if (sscanf(name, "denoise.s%d.%n", &step, &len) != 1 || len == 0) return 0;
+    const char *k = name + len;
+    return !strcmp(k, "x") || !strcmp(k, "v") || !strcmp(k, "v_model") || !strcmp(k, "rtc_corr");
+}
+
+void rtc_taps_cb(const pi0_tensor_view *t, void *user) {
+    rtc_taps *tp = user;
+    if (!wanted(t->name)) return;
+    size_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= (size_t)t->shape[i];
+    if (tp->n == tp->cap) {
+        int cap = tp->cap ? 2 * tp->cap : 64;
+        float **b = realloc(tp->bufs, sizeof *b * (size_t)cap);
+        if (!b) return;
+        tp->bufs = b;
+        tp->cap = cap;
+    }
+    float *copy = malloc(n * sizeof(float));
+    if (!copy) return;
+    memcpy(copy, t->data, n * sizeof(float));
+    tp->bufs[tp->n++] = copy;
+    pi0_st_writer_add(tp->w, t->name, PI0_DT_F32, t->ndim, t->shape, copy);
+}
+
+int rtc_taps_save(rtc_taps *tp, const char *path) {
+    return pi0_st_writer_save(tp->w, path) != PI0_OK ? cli_error("%s", pi0_last_error()) : 0;
+}
+
+void rtc_taps_free(rtc_taps *tp) {
+    if (!tp) return;
+    for (int i = 0; i < tp->n; i++) free(tp->bufs[i]);
+    free(tp->bufs);
+    pi0_st_writer_free(tp->w);
+    free(tp);
+}
