@@ -94,6 +94,59 @@ def run(binary, *args):
     return p.returncode, p.stdout + p.stderr
 
 
+def robot_level(pi0, tmp):
+    """Robot units: the previous chunk is converted back to model units (numpy: openpi's input
+    transforms for actions, DeltaActions with the new state then Normalize, as LeRobot's
+    reanchor_relative_rtc_prefix does) -- libero preset, π0: delta dims 0-5, 7 output columns."""
+    from PIL import Image
+    ckpt = os.path.join(HERE, "data", "pi0_tiny")
+    rng = np.random.default_rng(3)
+    img = os.path.join(tmp, "cam.png")
+    Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(img)
+    stats = {"state": {"mean": rng.normal(0, 1, 8).tolist(), "std": rng.uniform(0.5, 2, 8).tolist()},
+             "actions": {"mean": rng.normal(0, 1, 7).tolist(), "std": rng.uniform(0.5, 2, 7).tolist()}}
+    ns = os.path.join(tmp, "norm_stats.json")
+    with open(ns, "w") as f:
+        json.dump({"norm_stats": stats}, f)
+    base = ["--model", ckpt, "--robot", "libero", "--image", f"observation/image={img}",
+            "--image", f"observation/wrist_image={img}", "--prompt", "pick",
+            "--tokenizer", os.path.join(HERE, "data", "policy", "tiny.model"), "--norm-stats", ns, "--quiet"]
+    s1 = rng.normal(0, 1, 8)
+    s2 = s1 + rng.normal(0, 0.5, 8)
+    c1, t1 = os.path.join(tmp, "robot_c1.npy"), os.path.join(tmp, "robot_t1.safetensors")
+    rc, log = run(pi0, *base, "--state", ",".join(map(repr, s1)), "--out", c1, "--taps", t1)
+    if rc != 0:
+        check(False, f"robot-level run: {log.strip()}")
+        return
+    prev = np.load(c1)
+    H = prev.shape[0]
+    model_x = read_safetensors(t1)[f"denoise.s09.x"]
+    mean, std = np.array(stats["actions"]["mean"]), np.array(stats["actions"]["std"])
+    for name, state in (("same state (round trip)", s1), ("new state (re-anchored)", s2)):
+        tp = os.path.join(tmp, "robot_t2.safetensors")
+        rc, log = run(pi0, *base, "--state", ",".join(map(repr, state)), "--prev-actions", c1, "--delay", "1",
+                      "--horizon", "1", "--taps", tp)
+        if rc != 0:
+            check(False, f"robot-level RTC run, {name}: {log.strip()}")
+            continue
+        y = read_safetensors(tp)["rtc.y"]
+        tail = prev[1:].astype(np.float64)
+        rel = tail.copy()
+        rel[:, :6] -= state[:6]                              # DeltaActions(mask = 6 x True + False)
+        want = np.zeros((H, 8))
+        want[: H - 1, :7] = (rel - mean) / (std + 1e-6)       # Normalize (z-score), padded to the model's 8
+        err = np.abs(y - want).max()
+        check(err <= 1e-5 * max(1.0, np.abs(want).max()), f"robot level, {name}: Y in model units vs numpy, max |d| {err:.2e}")
+        if state is s1:
+            back = np.abs(y[: H - 1, :7] - model_x[1:, :7]).max()
+            check(back <= 1e-5 * max(1.0, np.abs(model_x).max()),
+                  f"robot level, round trip: Y = the model's own actions rows 1.., max |d| {back:.2e}")
+    rc, log = run(pi0, *base, "--state", ",".join(map(repr, s1)), "--prev-actions", os.path.join(tmp, "pi0_tiny_prev.npy"),
+                  "--delay", "1", "--horizon", "1")
+    check(rc != 0 and "robot 'libero' returns 7 action columns" in log,
+          f"robot level, 8-column previous chunk for a 7-column robot: {log.strip()[:140]}")
+
+
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     pi0 = os.path.join(build, "pi0")
@@ -143,6 +196,7 @@ def main():
                 check(worst_v <= 1e-5 and worst_x <= 1e-5 and np.array_equal(act, taps[f"denoise.s{len(times) - 1:02d}.x"]),
                       f"{label}: guided v and x per step vs numpy LeRobot formula: max |d| v {worst_v:.2e}, "
                       f"x {worst_x:.2e} <= 1e-5; actions = last x")
+    robot_level(pi0, tmp)
     # misuse through the CLI: each is an error naming the problem, exit code 1
     ckpt = os.path.join(HERE, "data", "pi0_tiny")
     cpath = os.path.join(ckpt, "case_01.safetensors")

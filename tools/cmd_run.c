@@ -224,6 +224,11 @@ static int run_robot(run_opts *o, pi0_ctx *ctx, double load_s) {
         rp.seed = o->seed;
         rp.n_steps = o->steps;
         pi0_actions act;
+        rtc_taps *taps = o->rtc.taps_path ? rtc_taps_new() : NULL;
+        if (taps) {
+            rp.tap = rtc_taps_cb;
+            rp.tap_user = taps;
+        }
         if (rtc_cli_prepare(&o->rtc, 0, &rp.rtc)) rc = 1;
         else if (pi0_policy_infer(pol, &obs, &rp, &act) != PI0_OK) rc = cli_error("%s", pi0_last_error());
         else if ((rc = check_finite(act.data, act.rows, act.cols)) == 0) {
@@ -231,7 +236,9 @@ static int run_robot(run_opts *o, pi0_ctx *ctx, double load_s) {
             printf("actions [%d, %d] (robot units, preset %s): load %.3f s, model %.3f s, total %.3f s\n", act.rows,
                    act.cols, robot, load_s, act.infer_ms / 1e3, act.total_ms / 1e3);
             if (o->out && tool_write_actions(o->out, act.data, act.rows, act.cols, 0) != 0) rc = 1;
+            if (taps && rtc_taps_save(taps, o->rtc.taps_path)) rc = 1;
         }
+        rtc_taps_free(taps);
     }
     for (int i = 0; i < o->n_images; i++) pi0_image_free(&img[i]);
     pi0_policy_free(pol);

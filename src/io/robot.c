@@ -255,3 +255,18 @@ pi0_status pi0_robot_outputs(const pi0_robot *r, const double *actions, int h, i
     *cols = c;
     return PI0_OK;
 }
+
+/* Inverse of pi0_robot_outputs (used for real-time chunking's previous chunk): robot columns back
+ * to model dims in double; ALOHA: openpi's _encode_actions_inv (joint flips, gripper from-angular
+ * inverse). Dims from cols on are 0. */
+void pi0_robot_outputs_inv(const pi0_robot *r, const float *in, int h, int cols, int a, double *out) {
+    for (int t = 0; t < h; t++)
+        for (int i = 0; i < a; i++) {
+            double v = i < cols ? in[(size_t)t * cols + i] : 0.0;
+            if (r->aloha_adapt && i < cols && i < 14) {
+                if (i == 6 || i == 13) v = v * (1.4910 - -0.6213) + -0.6213 - 0.5476; /* _gripper_from_angular_inv */
+                v *= aloha_sign[i];
+            }
+            out[(size_t)t * a + i] = v;
+        }
+}

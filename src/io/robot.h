@@ -65,6 +65,10 @@ void pi0_robot_absolute(const pi0_robot *r, double *actions, int h, int a, const
  * preset returns. */
 pi0_status pi0_robot_outputs(const pi0_robot *r, const double *actions, int h, int a, float *out, int *cols);
 
+/* Inverse of pi0_robot_outputs: in [h, cols] robot actions -> out [h, a] model dims (double, not
+ * normalized, still absolute); dims from cols on are 0. */
+void pi0_robot_outputs_inv(const pi0_robot *r, const float *in, int h, int cols, int a, double *out);
+
 /* Read a numeric array (any dtype of pi0_array_dtype) as doubles: x[n] with n = number of elements
  * (ndim 0 or 1 only). Errors name the key. */
 pi0_status pi0_array_to_f64(const pi0_array *a, double *x, int cap, int *n);

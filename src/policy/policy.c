@@ -22,6 +22,7 @@
 #include "model/model.h"
 #include "pi0_policy.h"
 #include "policy/paths.h"
+#include "policy/rtc_prev.h"
 
 struct pi0_policy {
     pi0_ctx *ctx;
@@ -235,6 +236,7 @@ pi0_status pi0_policy_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0
     const pi0_config *c = pol->cfg;
     const int A = pol->A, H = pol->H;
     pi0_robot_input ri;
+    float *rtc_y = NULL;
     pi0_status st = pi0_robot_inputs(&pol->robot, obs->arrays, obs->n_arrays, &ri);
     if (st) return st;
 
@@ -282,6 +284,17 @@ pi0_status pi0_policy_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0
                   .n_tokens = pol->L, .tokens = pol->tokens, .token_masks = pol->tok_mask,
                   .state_dim = c->variant == PI0_VARIANT_PI0 ? A : 0,
                   .state = c->variant == PI0_VARIANT_PI0 ? pol->state : NULL};
+    /* real-time chunking: the previous chunk's tail arrives in robot units (policy/rtc_prev.c) */
+    pi0_run_params rtc_rp;
+    pi0_rtc_params rtc_model;
+    if (rp && rp->rtc) {
+        if ((st = pi0_policy_rtc_to_model(&pol->robot, pol->have_norm ? &pol->ns : NULL, pol->mode, ri.state, d, A,
+                                          rp->rtc, &rtc_model, &rtc_y)))
+            goto done;
+        rtc_rp = *rp;
+        rtc_rp.rtc = &rtc_model;
+        rp = &rtc_rp;
+    }
     double t1 = now_ms();
     st = pi0_infer(pol->st, &mo, rp, NULL, pol->act, (size_t)H * A);
     out->infer_ms = now_ms() - t1;
@@ -323,6 +336,7 @@ pi0_status pi0_policy_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0
     out->data = pol->out;
     out->total_ms = now_ms() - t0;
 done:
+    free(rtc_y);
     pi0_robot_input_free(&ri);
     return st;
 }
