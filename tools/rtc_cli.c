@@ -38,30 +38,41 @@ void rtc_cli_usage(void) {
            (double)d.max_guidance);
 }
 
-int rtc_cli_option(rtc_cli *o, const char *opt, const char *val) {
-    if (!strcmp(opt, "--prev-actions")) o->prev_path = val;
-    else if (!strcmp(opt, "--taps")) o->taps_path = val;
-    else if (!strcmp(opt, "--delay")) {
-        if (tool_parse_int(val, 0, 100000, &o->delay)) { fprintf(stderr, "error: --delay: '%s' is not a step count >= 0\n", val); return -1; }
-    } else if (!strcmp(opt, "--horizon")) {
-        if (tool_parse_int(val, 0, 100000, &o->horizon)) { fprintf(stderr, "error: --horizon: '%s' is not a step count >= 0\n", val); return -1; }
-    } else if (!strcmp(opt, "--rtc-mode")) {
-        if (!strcmp(val, "identity") || !strcmp(val, "guided")) o->params.mode = PI0_RTC_GUIDED;
-        else if (!strcmp(val, "fd")) o->params.mode = PI0_RTC_GUIDED_FD;
-        else if (!strcmp(val, "training")) o->params.mode = PI0_RTC_TRAINED;
+int rtc_params_option(pi0_rtc_params *p, const char *opt, const char *val) {
+    if (!strcmp(opt, "--rtc-mode")) {
+        if (!strcmp(val, "identity") || !strcmp(val, "guided")) p->mode = PI0_RTC_GUIDED;
+        else if (!strcmp(val, "fd")) p->mode = PI0_RTC_GUIDED_FD;
+        else if (!strcmp(val, "training")) p->mode = PI0_RTC_TRAINED;
         else { fprintf(stderr, "error: --rtc-mode: '%s', expected identity, fd or training\n", val); return -1; }
     } else if (!strcmp(opt, "--rtc-schedule")) {
         static const char *names[4] = {"linear", "exp", "ones", "zeros"};
         int k = -1;
         for (int i = 0; i < 4; i++) if (!strcmp(val, names[i])) k = i;
         if (k < 0) { fprintf(stderr, "error: --rtc-schedule: '%s', expected linear, exp, ones or zeros\n", val); return -1; }
-        o->params.schedule = k;
+        p->schedule = k;
     } else if (!strcmp(opt, "--rtc-beta") || !strcmp(opt, "--rtc-fd-step")) {
         char *end;
         errno = 0;
         double v = strtod(val, &end);
         if (errno || end == val || *end) { fprintf(stderr, "error: %s: '%s' is not a number\n", opt, val); return -1; }
-        if (!strcmp(opt, "--rtc-beta")) o->params.max_guidance = (float)v; else o->params.fd_step = (float)v;
+        if (!strcmp(opt, "--rtc-beta") ? !(v > 0) : !(v >= 0)) {
+            fprintf(stderr, "error: %s: %s, expected a number %s\n", opt, val, !strcmp(opt, "--rtc-beta") ? "> 0" : ">= 0");
+            return -1;
+        }
+        if (!strcmp(opt, "--rtc-beta")) p->max_guidance = (float)v; else p->fd_step = (float)v;
+    } else return 0;
+    return 1;
+}
+
+int rtc_cli_option(rtc_cli *o, const char *opt, const char *val) {
+    int r = rtc_params_option(&o->params, opt, val);
+    if (r) return r;
+    if (!strcmp(opt, "--prev-actions")) o->prev_path = val;
+    else if (!strcmp(opt, "--taps")) o->taps_path = val;
+    else if (!strcmp(opt, "--delay")) {
+        if (tool_parse_int(val, 0, 100000, &o->delay)) { fprintf(stderr, "error: --delay: '%s' is not a step count >= 0\n", val); return -1; }
+    } else if (!strcmp(opt, "--horizon")) {
+        if (tool_parse_int(val, 0, 100000, &o->horizon)) { fprintf(stderr, "error: --horizon: '%s' is not a step count >= 0\n", val); return -1; }
     } else return 0;
     return 1;
 }

@@ -17,6 +17,9 @@ void rtc_cli_init(rtc_cli *o);
 void rtc_cli_free(rtc_cli *o);
 /* If `opt` is one of ours, consume `val` and return 1; 0 if not ours; -1 after a usage error. */
 int rtc_cli_option(rtc_cli *o, const char *opt, const char *val);
+/* --rtc-mode, --rtc-schedule, --rtc-beta, --rtc-fd-step into p (also used by pi0 serve); same
+ * returns as rtc_cli_option. */
+int rtc_params_option(pi0_rtc_params *p, const char *opt, const char *val);
 /* Usage lines for --help. */
 void rtc_cli_usage(void);
 /* Read the previous chunk [rows, cols] (cols must equal `cols` when > 0: the model's action_dim for

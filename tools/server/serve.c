@@ -31,6 +31,8 @@
 #include "msgpack_numpy.h"
 #include "pi0.h"
 #include "pi0_policy.h"
+#include "../rtc_cli.h"
+#include "rtc_keys.h"
 #include "ws.h"
 
 typedef struct {
@@ -42,6 +44,7 @@ typedef struct {
     int allow_encoded;           /* --allow-encoded-images */
     int fixed_seed;              /* --seed given */
     unsigned long long seed;
+    pi0_rtc_params rtc;          /* --rtc-*: real-time chunking for requests that send its keys */
 } serve_opts;
 
 static void usage(FILE *f) {
@@ -87,6 +90,9 @@ static void usage(FILE *f) {
             "  --threads N            inference threads; 0 = online CPUs [%d]\n"
             "  --backend ref|fast     kernels [%s]\n"
             "  --quiet                log errors only (default: one line per connection and request)\n"
+            "  --rtc-mode identity|fd, --rtc-schedule linear|exp|ones|zeros, --rtc-beta B, --rtc-fd-step E\n"
+            "                         real-time chunking for requests that send 'rtc_prev_actions' and\n"
+            "                         'rtc_inference_delay' (README \"Real-time chunking\") [identity, linear, 10]\n"
             "Prints \"listening on HOST:PORT\" on stdout once the socket is bound.\n",
             pp.robot ? pp.robot : "raw", p.n_threads, p.backend == PI0_BACKEND_REF ? "ref" : "fast");
 }
@@ -104,6 +110,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
                       .max_queue = -1, .idle_secs = 60, .min_rate_kib = 16, .drain_secs = 3};
     o->threads = pi0_params_default().n_threads;
     o->discrete_state = -1;
+    o->rtc = pi0_rtc_params_default();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 1; }
@@ -111,6 +118,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
         if (!strcmp(a, "--allow-encoded-images")) { o->allow_encoded = 1; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "error: %s needs a value (or is unknown)\n", a); return 2; }
         const char *v = argv[++i];
+        int r;
         if (!strcmp(a, "--model")) o->model = v;
         else if (!strcmp(a, "--host")) o->host = v;
         else if (!strcmp(a, "--robot")) o->robot = v;
@@ -151,6 +159,8 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
             o->fixed_seed = 1;
         } else if (!strcmp(a, "--threads")) {
             if (parse_int(v, 0, 4096, &o->threads)) { fprintf(stderr, "error: --threads %s: expected 0..4096\n", v); return 2; }
+        } else if ((r = rtc_params_option(&o->rtc, a, v)) != 0) {
+            if (r < 0) return 2;
         } else { fprintf(stderr, "error: unknown option %s (see pi0 serve --help)\n", a); return 2; }
     }
     if (!o->model) { fprintf(stderr, "error: --model DIR is required (see pi0 serve --help)\n"); return 2; }
@@ -164,6 +174,8 @@ typedef struct {
     int fixed_seed, verbose, allow_encoded, steps;
     uint64_t seed;          /* --seed, or the base of the per-request seeds */
     uint64_t n_requests;    /* requests run so far (worker thread only) */
+    pi0_rtc_params rtc;     /* --rtc-* (mode, schedule, beta) */
+    int horizon;            /* the model's action horizon H */
 } serve_state;
 
 /* The base of the per-request seeds: from the kernel's random pool, else time and pid. */
@@ -230,11 +242,21 @@ static int handle(void *user, const pi0_ws_request *req, pi0_ws_reply *rep) {
     ss->n_requests++;
     rp.abort_cb = abort_if_gone;
     rp.abort_user = (void *)req->cancel;
+    pi0_rtc_params rtc;
+    float *rtc_buf = NULL;   /* real-time chunking keys (rtc_keys.h) */
+    int has_rtc = pi0_serve_rtc_keys(obs, ss->horizon, &ss->rtc, &rtc, &rtc_buf, err, sizeof err);
+    if (has_rtc < 0) {
+        pi0_mpk_obs_free(obs);
+        free(obs);
+        return reply_error(rep, "", err);
+    }
+    if (has_rtc) rp.rtc = &rtc;
     pi0_actions act;
     memset(&act, 0, sizeof act);
     double t0 = now_ms();
     pi0_status st = pi0_policy_infer(ss->pol, &ro, &rp, &act);
     double t1 = now_ms();
+    free(rtc_buf);
     if (ss->verbose)
         fprintf(stderr, "pi0 serve: conn %llu: seed %llu, %s in %.1f ms\n", (unsigned long long)req->conn_id,
                 (unsigned long long)rp.seed,
@@ -303,7 +325,8 @@ int cmd_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     serve_state ss = {.pol = pol, .fixed_seed = o.fixed_seed, .verbose = !o.quiet, .allow_encoded = o.allow_encoded,
-                      .steps = o.steps, .seed = o.fixed_seed ? (uint64_t)o.seed : random_base()};
+                      .steps = o.steps, .seed = o.fixed_seed ? (uint64_t)o.seed : random_base(), .rtc = o.rtc,
+                      .horizon = pi0_config_of(ctx)->action_horizon};
     pi0_ws_opts wo = {
         .host = o.host, .port = o.port, .max_frame_bytes = (size_t)o.max_frame_mib << 20,
         .hello = hello.data, .hello_len = hello.len, .handle = handle, .user = &ss, .verbose = !o.quiet,
