@@ -7,9 +7,11 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
+#include "io/lerobot.h"
 
 // ---- presets -----------------------------------------------------------------------------------
 
@@ -53,6 +55,17 @@ pi0_status pi0_robot_init(const char *name, int variant, pi0_robot *out) {
         return PI0_OK;
     }
     return pi0_err(PI0_ERR_ARG, "unknown robot preset '%s' (expected raw, libero, droid, aloha or aloha_sim)", name);
+}
+
+pi0_status pi0_robot_init_lerobot(const pi0_lerobot *lr, pi0_robot *out) {
+    if (!lr || !out) return pi0_err(PI0_ERR_ARG, "pi0_robot_init_lerobot: NULL argument");
+    memset(out, 0, sizeof *out);
+    if (lr->n_cams > PI0_ROBOT_SLOTS)
+        return pi0_err(PI0_ERR_UNSUPPORTED, "LeRobot checkpoint: %d cameras, at most %d supported", lr->n_cams, PI0_ROBOT_SLOTS);
+    out->name = "lerobot";
+    out->kind = PI0_ROBOT_LEROBOT;
+    out->lr = lr;
+    return PI0_OK;
 }
 
 // ---- arrays ------------------------------------------------------------------------------------
@@ -181,11 +194,104 @@ static pi0_status aloha_inputs(const pi0_robot *r, const pi0_array *arrays, int 
     return PI0_OK;
 }
 
+// ---- LeRobot checkpoints -----------------------------------------------------------------------
+
+#define LR_IMG_PREFIX "observation.images."
+
+/* Does observation key k name feature `full` ("observation.images.top" / "observation.state")?
+ * Accepted: the full name, the name without its "observation.images." / "observation." prefix, and
+ * any rename_map source renamed to it (RenameObservationsProcessorStep runs first). */
+static int lr_key_is(const pi0_lerobot *lr, const char *k, const char *full) {
+    if (!strcmp(k, full)) return 1;
+    const char *short_name = !strncmp(full, LR_IMG_PREFIX, strlen(LR_IMG_PREFIX)) ? full + strlen(LR_IMG_PREFIX)
+                             : !strncmp(full, "observation.", 12) ? full + 12 : NULL;
+    if (short_name && !strcmp(k, short_name)) return 1;
+    for (int i = 0; i < lr->n_renames; i++)
+        if (!strcmp(lr->rename_to[i], full) && !strcmp(lr->rename_from[i], k)) return 1;
+    return 0;
+}
+
+/* Float images stay float (LeRobot feeds [0, 1] floats to the model); uint8 and encoded bytes go
+ * through pi0_image_from_array. Layout rules are the same ([3,H,W] CHW, else [H,W,3]). */
+static pi0_status lr_put_image(pi0_robot_input *in, int slot, const pi0_array *a) {
+    if (a->dtype != PI0_ARR_F32 && a->dtype != PI0_ARR_F64) return put_image(in, slot, a);
+    int64_t s[4];
+    int nd = a->ndim;
+    memcpy(s, a->shape, sizeof s);
+    if (nd == 4 && s[0] == 1) { memmove(s, s + 1, 3 * sizeof s[0]); nd = 3; }
+    int chw = nd == 3 && s[0] == 3;
+    if (nd != 3 || (!chw && s[2] != 3) || !a->data)
+        return pi0_err(PI0_ERR_ARG, "'%s': float image must be [3, H, W] or [H, W, 3]", a->key);
+    int64_t h = chw ? s[1] : s[0], w = chw ? s[2] : s[1];
+    if (h <= 0 || w <= 0 || h > PI0_IMAGE_MAX_DIM || w > PI0_IMAGE_MAX_DIM || h * w > PI0_IMAGE_MAX_PIXELS)
+        return pi0_err(PI0_ERR_ARG, "'%s': image size %lldx%lld not supported", a->key, (long long)w, (long long)h);
+    float *f = malloc(sizeof(float) * (size_t)(h * w * 3));
+    if (!f) return pi0_err(PI0_ERR_NOMEM, "'%s'", a->key);
+    for (int64_t y = 0; y < h; y++)
+        for (int64_t x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) {
+                int64_t i = chw ? ((int64_t)c * h + y) * w + x : (y * w + x) * 3 + c;
+                f[(y * w + x) * 3 + c] = a->dtype == PI0_ARR_F32 ? ((const float *)a->data)[i]
+                                                                 : (float)((const double *)a->data)[i];
+            }
+    in->fimg[slot] = f;
+    in->img[slot].h = (int)h;
+    in->img[slot].w = (int)w;
+    in->mask[slot] = 1;
+    return PI0_OK;
+}
+
+/* Cameras compacted as LeRobot's _preprocess_images does: present ones in config order, then the
+ * missing ones as masked slots. */
+static pi0_status lerobot_inputs(const pi0_robot *r, const pi0_array *arrays, int n, pi0_robot_input *in) {
+    const pi0_lerobot *lr = r->lr;
+    pi0_status st = PI0_OK;
+    int slot = 0;
+    for (int c = 0; c < lr->n_cams; c++) {
+        const pi0_array *hit = NULL;
+        for (int i = 0; i < n; i++) {
+            if (!arrays[i].key || !lr_key_is(lr, arrays[i].key, lr->cams[c])) continue;
+            if (hit) return pi0_err(PI0_ERR_ARG, "camera '%s' given twice ('%s' and '%s')", lr->cams[c], hit->key, arrays[i].key);
+            hit = &arrays[i];
+        }
+        if (hit && (st = lr_put_image(in, slot++, hit))) return st;
+    }
+    if (slot == 0) {
+        char names[512] = "";
+        for (int c = 0; c < lr->n_cams; c++) {
+            size_t u = strlen(names);
+            snprintf(names + u, sizeof names - u, "%s%s", c ? ", " : "", lr->cams[c]);
+        }
+        return pi0_err(PI0_ERR_ARG, "LeRobot checkpoint: no camera image in the observation (expected one of %s, with "
+                                    "or without the 'observation.images.' prefix)", names);
+    }
+    const pi0_array *s = NULL;
+    for (int i = 0; i < n; i++) {
+        const char *k = arrays[i].key;
+        if (!k) continue;
+        if (lr_key_is(lr, k, "observation.state")) {
+            if (s) return pi0_err(PI0_ERR_ARG, "the state is given twice ('%s' and '%s')", s->key, k);
+            s = &arrays[i];
+            continue;
+        }
+        int known = 0;
+        for (int c = 0; c < lr->n_cams && !known; c++) known = lr_key_is(lr, k, lr->cams[c]);
+        if (!known && (!strncmp(k, LR_IMG_PREFIX, strlen(LR_IMG_PREFIX)) || arrays[i].ndim >= 2))
+            pi0_log(PI0_LOG_WARN, "observation key '%s' is not a camera of this LeRobot checkpoint; ignored", k);
+    }
+    if (s && (st = put_state(in, s, 0))) return st;
+    return PI0_OK;
+}
+
 // ---- inputs ------------------------------------------------------------------------------------
 
 void pi0_robot_input_free(pi0_robot_input *in) {
     if (!in) return;
-    for (int i = 0; i < PI0_ROBOT_SLOTS; i++) pi0_image_free(&in->img[i]);
+    for (int i = 0; i < PI0_ROBOT_SLOTS; i++) {
+        pi0_image_free(&in->img[i]);
+        free(in->fimg[i]);
+        in->fimg[i] = NULL;
+    }
 }
 
 pi0_status pi0_robot_inputs(const pi0_robot *r, const pi0_array *arrays, int n, pi0_robot_input *in) {
@@ -221,6 +327,9 @@ pi0_status pi0_robot_inputs(const pi0_robot *r, const pi0_array *arrays, int n, 
         break;
     case PI0_ROBOT_ALOHA:
         st = aloha_inputs(r, arrays, n, in);
+        break;
+    case PI0_ROBOT_LEROBOT:
+        st = lerobot_inputs(r, arrays, n, in);
         break;
     default:
         st = pi0_err(PI0_ERR_INTERNAL, "robot kind %d", r->kind);

@@ -15,6 +15,11 @@
  *              "images/..." key is an error; "state" [14] converted by adapt_to_pi; outputs 14 dims
  *              converted back; delta dims 0-5 and 7-12.
  *   aloha_sim  aloha without delta actions (pi0_aloha_sim).
+ *   lerobot    built from a LeRobot checkpoint (pi0_robot_init_lerobot): its cameras in config.json order,
+ *              each accepted as "observation.images.<cam>", "<cam>" or a preprocessor rename_map source
+ *              (an absent camera is masked; at least one is required); "observation.state" or "state";
+ *              float images are kept as floats ([0, 1], LeRobot's convention); outputs all model dims
+ *              (the policy slices them to the checkpoint's action dim).
  * Keys other than those a preset reads are ignored (openpi ignores extra keys). Missing required
  * keys, wrong shapes and duplicate keys are errors naming the key.
  */
@@ -24,10 +29,12 @@
 #include "io/image.h"
 #include "pi0_policy.h"
 
-#define PI0_ROBOT_SLOTS 3          /* base_0_rgb, left_wrist_0_rgb, right_wrist_0_rgb */
+#define PI0_ROBOT_SLOTS 8          /* camera slots: openpi presets use 3 (base, left wrist, right wrist) */
 #define PI0_ROBOT_MAX_DIMS 64      /* state / action dims handled by the transforms */
 
-typedef enum { PI0_ROBOT_RAW = 0, PI0_ROBOT_LIBERO, PI0_ROBOT_DROID, PI0_ROBOT_ALOHA } pi0_robot_kind;
+typedef enum { PI0_ROBOT_RAW = 0, PI0_ROBOT_LIBERO, PI0_ROBOT_DROID, PI0_ROBOT_ALOHA, PI0_ROBOT_LEROBOT } pi0_robot_kind;
+
+struct pi0_lerobot;
 
 typedef struct {
     const char *name;               /* static string */
@@ -37,12 +44,15 @@ typedef struct {
     uint8_t delta[PI0_ROBOT_MAX_DIMS]; /* 1: action dim i is relative to state dim i */
     int aloha_adapt;                /* ALOHA adapt_to_pi state / action conversion */
     int state_required;
+    const struct pi0_lerobot *lr;   /* lerobot preset: the checkpoint description (not owned) */
 } pi0_robot;
 
-/* Robot inputs after the preset transform: up to 3 RGB uint8 images (data NULL = empty slot, mask 0)
- * and the robot state (unpadded, not normalized), in double. */
+/* Robot inputs after the preset transform: RGB uint8 images (data NULL = empty slot, mask 0) and
+ * the robot state (unpadded, not normalized), in double. The lerobot preset keeps float images as
+ * fimg [h, w, 3] (img.h / img.w set, img.data NULL). */
 typedef struct {
     pi0_image img[PI0_ROBOT_SLOTS];
+    float *fimg[PI0_ROBOT_SLOTS];
     int mask[PI0_ROBOT_SLOTS];
     int state_dim;                  /* 0 = no state given (raw preset only) */
     double state[PI0_ROBOT_MAX_DIMS];
@@ -51,6 +61,9 @@ typedef struct {
 /* Fill *out for preset `name` (NULL = "raw"); `variant` is pi0_variant (libero's delta mask depends
  * on it). Unknown names fail with the list of presets. */
 pi0_status pi0_robot_init(const char *name, int variant, pi0_robot *out);
+
+/* The lerobot preset for a loaded checkpoint description (lr must outlive *out). */
+pi0_status pi0_robot_init_lerobot(const struct pi0_lerobot *lr, pi0_robot *out);
 
 /* Apply the preset's input transform. On error `in` holds no allocations. */
 pi0_status pi0_robot_inputs(const pi0_robot *r, const pi0_array *arrays, int n_arrays, pi0_robot_input *in);

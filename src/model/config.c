@@ -181,6 +181,16 @@ pi0_status pi0_config_parse(const char *buf, size_t len, const char *path, pi0_c
         }
         c->image_size = hw[0];
     }
+    /* LeRobot: one image slot per VISUAL input feature plus empty_cameras (at least the usual 3) */
+    const cJSON *inf = cJSON_GetObjectItemCaseSensitive(root, "input_features"), *feat;
+    int n_cams = 0;
+    TRY(get_int(path, root, "empty_cameras", &n_cams, 0, 64));
+    if (!cJSON_IsObject(inf)) inf = NULL;
+    cJSON_ArrayForEach(feat, inf) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(feat, "type");
+        n_cams += cJSON_IsString(t) && strcmp(t->valuestring, "VISUAL") == 0 && strncmp(feat->string, "observation.images.empty_camera_", 32) != 0;
+    }
+    if (n_cams > c->n_image_slots) c->n_image_slots = n_cams;
     TRY(get_int(path, root, "action_dim", &c->action_dim, 1, 4096));
     TRY(get_int(path, root, "action_horizon", &c->action_horizon, 1, 4096));
     TRY(get_int(path, root, "num_denoising_steps", &c->n_steps, 1, 10000));

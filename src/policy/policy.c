@@ -15,6 +15,8 @@
 
 #include "err.h"
 #include "io/image.h"
+#include "io/lerobot.h"
+#include "io/lerobot_image.h"
 #include "io/norm.h"
 #include "io/prompt.h"
 #include "io/robot.h"
@@ -49,6 +51,8 @@ struct pi0_policy {
     float *act;                  /* [H, A] model output */
     double *actd;                /* [H, A] after unnormalize / absolute */
     float *out;                  /* [H, A] robot output (first H * cols used) */
+    pi0_lerobot *lr;             /* LeRobot checkpoint: its features and processor statistics */
+    float *fstate, *rawstate;    /* [A] LeRobot float32 state: normalized, and as given */
 };
 
 static double now_ms(void) {
@@ -82,6 +86,9 @@ void pi0_policy_free(pi0_policy *pol) {
     free(pol->act);
     free(pol->actd);
     free(pol->out);
+    free(pol->fstate);
+    free(pol->rawstate);
+    pi0_lerobot_free(pol->lr);
     free(pol);
 }
 
@@ -118,6 +125,28 @@ static pi0_status check_norm(const pi0_policy *pol) {
     return PI0_OK;
 }
 
+/* A LeRobot checkpoint acts as an automatically built robot preset (pi0_robot_init_lerobot). */
+static pi0_status lerobot_setup(pi0_policy *pol, const char *dir, const pi0_policy_params *pp) {
+    const pi0_config *c = pol->cfg;
+    pi0_status st = pi0_lerobot_load(dir, pol->A, &pol->lr);
+    if (st) return st;
+    const pi0_lerobot *lr = pol->lr;
+    if (pp->norm_stats_path)
+        return pi0_err(PI0_ERR_ARG, "%s is a LeRobot checkpoint: its statistics come from policy_preprocessor.json / "
+                                    "policy_postprocessor.json, not from norm_stats_path (%s)", dir, pp->norm_stats_path);
+    if (lr->n_cams > c->n_image_slots)
+        return pi0_err(PI0_ERR_UNSUPPORTED, "%s: %d cameras declared but the model has %d image slots", dir, lr->n_cams,
+                       c->n_image_slots);
+    if (c->variant == PI0_VARIANT_PI0 && lr->max_state_dim != pol->A)
+        return pi0_err(PI0_ERR_UNSUPPORTED, "%s/config.json: max_state_dim %d differs from the model's state width %d", dir,
+                       lr->max_state_dim, pol->A);
+    if (lr->n_action_steps < pol->H)
+        pi0_log(PI0_LOG_INFO, "%s: the whole chunk of %d actions is returned; LeRobot executes the first n_action_steps = %d",
+                dir, pol->H, lr->n_action_steps);
+    pol->n_slots = lr->n_cams;
+    return pi0_robot_init_lerobot(lr, &pol->robot);
+}
+
 pi0_status pi0_policy_new(pi0_ctx *ctx, const char *ckpt_dir, const pi0_policy_params *pp, pi0_policy **out) {
     pi0_err_clear();
     if (!out) return pi0_err(PI0_ERR_ARG, "pi0_policy_new: out is NULL");
@@ -143,7 +172,12 @@ pi0_status pi0_policy_new(pi0_ctx *ctx, const char *ckpt_dir, const pi0_policy_p
                                           " image slots %d not supported", pol->A, pol->S, pol->H, pol->L, pol->n_slots);
         goto fail;
     }
-    if ((st = pi0_robot_init(pp->robot, c->variant, &pol->robot))) goto fail;
+    const int auto_preset = !pp->robot || !strcmp(pp->robot, "raw");
+    if (auto_preset && ckpt_dir && pi0_lerobot_is_checkpoint(ckpt_dir)) {
+        if ((st = lerobot_setup(pol, ckpt_dir, pp))) goto fail;
+    } else if ((st = pi0_robot_init(pp->robot, c->variant, &pol->robot))) {
+        goto fail;
+    }
     if (pol->robot.n_out > pol->A) {
         st = pi0_err(PI0_ERR_UNSUPPORTED, "robot '%s' returns %d action dims but the model's action_dim is %d",
                      pol->robot.name, pol->robot.n_out, pol->A);
@@ -166,19 +200,21 @@ pi0_status pi0_policy_new(pi0_ctx *ctx, const char *ckpt_dir, const pi0_policy_p
     free(path);
     path = NULL;
 
-    /* norm stats */
-    if (pp->norm_stats_path) path = strdup(pp->norm_stats_path);
-    else if ((st = pi0_find_norm_stats(ckpt_dir, pp->asset_id, pp->require_norm_stats, &path))) goto fail;
-    if (path) {
-        if ((st = pi0_norm_load(path, &pol->ns))) goto fail;
-        pol->have_norm = 1;
-        if ((st = check_norm(pol))) goto fail;
-    } else {
-        pi0_log(PI0_LOG_WARN, "policy: no norm_stats.json found next to %s; states and actions are not normalized",
-                ckpt_dir ? ckpt_dir : "(no checkpoint dir)");
+    /* norm stats (a LeRobot checkpoint's come from its processor files, read by lerobot_setup) */
+    if (!pol->lr) {
+        if (pp->norm_stats_path) path = strdup(pp->norm_stats_path);
+        else if ((st = pi0_find_norm_stats(ckpt_dir, pp->asset_id, pp->require_norm_stats, &path))) goto fail;
+        if (path) {
+            if ((st = pi0_norm_load(path, &pol->ns))) goto fail;
+            pol->have_norm = 1;
+            if ((st = check_norm(pol))) goto fail;
+        } else {
+            pi0_log(PI0_LOG_WARN, "policy: no norm_stats.json found next to %s; states and actions are not normalized",
+                    ckpt_dir ? ckpt_dir : "(no checkpoint dir)");
+        }
+        free(path);
+        path = NULL;
     }
-    free(path);
-    path = NULL;
 
     if (pp->default_prompt && !(pol->default_prompt = strdup(pp->default_prompt))) goto nomem;
     size_t S = (size_t)pol->S, A = (size_t)pol->A, H = (size_t)pol->H, L = (size_t)pol->L;
@@ -192,7 +228,9 @@ pi0_status pi0_policy_new(pi0_ctx *ctx, const char *ckpt_dir, const pi0_policy_p
     pol->act = malloc(sizeof(float) * H * A);
     pol->actd = malloc(sizeof(double) * H * A);
     pol->out = malloc(sizeof(float) * H * A);
-    if (!pol->images || !pol->resized || !pol->tokens || !pol->tok_mask || !pol->state || !pol->nstate || !pol->echo ||
+    pol->fstate = malloc(sizeof(float) * A);
+    pol->rawstate = malloc(sizeof(float) * A);
+    if (!pol->fstate || !pol->rawstate || !pol->images || !pol->resized || !pol->tokens || !pol->tok_mask || !pol->state || !pol->nstate || !pol->echo ||
         !pol->act || !pol->actd || !pol->out)
         goto nomem;
     if ((st = pi0_state_new(ctx, &pol->st))) goto fail;
@@ -228,10 +266,124 @@ static pi0_status prepare_images(pi0_policy *pol, const pi0_robot_input *ri) {
     return PI0_OK;
 }
 
+/* LeRobot's π0 prompt (Pi0NewLineProcessor + TokenizerProcessorStep): the task as given plus "\n"
+ * when it does not already end with one, tokenized in one call with BOS, right-padded with 0 to
+ * tokenizer_max_length, truncated (keeping the first ids) when longer. No strip, no '_' -> ' '. */
+static pi0_status lerobot_prompt_pi0(const pi0_text_encoder *enc, const char *task, int max_len, int32_t *tokens,
+                                     int32_t *masks) {
+    size_t tl = strlen(task);
+    char *text = malloc(tl + 2);
+    if (!text) return pi0_err(PI0_ERR_NOMEM, "prompt");
+    memcpy(text, task, tl);
+    if (tl == 0 || task[tl - 1] != '\n') text[tl++] = '\n';
+    text[tl] = '\0';
+    tokens[0] = enc->bos_id;
+    int n = 0;
+    pi0_status st = max_len > 1 ? enc->encode(enc->user, text, tl, tokens + 1, max_len - 1, &n) : PI0_OK;
+    free(text);
+    if (st) return st;
+    if (n < 0) return pi0_err(PI0_ERR_INTERNAL, "prompt: encoder returned %d ids", n);
+    int total = 1 + n, pos = total < max_len ? total : max_len;
+    if (total > max_len)
+        pi0_log(PI0_LOG_WARN, "prompt: %d tokens, truncated to tokenizer_max_length %d (the end of the prompt is lost)",
+                total, max_len);
+    for (int i = 0; i < max_len; i++) {
+        if (i >= pos) tokens[i] = 0;
+        masks[i] = i < pos;
+    }
+    return PI0_OK;
+}
+
+/* LeRobot's order (processor_pi0.py / processor_pi05.py, modeling_pi0.py): float32 state ->
+ * normalize -> (π0.5: discretize into the prompt) -> images (lerobot_image.c) -> pad state to
+ * max_state_dim -> model -> keep the action feature's dims -> un-normalize -> absolute actions. */
+static pi0_status lerobot_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0_run_params *rp, pi0_actions *out) {
+    double t0 = now_ms();
+    const pi0_config *c = pol->cfg;
+    const pi0_lerobot *lr = pol->lr;
+    const int A = pol->A, H = pol->H, S = pol->S;
+    pi0_robot_input ri;
+    pi0_status st = pi0_robot_inputs(&pol->robot, obs->arrays, obs->n_arrays, &ri);
+    if (st) return st;
+    const int d = ri.state_dim;
+    if (d == 0) {
+        st = pi0_err(PI0_ERR_ARG, "LeRobot checkpoint: no 'observation.state' (or 'state') in the observation; the model "
+                                  "needs the robot state");
+        goto done;
+    }
+    if (d > A) {
+        st = pi0_err(PI0_ERR_ARG, "robot state has %d dims, more than max_state_dim %d", d, A);
+        goto done;
+    }
+    for (int i = 0; i < d; i++) pol->rawstate[i] = pol->fstate[i] = (float)ri.state[i];
+    if ((st = pi0_lr_apply(&lr->state_norm, 0, "observation.state", pol->fstate, d))) {
+        st = pi0_err_prefix(st, "%s/policy_preprocessor.json", lr->dir);
+        goto done;
+    }
+    for (int i = 0; i < A; i++) pol->state[i] = i < d ? pol->fstate[i] : 0.0f;   /* pad_vector */
+    for (int i = 0; i < d; i++) pol->nstate[i] = pol->fstate[i];
+
+    /* images: present cameras first (robot.c compacts them), then masked slots */
+    const size_t img = (size_t)3 * S * S;
+    for (int s = 0; s < pol->n_slots; s++) {
+        float *dst = pol->images + s * img;
+        pol->img_mask[s] = ri.mask[s];
+        if (!ri.mask[s]) {
+            for (size_t i = 0; i < img; i++) dst[i] = -1.0f;
+            continue;
+        }
+        if ((st = pi0_lr_image_to_model(ri.img[s].data, ri.fimg[s], ri.img[s].h, ri.img[s].w, S, dst))) goto done;
+    }
+
+    const char *task = obs->prompt ? obs->prompt : pol->default_prompt;
+    if (!task) {
+        st = pi0_err(PI0_ERR_ARG, "Prompt is required: the observation has no prompt and the policy no default_prompt");
+        goto done;
+    }
+    int n_valid = 0;
+    if (c->variant == PI0_VARIANT_PI05 && pol->discrete_state)
+        st = pi0_prompt_pi05(&pol->enc, task, pol->nstate, d, pol->L, pol->tokens, pol->tok_mask, &n_valid);
+    else if (c->variant == PI0_VARIANT_PI05)
+        st = pi0_prompt_pi0(&pol->enc, task, pol->L, pol->tokens, pol->tok_mask, &n_valid);
+    else
+        st = lerobot_prompt_pi0(&pol->enc, task, pol->L, pol->tokens, pol->tok_mask);
+    if (st) goto done;
+
+    pi0_obs mo = {.n_images = pol->n_slots, .images = pol->images, .image_masks = pol->img_mask,
+                  .n_tokens = pol->L, .tokens = pol->tokens, .token_masks = pol->tok_mask,
+                  .state_dim = c->variant == PI0_VARIANT_PI0 ? A : 0,
+                  .state = c->variant == PI0_VARIANT_PI0 ? pol->state : NULL};
+    double t1 = now_ms();
+    st = pi0_infer(pol->st, &mo, rp, NULL, pol->act, (size_t)H * A);
+    out->infer_ms = now_ms() - t1;
+    if (st) goto done;
+
+    const int ad = lr->action_dim;
+    for (int h = 0; h < H; h++) {
+        float *row = pol->out + (size_t)h * ad;
+        memcpy(row, pol->act + (size_t)h * A, sizeof(float) * ad);
+        if ((st = pi0_lr_apply(&lr->action_unnorm, 1, "action", row, ad))) {
+            st = pi0_err_prefix(st, "%s/policy_postprocessor.json", lr->dir);
+            goto done;
+        }
+        if (lr->relative)   /* AbsoluteActionsProcessorStep: + raw state on the masked dims */
+            for (int i = 0; i < lr->n_rel && i < d; i++)
+                if (lr->rel_mask[i]) row[i] = row[i] + pol->rawstate[i];
+    }
+    out->rows = H;
+    out->cols = ad;
+    out->data = pol->out;
+    out->total_ms = now_ms() - t0;
+done:
+    pi0_robot_input_free(&ri);
+    return st;
+}
+
 pi0_status pi0_policy_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0_run_params *rp, pi0_actions *out) {
     pi0_err_clear();
     if (!pol || !obs || !out) return pi0_err(PI0_ERR_ARG, "pi0_policy_infer: NULL argument");
     memset(out, 0, sizeof *out);
+    if (pol->lr) return lerobot_infer(pol, obs, rp, out);
     double t0 = now_ms();
     const pi0_config *c = pol->cfg;
     const int A = pol->A, H = pol->H;
