@@ -199,7 +199,7 @@ PI0_API pi0_run_params pi0_run_params_default(void);
  *   g = min(beta, ((1-tau)² + tau²) / (tau·(1-tau)))   (beta at t = 1, 0 at t = 0, as LeRobot)
  *   v <- v - g·c            with c = e (GUIDED: identity Jacobian, what LeRobot computes, no extra
  *                           cost) or c = J·e ≈ (Â(x + εe) - Â(x)) / ε (GUIDED_FD: one more expert
- *                           pass per step; J = dÂ/dx, the paper uses Jᵀe)
+ *                           pass per step; J = dÂ/dx, the paper uses Jᵀe; c is scaled to |c| <= |e|)
  * Since dt < 0, subtracting g·c moves x towards Y. TRAINED (arXiv 2512.05964) is for checkpoints
  * trained with clean action prefixes; not implemented in this version (PI0_ERR_UNSUPPORTED). */
 typedef enum { PI0_RTC_GUIDED = 0, PI0_RTC_GUIDED_FD = 1, PI0_RTC_TRAINED = 2 } pi0_rtc_mode;

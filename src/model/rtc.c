@@ -131,7 +131,18 @@ void pi0_rtc_guide(pi0_state *st, const pi0_run_params *rp, int step, float t) {
         st->x_t = x0;
         st->v_t = v0;
         if (st->ex.status != PI0_OK) return;
-        for (size_t i = 0; i < n; i++) e[i] = e[i] - t * (st->rtc_v[i] - v0[i]) / eps;
+        /* c = J·e, scaled down to |c| <= |e|: J·e is not the gradient of |W ⊙ (Y - Â)|² (Jᵀe is),
+         * and with |J| >> 1 (untrained weights) an unbounded step makes the loop diverge. For the
+         * near-identity J of late steps of a trained model the bound is inactive. */
+        double ee = 0, cc = 0;
+        for (size_t i = 0; i < n; i++) {
+            float ci = e[i] - t * (st->rtc_v[i] - v0[i]) / eps;
+            ee += (double)e[i] * e[i];
+            cc += (double)ci * ci;
+            st->rtc_x[i] = ci;
+        }
+        float scale = cc > ee ? (float)sqrt(ee / cc) : 1.0f;
+        for (size_t i = 0; i < n; i++) e[i] = scale * st->rtc_x[i];
     }
     if (rp->tap) {
         int64_t sa[2] = {H, A};
