@@ -14,8 +14,9 @@ DEBS    :=
 .DEFAULT_GOAL := all
 include $(sort $(wildcard mk/*.mk))
 
-LIB_SRC   := $(sort $(wildcard src/*.c src/*/*.c src/*/*/*.c))
-TOOL_SRC  := $(sort $(wildcard tools/*.c tools/*/*.c))
+# ISA_SKIP (mk/fast.mk): the ISA-specific files of other architectures.
+LIB_SRC   := $(filter-out $(ISA_SKIP),$(sort $(wildcard src/*.c src/*/*.c src/*/*/*.c)))
+TOOL_SRC  := $(filter-out $(ISA_SKIP),$(sort $(wildcard tools/*.c tools/*/*.c)))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
@@ -23,9 +24,8 @@ TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB       := $(BUILD)/libpi0.a
 SHLIB     := $(BUILD)/libpi0.so
 
-# ISA-specific kernels: the file name says which instructions it may use; chosen at run time.
-$(BUILD)/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mfma -mf16c
-$(BUILD)/%_avx2.o:   CFLAGS += -mavx2 -mfma -mf16c
+# ISA-specific kernels (<name>_<isa>.c): their target flags and which architecture builds them are
+# in mk/fast.mk; chosen at run time.
 
 .PHONY: all test san demo deps clean bench check-full
 all: $(LIB) $(SHLIB) $(BUILD)/pi0 $(TEST_BIN)

@@ -33,6 +33,7 @@
 
 #include "harness.h"
 #include "ops/fast/fast.h"
+#include "ops/fast/isa.h"
 #include "ops/ops.h"
 #include "ops/ref/ref.h"
 #include "rt/cpu.h"
@@ -175,8 +176,8 @@ static void test_matmul_one(int64_t m, int64_t k, int64_t n, pi0_dtype dt, int k
     free((void *)w.data); free(wv); free(x); free(b); free(y0); free(yr); free(yf); free(tol);
 }
 
-/* The portable driver, the AVX2 driver and the AVX-512 no-BF16 (widening) driver give the dispatch driver's result
- * within the same bf16 tolerance; packing by the vector routine gives the same bytes as scalar. */
+/* Every ISA row this CPU can run gives the current row's GEMM result within the bf16 (or f32)
+ * tolerance, and the portable driver too. */
 static void test_gemm_variants(void) {
     const int64_t m = 23, k = 75, n = 130;
     float *wv = fbuf(n * k, 1.0f), *x = fbuf(m * k, 1.0f);
@@ -191,16 +192,14 @@ static void test_gemm_variants(void) {
         pi0_fast_gemm_generic(&j);
         compare(kind ? "gemm generic vs dispatch (f32 kind)" : "gemm generic vs dispatch (bf16 kind)", y2, y1, m * n,
                 NULL, kind ? 1e-5 * k : 1e-5 * k, 0);
-        if (pi0_cpu_caps_get()->avx512 && kind == 0) {
+        for (int r = 0; r < pi0_fast_isa_count(); r++) {
+            const pi0_fast_isa *isa = pi0_fast_isa_at(r);
+            if (!pi0_fast_isa_available(isa)) continue;
+            char label[96];
+            snprintf(label, sizeof label, "gemm %s vs dispatch (%s kind)", isa->name, kind ? "f32" : "bf16");
             j.c = y2;
-            pi0_fast_gemm_avx512(&j, 0);
-            compare("gemm avx512 widen (no BF16 insn) vs dispatch", y2, y1, m * n, NULL, 1e-5 * k, 0);
-        }
-        if (pi0_cpu_caps_get()->avx2) {
-            j.c = y2;
-            pi0_fast_gemm_avx2(&j);
-            compare(kind ? "gemm avx2 vs dispatch (f32 kind)" : "gemm avx2 vs dispatch (bf16 kind)", y2, y1, m * n,
-                    NULL, 1e-5 * k, 0);
+            pi0_fast_gemm_isa(isa, &j);
+            compare(label, y2, y1, m * n, NULL, 1e-5 * k, 0);
         }
         free(y1); free(y2);
         pi0_backend_release_weight(BE, &w);
@@ -554,16 +553,11 @@ static void test_vec_kernels(const vec_kernels *vk) {
 }
 
 static void test_vec_kernel_sets(void) {
-    const vec_kernels sets[] = {
-        {"generic", pi0_fast_gelu_tanh_generic, pi0_fast_swish_generic},
-        {"avx2", pi0_fast_gelu_tanh_avx2, pi0_fast_swish_avx2},
-        {"avx512", pi0_fast_gelu_tanh_avx512, pi0_fast_swish_avx512},
-    };
-    const pi0_cpu_caps *c = pi0_cpu_caps_get();
-    const int have[] = {1, c->avx2, c->avx512};
-    for (int i = 0; i < 3; i++) {
-        if (have[i]) test_vec_kernels(&sets[i]);
-        else printf("row kernels %s: not available on this CPU, skipped\n", sets[i].name);
+    for (int r = 0; r < pi0_fast_isa_count(); r++) {
+        const pi0_fast_isa *isa = pi0_fast_isa_at(r);
+        vec_kernels vk = {isa->name, isa->gelu_tanh, isa->swish};
+        if (pi0_fast_isa_available(isa)) test_vec_kernels(&vk);
+        else printf("row kernels %s: not available on this CPU, skipped\n", isa->name);
     }
 }
 
@@ -598,22 +592,21 @@ static void test_rows_nth_identical(void) {
 
 static void test_backend(void) {
     int fast = BE == &pi0_backend_fast;
-    /* the GEMM and row-kernel cases once per caps level this machine has (generic, avx2, avx512
-     * without BF16, native), each against the reference backend: every ISA driver is checked here */
-    static const int levels[] = {PI0_CPU_GENERIC, PI0_CPU_AVX2, PI0_CPU_AVX512, PI0_CPU_NATIVE};
-    for (int l = 0; l < 4; l++) {
-        if (!pi0_cpu_caps_force(levels[l])) { printf("caps level %d: not available, skipped\n", levels[l]); continue; }
-        printf("---- matmul, norms, elementwise, attention with caps: %s%s\n", pi0_cpu_caps_str(), levels[l] == PI0_CPU_NATIVE ? " (native)" : "");
+    /* the GEMM, row-kernel and attention cases once per ISA row this CPU can run (isa.c's list: on
+     * x86 avx512-bf16, avx512, avx2, generic; on AArch64 neon-bf16, neon, generic), each against the
+     * reference backend: every ISA's kernels are checked here */
+    for (int r = 0; r < pi0_fast_isa_count(); r++) {
+        const pi0_fast_isa *isa = pi0_fast_isa_at(r);
+        if (!pi0_fast_isa_force(isa)) { printf("ISA row %s: not available on this CPU, skipped\n", isa->name); continue; }
+        printf("---- matmul, norms, elementwise, attention with ISA row %s (cpu: %s)\n", isa->name, pi0_cpu_caps_str());
         test_matmul();
         if (fast) test_gemm_variants();
-        /* the row-kernel ops dispatch by the same caps (norms.c: avx512 > avx2 > generic) */
         test_norms();
         test_ew();
         test_rows_nth_identical();
-        /* attention.c: avx512 > avx2 > portable by the same caps */
         test_attention();
     }
-    pi0_cpu_caps_force(PI0_CPU_NATIVE);
+    pi0_fast_isa_force(NULL);
     if (fast) {
         test_vec_kernel_sets();
         test_pack_bytes();
@@ -625,6 +618,14 @@ static void test_backend(void) {
 int main(void) {
     printf("cpu: %s\n", pi0_cpu_caps_str());
     REF = pi0_backend_reference();
+    /* the ISA row follows the CPU flags: lowering them (PI0_CPU_CAPS, or the test-only force) picks
+     * the portable row; back at the native level the row is the best one the CPU can run */
+    CHECK(pi0_cpu_caps_force(PI0_CPU_GENERIC) && pi0_fast_isa_get() == &pi0_fast_isa_generic,
+          "caps lowered to generic: ISA row generic");
+    pi0_cpu_caps_force(PI0_CPU_NATIVE);
+    int best = 0;
+    while (!pi0_fast_isa_available(pi0_fast_isa_at(best))) best++;
+    CHECK(pi0_fast_isa_get() == pi0_fast_isa_at(best), "native caps: ISA row %s", pi0_fast_isa_get()->name);
     for (int i = 0; i < pi0_backend_count(); i++) {
         BE = pi0_backend_at(i);
         if (!BE || BE == REF) continue;

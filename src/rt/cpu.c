@@ -1,4 +1,5 @@
-/* cpu.c - CPUID/XGETBV feature detection, cached (see cpu.h). On non-x86 targets every flag is 0. */
+/* cpu.c - CPUID/XGETBV (x86-64) or HWCAP (AArch64) feature detection, cached (see cpu.h). On other
+ * targets every flag is 0 (portable kernels). */
 #include "rt/cpu.h"
 
 #include <pthread.h>
@@ -8,6 +9,15 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #define PI0_X86 1
+#endif
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1 << 1)
+#endif
+#ifndef HWCAP2_BF16
+#define HWCAP2_BF16 (1 << 14)
+#endif
 #endif
 
 static pi0_cpu_caps g_caps;
@@ -48,10 +58,16 @@ static void detect(void) {
         }
     }
 #endif
+#if defined(__aarch64__)
+    unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    g_caps.neon = (hw & HWCAP_ASIMD) != 0;
+    g_caps.neon_bf16 = g_caps.neon && (hw2 & HWCAP2_BF16) != 0;
+#endif
     const char *env = getenv("PI0_CPU_CAPS");
     if (env && strcmp(env, "generic") == 0) memset(&g_caps, 0, sizeof g_caps);
     if (env && strcmp(env, "avx2") == 0) g_caps.avx512 = g_caps.avx512bf16 = g_caps.avx512vnni = 0;
     if (env && strcmp(env, "avx512") == 0) g_caps.avx512bf16 = 0; /* AVX-512 without BF16 */
+    if (env && strcmp(env, "neon") == 0) g_caps.neon_bf16 = 0;    /* NEON without BF16 */
     g_native = g_caps;
     make_str();
 }
@@ -66,6 +82,9 @@ int pi0_cpu_caps_force(int level) {
     } else if (level == PI0_CPU_AVX512) {
         if (!c.avx512) return 0;
         c.avx512bf16 = 0;
+    } else if (level == PI0_CPU_NEON) {
+        if (!c.neon) return 0;
+        c.neon_bf16 = 0;
     } else if (level != PI0_CPU_NATIVE) return 0;
     g_caps = c;
     make_str();
@@ -73,11 +92,16 @@ int pi0_cpu_caps_force(int level) {
 }
 
 static void make_str(void) {
+    g_caps.flags = (g_caps.avx2 ? PI0_CAP_AVX2 : 0) | (g_caps.avx512 ? PI0_CAP_AVX512 : 0) |
+                   (g_caps.avx512bf16 ? PI0_CAP_AVX512BF16 : 0) | (g_caps.avx512vnni ? PI0_CAP_AVX512VNNI : 0) |
+                   (g_caps.neon ? PI0_CAP_NEON : 0) | (g_caps.neon_bf16 ? PI0_CAP_NEON_BF16 : 0);
     strcpy(g_caps_str, "generic");
     if (g_caps.avx2) strcpy(g_caps_str, "avx2");
     if (g_caps.avx512) strcpy(g_caps_str, "avx512");
     if (g_caps.avx512bf16) strcat(g_caps_str, " bf16");
     if (g_caps.avx512vnni) strcat(g_caps_str, " vnni");
+    if (g_caps.neon) strcpy(g_caps_str, "neon");
+    if (g_caps.neon_bf16) strcat(g_caps_str, " bf16");
 }
 
 const pi0_cpu_caps *pi0_cpu_caps_get(void) {

@@ -49,13 +49,17 @@ static double measure(double (*fn)(long), int n, double seconds) {
 /* AVX-VNNI (CPUID.(7,1):EAX[4]) is not in rt/cpu.h (no library kernel uses it yet); GCC's
  * __builtin_cpu_supports reads that bit and sets it only when the OS saves YMM state. It is asked
  * only when rt/cpu.h allows AVX2, so PI0_CPU_CAPS=generic turns it off like every other level. */
+#if defined(__x86_64__)
 static int has_avxvnni(const pi0_cpu_caps *caps) {
     __builtin_cpu_init();
     return caps->avx2 && __builtin_cpu_supports("avxvnni");
 }
+#endif
 
+/* The peak kernels are x86 (peak_avx512.c, peak_avx2.c); elsewhere every figure stays 0 (not measured). */
 pi0_peak pi0_measure_peak(int n_threads, double seconds) {
     pi0_peak p = {0, 0, 0, "none"};
+#if defined(__x86_64__)
     const pi0_cpu_caps *caps = pi0_cpu_caps_get();
     if (caps->avx512) p.fp32_gflops = measure(pi0_peak_fp32_avx512, n_threads, seconds);
     if (caps->avx512bf16) p.bf16_gflops = measure(pi0_peak_bf16_avx512, n_threads, seconds);
@@ -66,5 +70,8 @@ pi0_peak pi0_measure_peak(int n_threads, double seconds) {
         p.int8_gops = measure(pi0_peak_int8_avxvnni, n_threads, seconds);
         p.int8_isa = "avx-vnni";
     }
+#else
+    (void)n_threads; (void)seconds; (void)measure;
+#endif
     return p;
 }

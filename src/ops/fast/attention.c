@@ -5,8 +5,8 @@
  * softmax and the weighted sum are fp32 with fp32 accumulation; masked logits are replaced by
  * -2.3819763e38 as openpi does, so a fully masked row gets uniform weights.
  * Work split: query rows by (ith, nth); each thread computes all heads of its rows, and every output
- * element is written once by one thread. The kernel is chosen at run time from rt/cpu.h: AVX-512F
- * (attention_avx512.c) > AVX2 + FMA (attention_avx2.c) > the portable C kernel below. Each computes
+ * element is written once by one thread. The kernel comes from the ISA table (isa.h: AVX-512F in
+ * attention_avx512.c, AVX2 + FMA in attention_avx2.c, or the portable C kernel below). Each computes
  * each output with a per-(row, head) sequence of operations that does not depend on the split, so
  * results do not depend on nth.
  * Per-thread scratch (a logits block; for the SIMD kernels also the transposed query block) comes from
@@ -16,8 +16,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "ops/fast/fast.h"
-#include "rt/cpu.h"
+#include "ops/fast/isa.h"
 
 #define MASKED (-2.3819763e38f)
 #define MIN_KEYS 1024
@@ -58,7 +57,11 @@ static void attention_direct(const pi0_attention_args *a, int64_t q0, int64_t q1
 
 /* Portable kernel: per (row, head), logits into s[nk], exact two-pass softmax, then the weighted
  * sum over keys (inner loop over hd, contiguous in V and out, so compilers vectorize it). */
-void pi0_fast_attention_generic(const pi0_attention_args *a, int64_t q0, int64_t q1, float *s) {
+size_t pi0_fast_attention_generic_scratch(const pi0_attention_args *a) { return sizeof(float) * (size_t)a->nk; }
+int pi0_fast_attention_generic_ok(const pi0_attention_args *a) { (void)a; return 1; }
+
+void pi0_fast_attention_generic(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch) {
+    float *s = scratch;
     const int hd = a->hd, group = a->n_heads / a->n_kv;
     for (int64_t i = q0; i < q1; i++)
         for (int h = 0; h < a->n_heads; h++) {
@@ -98,19 +101,9 @@ void pi0_fast_attention(const pi0_attention_args *a, int ith, int nth) {
     if (q0 >= q1) return;
     pi0_attention_args sized = *a;
     if (sized.nk < MIN_KEYS) sized.nk = MIN_KEYS; /* scratch size only */
-    if (pi0_cpu_caps_get()->avx512 && pi0_fast_attention_avx512_ok(a)) {
-        void *s = pi0_fast_scratch(1, pi0_fast_attention_avx512_scratch(&sized));
-        if (s) pi0_fast_attention_avx512(a, q0, q1, s);
-        else attention_direct(a, q0, q1);
-        return;
-    }
-    if (pi0_cpu_caps_get()->avx2 && pi0_fast_attention_avx2_ok(a)) {
-        void *s = pi0_fast_scratch(1, pi0_fast_attention_avx2_scratch(&sized));
-        if (s) pi0_fast_attention_avx2(a, q0, q1, s);
-        else attention_direct(a, q0, q1);
-        return;
-    }
-    float *s = pi0_fast_scratch(1, sizeof(float) * (size_t)sized.nk);
-    if (s) pi0_fast_attention_generic(a, q0, q1, s);
+    const pi0_fast_isa *isa = pi0_fast_isa_get();
+    if (!isa->attention || !isa->attention_ok(a)) isa = &pi0_fast_isa_generic;
+    void *s = pi0_fast_scratch(1, isa->attention_scratch(&sized));
+    if (s) isa->attention(a, q0, q1, s);
     else attention_direct(a, q0, q1);
 }

@@ -1,5 +1,6 @@
 /* fast.h - internals shared by the fast backend's files (src/ops/fast/): the packed weight layout,
- * the per-ISA GEMM drivers and the per-ISA elementwise kernels, chosen at run time (rt/cpu.h).
+ * the GEMM job, per-thread scratch and the portable kernels. The per-ISA kernels are reached only
+ * through the ISA table (isa.h), chosen at run time from the CPU flags (rt/cpu.h).
  *
  * Packed weight layout (made once at load by pack(), independent of the ISA that reads it):
  *   the n output columns are cut into panels of PI0_FAST_NR = 64 columns (the last one zero-padded);
@@ -50,13 +51,13 @@ typedef struct {
     int64_t p0, p1;          /* panel range */
 } pi0_fast_gemm_job;
 
-/* Drivers, one per ISA; each handles both kinds. The avx512 one uses vdpbf16ps only when has_bf16
- * says the CPU has it; the avx2 one (AVX2 + FMA) widens bf16 to fp32 and uses FMA. */
-void pi0_fast_gemm_generic(const pi0_fast_gemm_job *j);
-void pi0_fast_gemm_avx2(const pi0_fast_gemm_job *j);
-void pi0_fast_gemm_avx512(const pi0_fast_gemm_job *j, int has_bf16);
-/* Chooses the driver from the cached CPU caps. */
+/* Run a GEMM job with the kernels of the ISA table's current row (pi0_fast_isa_get), or of a given
+ * row (tests, benchmarks); the portable driver (matmul_generic.c: one row x one panel at a time)
+ * when the row has no kernels for the weight format. */
+struct pi0_fast_isa;
 void pi0_fast_gemm(const pi0_fast_gemm_job *j);
+void pi0_fast_gemm_isa(const struct pi0_fast_isa *isa, const pi0_fast_gemm_job *j);
+void pi0_fast_gemm_generic(const pi0_fast_gemm_job *j);
 
 /* Per-thread scratch owned by the fast backend: grown on first use (or when a bigger size is
  * asked), freed when the thread exits. slot 0..PI0_FAST_SCRATCH_SLOTS-1 lets one op hold several
@@ -70,42 +71,20 @@ pi0_status pi0_fast_pack_weight(pi0_fast_packed **out, const void *data, pi0_dty
 void pi0_fast_packed_free(pi0_fast_packed *p);
 size_t pi0_fast_packed_bytes(int64_t n, int64_t k, int kind);
 /* Fill p->data (header already set, buffer of pi0_fast_packed_bytes) from [n, k] rows in dtype dt.
- * The AVX-512 one needs avx512 (F, BW) and returns 0 without writing for dtypes it does not handle
- * (F16); both write identical bytes. Pure functions: safe on several threads at once. */
+ * An ISA row's pack_fill must write the same bytes. Pure function: safe on several threads at once. */
 void pi0_fast_pack_fill_generic(const pi0_fast_packed *p, const void *data, pi0_dtype dt);
-int pi0_fast_pack_fill_avx512(const pi0_fast_packed *p, const void *data, pi0_dtype dt);
 
-/* fp32 attention for query rows [q0, q1) of a (attention_avx512.c, needs AVX-512F); scratch must hold
- * pi0_fast_attention_avx512_scratch(a) bytes (grows with a->nk and a->hd). _ok is 0 when the query
- * stride is too large for its int32 gather offsets (then use the portable kernel). */
-size_t pi0_fast_attention_avx512_scratch(const pi0_attention_args *a);
-int pi0_fast_attention_avx512_ok(const pi0_attention_args *a);
-/* Portable fp32 attention for query rows [q0, q1) (attention.c); s holds a->nk floats. Exposed for
- * test_ops, which checks it on an AVX-512 machine too. */
-void pi0_fast_attention_generic(const pi0_attention_args *a, int64_t q0, int64_t q1, float *s);
-void pi0_fast_attention_avx512(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch);
-/* The same for AVX2 + FMA (attention_avx2.c, 8 lanes; called only when rt/cpu.h reports avx2). */
-size_t pi0_fast_attention_avx2_scratch(const pi0_attention_args *a);
-int pi0_fast_attention_avx2_ok(const pi0_attention_args *a);
-void pi0_fast_attention_avx2(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch);
-
-/* Elementwise kernels on contiguous spans (used by norms.c, which picks avx512 > avx2 > generic). */
-void pi0_fast_gelu_tanh_avx512(float *y, const float *a, const float *b, int64_t n); /* b may be NULL */
-void pi0_fast_swish_avx512(float *y, const float *a, int64_t n);
-/* Softmax of one row in place over n logits (already masked): y = exp(x - max) / sum. */
+/* The portable kernels (the generic ISA row, and what other rows fall back to or point at).
+ * Attention for query rows [q0, q1) (attention.c); scratch holds a->nk floats. */
+size_t pi0_fast_attention_generic_scratch(const pi0_attention_args *a);
+int pi0_fast_attention_generic_ok(const pi0_attention_args *a);
+void pi0_fast_attention_generic(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch);
+/* Row kernels (vecmath_generic.c): GELU-tanh (times b unless NULL), swish on contiguous spans; one
+ * row of LayerNorm (w, b may be NULL) / Gemma RMSNorm (y = x·r·(1 + w); w NULL = plain). */
 void pi0_fast_gelu_tanh_generic(float *y, const float *a, const float *b, int64_t n);
 void pi0_fast_swish_generic(float *y, const float *a, int64_t n);
-/* One row of LayerNorm (w, b may be NULL) / Gemma RMSNorm (y = x·r·(1 + w); w NULL = plain). */
-void pi0_fast_layernorm_row_avx512(float *y, const float *x, const float *w, const float *b, int64_t d, float eps);
-void pi0_fast_rmsnorm_row_avx512(float *y, const float *x, const float *w, int64_t d, float eps);
 void pi0_fast_layernorm_row_generic(float *y, const float *x, const float *w, const float *b, int64_t d, float eps);
 void pi0_fast_rmsnorm_row_generic(float *y, const float *x, const float *w, int64_t d, float eps);
-/* AVX2 + FMA versions of the five kernels above (vecmath_avx2.c; same formulas and accuracy, masked
- * tails): called only when rt/cpu.h reports avx2. */
-void pi0_fast_gelu_tanh_avx2(float *y, const float *a, const float *b, int64_t n);
-void pi0_fast_swish_avx2(float *y, const float *a, int64_t n);
-void pi0_fast_layernorm_row_avx2(float *y, const float *x, const float *w, const float *b, int64_t d, float eps);
-void pi0_fast_rmsnorm_row_avx2(float *y, const float *x, const float *w, int64_t d, float eps);
 
 /* The backend (fast.c) and its op members (in the other files of this directory). */
 extern const pi0_backend pi0_backend_fast;

@@ -1,26 +1,21 @@
-/* matmul_avx2.c - AVX2 + FMA GEMM driver for packed weights (layout in fast.h), for CPUs without
- * AVX-512 (compiled with -mavx2 -mfma -mf16c; only called when rt/cpu.h reports avx2).
+/* matmul_avx2.c - AVX2 + FMA GEMM microkernels and A-block conversion for the shared driver
+ * (matmul.c; packed layout in fast.h), for CPUs without AVX-512 (compiled with -mavx2 -mfma -mf16c;
+ * the ISA table's avx2 row, isa_avx2.c).
  *
  * bf16 kind: activation rows are rounded to bf16 (nearest even, NaN stays NaN: the same rounding
- * as the AVX-512 path) block by block into a per-thread scratch A block, kept as fp32 values (the
- * low 16 bits zero) so the kernel broadcasts them straight from memory. Weights are widened in
- * registers: one 32-byte load holds 8 columns x 2 consecutive inputs; << 16 gives the even input,
- * & 0xffff0000 the odd one. A 6x16 register tile (12 ymm accumulators) adds, per k pair, the even
- * product then the odd product with FMA: the products of bf16 values are exact in fp32, so each
- * accumulator sees the same fp32 sums as the AVX-512 widening kernel (kern_wd_*).
+ * as the AVX-512 path) into the A block, kept as fp32 values (the low 16 bits zero) so the kernel
+ * broadcasts them straight from memory. Weights are widened in registers: one 32-byte load holds
+ * 8 columns x 2 consecutive inputs; << 16 gives the even input, & 0xffff0000 the odd one. A 6x16
+ * register tile (12 ymm accumulators) adds, per k pair, the even product then the odd product with
+ * FMA: the products of bf16 values are exact in fp32, so each accumulator sees the same fp32 sums as
+ * the AVX-512 widening kernel (kern_wd_*). The group's weight slice (kc/2 x 64 bytes, <= 64 KB)
+ * stays in L1/L2 across all row tiles.
  * f32 kind: x is read directly, 6x16 fp32 FMA tile.
- * Loop order: m block (<= MC rows) > k block > panels of the job > 16-column groups of the panel
- * > row tiles; the group's weight slice (kc/2 x 64 bytes, <= 64 KB) stays in L1/L2 across all row
- * tiles, the panel slice (<= 256 KB) in L2, so weights stream from DRAM once per call. k blocks are
- * the same near-equal cut of <= KC as matmul_avx512.c (depends on k only). While one panel is
- * worked on, the next weight slice is prefetched one line per k pair over its first kernel calls.
- * The bias is added in the last k block. Every output element is produced by one thread in a fixed
- * k order that depends only on k, whatever the job split.
  */
 #include <immintrin.h>
 #include <string.h>
 
-#include "ops/fast/fast.h"
+#include "ops/fast/isa.h"
 
 #define NR PI0_FAST_NR
 #define MR 6
@@ -90,9 +85,11 @@ static inline __m256i lane_mask(int64_t left) {
 
 /* pf: during the first pf_n k pairs, one 64-byte line of pf per pair is prefetched into L2. */
 #define DEF_KERN_BF(R)                                                                          \
-    static void kern_bf_##R(const float *a, int64_t lda, const uint16_t *b, int64_t kpairs,     \
+    static void kern_bf_##R(const void *a_, int64_t lda, const void *b_, int64_t kpairs,        \
                             float *c, int64_t ldc, int loadc, const float *bias, int64_t ncols, \
                             const char *pf, int64_t pf_n) {                                     \
+        const float *a = a_;                                                                    \
+        const uint16_t *b = b_;                                                                 \
         KERN_PROLOGUE(R)                                                                        \
         const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);                                 \
         int64_t p = 0;                                                                          \
@@ -105,8 +102,11 @@ static inline __m256i lane_mask(int64_t left) {
     }
 
 #define DEF_KERN_F32(R)                                                                         \
-    static void kern_f32_##R(const float *a, int64_t lda, const float *b, int64_t kk,           \
-                             float *c, int64_t ldc, int loadc, const float *bias, int64_t ncols) {\
+    static void kern_f32_##R(const void *a_, int64_t lda, const void *b_, int64_t kk,           \
+                             float *c, int64_t ldc, int loadc, const float *bias, int64_t ncols, \
+                             const char *pf, int64_t pf_n) {                                     \
+        const float *a = a_, *b = b_;                                                            \
+        (void)pf; (void)pf_n;                                                                    \
         KERN_PROLOGUE(R)                                                                        \
         for (int64_t i = 0; i < kk; i++) {                                                      \
             __m256 b0 = _mm256_load_ps(b + i * 64), b1 = _mm256_load_ps(b + i * 64 + 8);        \
@@ -122,13 +122,6 @@ static inline __m256i lane_mask(int64_t left) {
 DEF_KERN_BF(1) DEF_KERN_BF(2) DEF_KERN_BF(3) DEF_KERN_BF(4) DEF_KERN_BF(5) DEF_KERN_BF(6)
 DEF_KERN_F32(1) DEF_KERN_F32(2) DEF_KERN_F32(3) DEF_KERN_F32(4) DEF_KERN_F32(5) DEF_KERN_F32(6)
 
-typedef void (*kern_bf_fn)(const float *, int64_t, const uint16_t *, int64_t, float *, int64_t, int,
-                           const float *, int64_t, const char *, int64_t);
-typedef void (*kern_f32_fn)(const float *, int64_t, const float *, int64_t, float *, int64_t, int,
-                            const float *, int64_t);
-static const kern_bf_fn k_bf[MR + 1] = {0, kern_bf_1, kern_bf_2, kern_bf_3, kern_bf_4, kern_bf_5, kern_bf_6};
-static const kern_f32_fn k_f32[MR + 1] = {0, kern_f32_1, kern_f32_2, kern_f32_3, kern_f32_4, kern_f32_5, kern_f32_6};
-
 /* 8 floats rounded to bf16 (nearest even; NaN -> quiet NaN with its top bits), returned as fp32. */
 static inline __m256 round_bf16(__m256 x) {
     const __m256i rnd = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1);
@@ -143,8 +136,9 @@ static inline __m256 round_bf16(__m256 x) {
 
 /* Rows [0, mb) x inputs [k0, k0+kc) of a rounded to bf16 precision into dst (fp32, row stride
  * lds), zero past k. Prefetches pf_lines 64-byte lines of pf (the first weight slice) meanwhile. */
-static void convert_block(float *dst, int64_t lds, const float *a, int64_t lda, int64_t mb, int64_t k0, int64_t kc,
+static void convert_block(void *dst_, int64_t lds, const float *a, int64_t lda, int64_t mb, int64_t k0, int64_t kc,
                           int64_t k, const char *pf, int64_t pf_lines) {
+    float *dst = dst_;
     int64_t valid = k - k0 < kc ? k - k0 : kc, full = valid & ~(int64_t)7;
     int64_t pf_row = mb > 0 ? (pf_lines + mb - 1) / mb : 0;
     for (int64_t r = 0; r < mb; r++) {
@@ -158,84 +152,7 @@ static void convert_block(float *dst, int64_t lds, const float *a, int64_t lda, 
     }
 }
 
-static void gemm_bf16(const pi0_fast_gemm_job *j) {
-    const pi0_fast_packed *b = j->b;
-    const int64_t k = b->k, kp = b->kp, n = b->n, kcb = pi0_fast_kblock(kp, KC);
-    /* A block row stride: kc + 16 floats, so the rows of a tile are not all 4 KB apart */
-    const int64_t lds = kcb + 16, mc = j->m < MC ? j->m : MC;
-    float *abuf = pi0_fast_scratch(0, (size_t)mc * (size_t)lds * sizeof(float));
-    if (!abuf) { pi0_fast_gemm_generic(j); return; } /* out of memory: slow but correct */
-    const uint16_t *B = b->data;
-    int64_t n_mblk = (j->m + MC - 1) / MC;
-    for (int64_t ib = 0; ib < n_mblk; ib++) {
-        int64_t i0, i1;
-        pi0_split(j->m, (int)ib, (int)n_mblk, &i0, &i1); /* near-equal m blocks */
-        int64_t mb = i1 - i0;
-        int64_t nb = (mb + MR - 1) / MR;
-        for (int64_t k0 = 0; k0 < kp; k0 += kcb) {
-            int64_t kc = kp - k0 < kcb ? kp - k0 : kcb, kpairs = kc / 2;
-            int last = k0 + kc >= kp;
-            int64_t pf_p = k0 == 0 ? j->p0 : j->p0 + 1;
-            const char *pf = pf_p < j->p1 ? (const char *)(B + pf_p * kp * NR + k0 * NR) : NULL;
-            convert_block(abuf, lds, j->a + i0 * j->lda, j->lda, mb, k0, kc, k, pf, pf ? kc * 2 : 0);
-            int loadc = k0 > 0 || j->accumulate;
-            for (int64_t p = j->p0; p < j->p1; p++) {
-                const uint16_t *bp = B + p * kp * NR + k0 * NR;
-                int64_t ncols = n - p * NR < NR ? n - p * NR : NR;
-                /* the slice read after this one: next panel, or the first panel of the next k block */
-                const char *nx = NULL;
-                int64_t nx_lines = 0;
-                if (p + 1 < j->p1) { nx = (const char *)(bp + kp * NR); nx_lines = kc * 2; }
-                else if (!last) {
-                    int64_t kc2 = kp - (k0 + kc) < kcb ? kp - (k0 + kc) : kcb;
-                    nx = (const char *)(B + j->p0 * kp * NR + (k0 + kc) * NR);
-                    nx_lines = kc2 * 2;
-                }
-                for (int64_t g = 0; g * 16 < ncols; g++) {
-                    const float *bias = (last && j->bias) ? j->bias + p * NR + 16 * g : NULL;
-                    for (int64_t t = 0; t < nb; t++) {
-                        int64_t r0, r1;
-                        pi0_split(mb, (int)t, (int)nb, &r0, &r1); /* near-equal row tiles */
-                        int64_t rows = r1 - r0;
-                        int64_t pf_n = nx_lines < kpairs ? nx_lines : kpairs;
-                        k_bf[rows](abuf + r0 * lds, lds, bp + 32 * g, kpairs,
-                                   j->c + (i0 + r0) * j->ldc + p * NR + 16 * g, j->ldc, loadc, bias, ncols - 16 * g,
-                                   nx, pf_n);
-                        if (nx) { nx += 64 * pf_n; nx_lines -= pf_n; }
-                    }
-                }
-            }
-        }
-    }
-}
-
-static void gemm_f32(const pi0_fast_gemm_job *j) {
-    const pi0_fast_packed *b = j->b;
-    const int64_t k = b->k, n = b->n;
-    const float *B = b->data;
-    int64_t nb = (j->m + MR - 1) / MR;
-    for (int64_t k0 = 0; k0 < k; k0 += KC_F32) {
-        int64_t kc = k - k0 < KC_F32 ? k - k0 : KC_F32;
-        int loadc = k0 > 0 || j->accumulate;
-        for (int64_t p = j->p0; p < j->p1; p++) {
-            const float *bp = B + p * k * NR + k0 * NR;
-            int64_t ncols = n - p * NR < NR ? n - p * NR : NR;
-            for (int64_t g = 0; g * 16 < ncols; g++) {
-                const float *bias = (k0 == 0 && j->bias) ? j->bias + p * NR + 16 * g : NULL;
-                for (int64_t t = 0; t < nb; t++) {
-                    int64_t r0, r1;
-                    pi0_split(j->m, (int)t, (int)nb, &r0, &r1);
-                    int64_t rows = r1 - r0;
-                    k_f32[rows](j->a + r0 * j->lda + k0, j->lda, bp + 16 * g, kc,
-                                j->c + r0 * j->ldc + p * NR + 16 * g, j->ldc, loadc, bias, ncols - 16 * g);
-                }
-            }
-        }
-    }
-}
-
-void pi0_fast_gemm_avx2(const pi0_fast_gemm_job *j) {
-    if (j->m <= 0 || j->p0 >= j->p1) return;
-    if (j->b->kind == PI0_WEIGHTS_F32) gemm_f32(j);
-    else gemm_bf16(j);
-}
+#define KERNS(name) {0, name##_1, name##_2, name##_3, name##_4, name##_5, name##_6}
+const pi0_fast_gemm_kernels pi0_fast_gemm_avx2_bf16 = {
+    .mr = MR, .cols = 16, .kc = KC, .mc = MC, .a_elem = 4, .convert = convert_block, .kern = KERNS(kern_bf)};
+const pi0_fast_gemm_kernels pi0_fast_gemm_avx2_f32 = {.mr = MR, .cols = 16, .kc = KC_F32, .kern = KERNS(kern_f32)};

@@ -1,25 +1,18 @@
-/* matmul_avx512.c - AVX-512 GEMM driver for packed weights (layout in fast.h).
+/* matmul_avx512.c - AVX-512 GEMM microkernels and A-block conversion for the shared driver
+ * (matmul.c; packed layout in fast.h), in three sets for the ISA table (isa_avx512.c):
  *
- * bf16 kind: activation rows are rounded to bf16 (nearest even) block by block into a per-thread
- * scratch A block [mb rows, kc inputs], then a 6x64 register tile accumulates in fp32 with
- * vdpbf16ps (or, without AVX512_BF16, by widening both bf16 operands and using FMA: same products,
- * same fp32 accumulation order per pair). f32 kind: x is read directly, 6x64 fp32 FMA tile.
- * Loop order: m block (<= MC rows) > k block > panels of the job > row tiles; the 64-column weight
- * slice of a k block (kc*128 bytes <= 256 KB) stays in L2 across all row tiles, so weights stream
- * from DRAM once per call. k is cut into near-equal blocks of <= KC = 2048 (k = 1152: one block,
- * 4304: 3 x 1436, 16384: 8 x 2048); measured on Zen 5 against KC = 1024 (tail blocks, 2x the C
- * reloads and A passes): SigLIP fc1 +10 %, prefix gate/up +10 %, 3072/4096 no better.
- * DRAM latency is hidden by software prefetch: while a kernel works on one weight slice it asks for
- * the next one (next panel, or the job's first panel of the next k block), one line per k pair
- * over the first row tiles; the conversion of the A block asks for the first slice of its k block.
- * That lifts the m=50 action-expert GEMMs, which stream 600 MB of weights per step, by 10-15 %.
- * The bias is added in the last k block. Every output element is produced by one thread in a fixed
- * k order that depends only on k, whatever the job split.
+ * bf16 kind, AVX512_BF16: activation rows rounded to bf16 (vcvtneps2bf16) into the A block, a 6x64
+ * register tile accumulating in fp32 with vdpbf16ps (each k pair's two products summed, then added);
+ * bf16 kind, AVX-512 without BF16: the same A block rounded by integer arithmetic (same bytes), bf16
+ * pairs widened (<< 16, & 0xffff0000) and two FMAs per pair: exact products, fp32 sums in the same
+ * order as the AVX2 and NEON widening kernels;
+ * f32 kind: x read in place, 6x64 fp32 FMA tile.
+ * The kernels prefetch the next weight slice (pf) one line per k pair, as the driver asks.
  */
 #include <immintrin.h>
 #include <string.h>
 
-#include "ops/fast/fast.h"
+#include "ops/fast/isa.h"
 
 #define NR PI0_FAST_NR
 #define MR 6
@@ -77,9 +70,10 @@ static inline __mmask16 col_mask(int64_t ncols, int v) {
 /* pf: during the first pf_n k pairs, one 64-byte line of pf per pair is prefetched into L2 (the
  * driver points it at the weight slice the next kernel calls will read from DRAM). */
 #define DEF_KERN_DP(R)                                                                          \
-    static void kern_dp_##R(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t kpairs,  \
+    static void kern_dp_##R(const void *a_, int64_t lda, const void *b_, int64_t kpairs,        \
                             float *c, int64_t ldc, int loadc, const float *bias, int64_t ncols, \
                             const char *pf, int64_t pf_n) {                                     \
+        const uint16_t *a = a_, *b = b_;                                                        \
         KERN_PROLOGUE(R)                                                                        \
         int64_t p = 0;                                                                          \
         for (; p < pf_n; p++) {                                                                 \
@@ -92,9 +86,10 @@ static inline __mmask16 col_mask(int64_t ncols, int v) {
 
 /* Without AVX512_BF16: widen bf16 pairs (low half = even input, high half = odd input). */
 #define DEF_KERN_WIDEN(R)                                                                       \
-    static void kern_wd_##R(const uint16_t *a, int64_t lda, const uint16_t *b, int64_t kpairs,  \
+    static void kern_wd_##R(const void *a_, int64_t lda, const void *b_, int64_t kpairs,        \
                             float *c, int64_t ldc, int loadc, const float *bias, int64_t ncols, \
                             const char *pf, int64_t pf_n) {                                     \
+        const uint16_t *a = a_, *b = b_;                                                        \
         (void)pf; (void)pf_n;                                                                   \
         KERN_PROLOGUE(R)                                                                        \
         const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);                                 \
@@ -117,8 +112,11 @@ static inline __mmask16 col_mask(int64_t ncols, int v) {
     }
 
 #define DEF_KERN_F32(R)                                                                         \
-    static void kern_f32_##R(const float *a, int64_t lda, const float *b, int64_t kk,           \
-                             float *c, int64_t ldc, int loadc, const float *bias, int64_t ncols) {\
+    static void kern_f32_##R(const void *a_, int64_t lda, const void *b_, int64_t kk,           \
+                             float *c, int64_t ldc, int loadc, const float *bias, int64_t ncols, \
+                             const char *pf, int64_t pf_n) {                                     \
+        const float *a = a_, *b = b_;                                                            \
+        (void)pf; (void)pf_n;                                                                    \
         KERN_PROLOGUE(R)                                                                        \
         for (int64_t i = 0; i < kk; i++) {                                                      \
             __m512 b0 = _mm512_load_ps(b + i * 64), b1 = _mm512_load_ps(b + i * 64 + 16);       \
@@ -138,14 +136,6 @@ DEF_KERN_DP(1) DEF_KERN_DP(2) DEF_KERN_DP(3) DEF_KERN_DP(4) DEF_KERN_DP(5) DEF_K
 DEF_KERN_WIDEN(1) DEF_KERN_WIDEN(2) DEF_KERN_WIDEN(3) DEF_KERN_WIDEN(4) DEF_KERN_WIDEN(5) DEF_KERN_WIDEN(6)
 DEF_KERN_F32(1) DEF_KERN_F32(2) DEF_KERN_F32(3) DEF_KERN_F32(4) DEF_KERN_F32(5) DEF_KERN_F32(6)
 
-typedef void (*kern_bf16_fn)(const uint16_t *, int64_t, const uint16_t *, int64_t, float *, int64_t, int,
-                             const float *, int64_t, const char *, int64_t);
-typedef void (*kern_f32_fn)(const float *, int64_t, const float *, int64_t, float *, int64_t, int,
-                            const float *, int64_t);
-static const kern_bf16_fn k_dp[MR + 1] = {0, kern_dp_1, kern_dp_2, kern_dp_3, kern_dp_4, kern_dp_5, kern_dp_6};
-static const kern_bf16_fn k_wd[MR + 1] = {0, kern_wd_1, kern_wd_2, kern_wd_3, kern_wd_4, kern_wd_5, kern_wd_6};
-static const kern_f32_fn k_f32[MR + 1] = {0, kern_f32_1, kern_f32_2, kern_f32_3, kern_f32_4, kern_f32_5, kern_f32_6};
-
 /* 16 floats -> 16 bf16, round to nearest even, NaN stays NaN (quiet bit set). */
 static inline __m256i to_bf16(__m512 x, int has_bf16) {
     if (has_bf16) return (__m256i)_mm512_cvtneps_pbh(x);
@@ -160,8 +150,8 @@ static inline __m256i to_bf16(__m512 x, int has_bf16) {
 /* Round rows [0, mb) x inputs [k0, k0+kc) of a to bf16 into dst (row stride lds); zero past k.
  * While it streams A it also prefetches pf_lines 64-byte lines of pf (the first weight slice the
  * kernels will read), which the DRAM would otherwise not be asked for until the conversion ends. */
-static void convert_block(uint16_t *dst, int64_t lds, const float *a, int64_t lda, int64_t mb, int64_t k0,
-                          int64_t kc, int64_t k, int has_bf16, const char *pf, int64_t pf_lines) {
+static inline void convert_block(uint16_t *dst, int64_t lds, const float *a, int64_t lda, int64_t mb, int64_t k0,
+                                 int64_t kc, int64_t k, int has_bf16, const char *pf, int64_t pf_lines) {
     int64_t valid = k - k0 < kc ? k - k0 : kc, full = valid & ~(int64_t)15;
     int64_t pf_row = mb > 0 ? (pf_lines + mb - 1) / mb : 0;
     for (int64_t r = 0; r < mb; r++) {
@@ -182,82 +172,18 @@ static void convert_block(uint16_t *dst, int64_t lds, const float *a, int64_t ld
     }
 }
 
-static void gemm_bf16(const pi0_fast_gemm_job *j, int has_bf16) {
-    const pi0_fast_packed *b = j->b;
-    const int64_t k = b->k, kp = b->kp, n = b->n, kcb = pi0_fast_kblock(kp, KC);
-    /* A block row stride: kc + 32 bf16, so the rows of a tile do not all sit 4 KB apart (same L1 set) */
-    const int64_t lds = kcb + 32, mc = j->m < MC ? j->m : MC;
-    uint16_t *abuf = pi0_fast_scratch(0, (size_t)mc * (size_t)lds * sizeof(uint16_t));
-    if (!abuf) { pi0_fast_gemm_generic(j); return; } /* out of memory: slow but correct */
-    const kern_bf16_fn *kern = has_bf16 ? k_dp : k_wd;
-    const uint16_t *B = b->data;
-    int64_t n_mblk = (j->m + MC - 1) / MC;
-    for (int64_t ib = 0; ib < n_mblk; ib++) {
-        int64_t i0, i1;
-        pi0_split(j->m, (int)ib, (int)n_mblk, &i0, &i1); /* near-equal m blocks */
-        int64_t mb = i1 - i0;
-        int64_t nb = (mb + MR - 1) / MR;
-        for (int64_t k0 = 0; k0 < kp; k0 += kcb) {
-            int64_t kc = kp - k0 < kcb ? kp - k0 : kcb, kpairs = kc / 2;
-            int last = k0 + kc >= kp;
-            /* the first slice of this k block: at k0 = 0 nobody has asked for it yet; later blocks had it
-             * prefetched by the previous block's last panel, so ask for the second one */
-            int64_t pf_p = k0 == 0 ? j->p0 : j->p0 + 1;
-            const char *pf = pf_p < j->p1 ? (const char *)(B + pf_p * kp * NR + k0 * NR) : NULL;
-            convert_block(abuf, lds, j->a + i0 * j->lda, j->lda, mb, k0, kc, k, has_bf16, pf, pf ? kc * 2 : 0);
-            int loadc = k0 > 0 || j->accumulate;
-            for (int64_t p = j->p0; p < j->p1; p++) {
-                const uint16_t *bp = B + p * kp * NR + k0 * NR;
-                int64_t ncols = n - p * NR < NR ? n - p * NR : NR;
-                const float *bias = (last && j->bias) ? j->bias + p * NR : NULL;
-                /* the slice read after this one: next panel, or the first panel of the next k block */
-                const char *nx = NULL;
-                int64_t nx_lines = 0;
-                if (p + 1 < j->p1) { nx = (const char *)(bp + kp * NR); nx_lines = kc * 2; }
-                else if (!last) {
-                    int64_t kc2 = kp - (k0 + kc) < kcb ? kp - (k0 + kc) : kcb;
-                    nx = (const char *)(B + j->p0 * kp * NR + (k0 + kc) * NR);
-                    nx_lines = kc2 * 2;
-                }
-                for (int64_t t = 0; t < nb; t++) {
-                    int64_t r0, r1;
-                    pi0_split(mb, (int)t, (int)nb, &r0, &r1); /* near-equal row tiles */
-                    int64_t rows = r1 - r0;
-                    int64_t pf_n = nx_lines < kpairs ? nx_lines : kpairs;
-                    kern[rows](abuf + r0 * lds, lds, bp, kpairs, j->c + (i0 + r0) * j->ldc + p * NR, j->ldc,
-                               loadc, bias, ncols, nx, pf_n);
-                    if (nx) { nx += 64 * pf_n; nx_lines -= pf_n; }
-                }
-            }
-        }
-    }
+static void convert_cvt(void *dst, int64_t lds, const float *a, int64_t lda, int64_t mb, int64_t k0, int64_t kc,
+                        int64_t k, const char *pf, int64_t pf_lines) {
+    convert_block(dst, lds, a, lda, mb, k0, kc, k, 1, pf, pf_lines);
+}
+static void convert_int(void *dst, int64_t lds, const float *a, int64_t lda, int64_t mb, int64_t k0, int64_t kc,
+                        int64_t k, const char *pf, int64_t pf_lines) {
+    convert_block(dst, lds, a, lda, mb, k0, kc, k, 0, pf, pf_lines);
 }
 
-static void gemm_f32(const pi0_fast_gemm_job *j) {
-    const pi0_fast_packed *b = j->b;
-    const int64_t k = b->k, n = b->n;
-    const float *B = b->data;
-    int64_t nb = (j->m + MR - 1) / MR;
-    for (int64_t k0 = 0; k0 < k; k0 += KC_F32) {
-        int64_t kc = k - k0 < KC_F32 ? k - k0 : KC_F32;
-        int loadc = k0 > 0 || j->accumulate;
-        for (int64_t p = j->p0; p < j->p1; p++) {
-            const float *bp = B + p * k * NR + k0 * NR;
-            int64_t ncols = n - p * NR < NR ? n - p * NR : NR;
-            const float *bias = (k0 == 0 && j->bias) ? j->bias + p * NR : NULL;
-            for (int64_t t = 0; t < nb; t++) {
-                int64_t r0, r1;
-                pi0_split(j->m, (int)t, (int)nb, &r0, &r1);
-                int64_t rows = r1 - r0;
-                k_f32[rows](j->a + r0 * j->lda + k0, j->lda, bp, kc, j->c + r0 * j->ldc + p * NR, j->ldc,
-                            loadc, bias, ncols);
-            }
-        }
-    }
-}
-
-void pi0_fast_gemm_avx512(const pi0_fast_gemm_job *j, int has_bf16) {
-    if (j->m <= 0 || j->p0 >= j->p1) return;
-    if (j->b->kind == PI0_WEIGHTS_F32) gemm_f32(j);
-    else gemm_bf16(j, has_bf16);
-}
+#define KERNS(name) {0, name##_1, name##_2, name##_3, name##_4, name##_5, name##_6}
+const pi0_fast_gemm_kernels pi0_fast_gemm_avx512_dp = {
+    .mr = MR, .cols = 64, .kc = KC, .mc = MC, .a_elem = 2, .convert = convert_cvt, .kern = KERNS(kern_dp)};
+const pi0_fast_gemm_kernels pi0_fast_gemm_avx512_wd = {
+    .mr = MR, .cols = 64, .kc = KC, .mc = MC, .a_elem = 2, .convert = convert_int, .kern = KERNS(kern_wd)};
+const pi0_fast_gemm_kernels pi0_fast_gemm_avx512_f32 = {.mr = MR, .cols = 64, .kc = KC_F32, .kern = KERNS(kern_f32)};

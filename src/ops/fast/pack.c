@@ -2,8 +2,8 @@
  *
  * Packing runs at load: every matmul weight is converted from its stored dtype (F32, BF16, F16) to
  * the packed kind (bf16 rounded to nearest even, or f32) once. bf16 -> bf16 and anything -> f32
- * are exact. The AVX-512 filler (pack_avx512.c, chosen at run time) handles F32 and BF16 sources
- * and writes the same bytes as the portable filler here. Packing keeps no shared state, so the
+ * are exact. An ISA row's filler (isa.h; AVX-512: pack_avx512.c, F32 and BF16 sources) writes the
+ * same bytes as the portable filler here. Packing keeps no shared state, so the
  * loader may pack different weights on several threads at once. Nothing here runs per call except
  * pi0_fast_scratch.
  */
@@ -15,7 +15,7 @@
 #include <sys/mman.h>
 
 #include "err.h"
-#include "rt/cpu.h"
+#include "ops/fast/isa.h"
 
 static float f16_to_f32(uint16_t h) {
     uint32_t s = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1f, m = h & 0x3ff, u;
@@ -129,7 +129,8 @@ pi0_status pi0_fast_pack_weight(pi0_fast_packed **out, const void *data, pi0_dty
     }
     init_header(p, buf, n, k, kind);
     p->mapped = mapped;
-    if (!pi0_cpu_caps_get()->avx512 || !pi0_fast_pack_fill_avx512(p, data, dt)) pi0_fast_pack_fill_generic(p, data, dt);
+    const pi0_fast_isa *isa = pi0_fast_isa_get();
+    if (!isa->pack_fill || !isa->pack_fill(p, data, dt)) pi0_fast_pack_fill_generic(p, data, dt);
     *out = p;
     return PI0_OK;
 }
