@@ -1,9 +1,13 @@
-/* test_image.c - image decoding, array conversion and bad inputs (src/io/image.c).
+/* test_image.c - image decoding, array conversion, bad inputs and the decoding budget
+ * (src/io/image.c, src/io/image_decode.c).
  *
  * Without arguments: unit tests. PNG fixtures in tests/data/images (written by gen.py with Pillow)
  * hold v(x, y, c) = (x*37 + y*11 + c*80) % 256, so expected pixels come from that formula. Bad
  * inputs (truncated, corrupted, not an image, zero size, oversized headers) must fail with a status
- * and a message naming the input, never crash.
+ * and a message naming the input, never crash. The decoding budget (issue 10): scans300.jpg (300
+ * scans) is refused after 100; each limit (scans, pixels x scans, time, pixels) and the cancel
+ * callback stop a decode with the named reason; files declaring 16384 x 4096 with no data behind
+ * it are refused before decoding.
  *
  * With arguments it is the helper that tests/test_image.py drives to compare against Pillow:
  *   test_image decode  IN OUT            decoded RGB
@@ -17,6 +21,7 @@
 
 #include "harness.h"
 #include "io/image.h"
+#include "io/robot.h"
 
 #define DATA "tests/data/images/"
 
@@ -56,6 +61,7 @@ static void set_png_size(uint8_t *png, uint32_t w, uint32_t h) {
 
 /* Expected RGB of fixture `kind` at (x, y), channel c. */
 static int expect(const char *kind, int x, int y, int c) {
+    if (!strcmp(kind, "gray16")) return v(x, y, 0) * 37 > 255 ? 255 : v(x, y, 0) * 37; /* Pillow "I" -> RGB clips */
     if (!strcmp(kind, "gray")) return v(x, y, 0);
     if (!strcmp(kind, "palette")) {
         int k = (x + y) % 4;
@@ -65,8 +71,8 @@ static int expect(const char *kind, int x, int y, int c) {
 }
 
 static void test_fixtures(void) {
-    const char *kinds[] = {"rgb", "gray", "rgba", "rgb16", "palette"};
-    for (int i = 0; i < 5; i++) {
+    const char *kinds[] = {"rgb", "gray", "rgba", "rgb16", "gray16", "palette"};
+    for (int i = 0; i < 6; i++) {
         char path[256];
         snprintf(path, sizeof path, DATA "%s.png", kinds[i]);
         pi0_image im;
@@ -80,12 +86,13 @@ static void test_fixtures(void) {
               path, st, im.w, im.h, bad, st ? pi0_last_error() : "");
         pi0_image_free(&im);
     }
-    const char *jpgs[] = {DATA "rgb.jpg", DATA "gray.jpg"};
-    for (int i = 0; i < 2; i++) {
+    const char *jpgs[] = {DATA "rgb.jpg", DATA "gray.jpg", DATA "cmyk.jpg", DATA "prog.jpg"};
+    for (int i = 0; i < 4; i++) {
         pi0_image im;
         pi0_status st = pi0_image_load(jpgs[i], &im);
-        CHECK(st == PI0_OK && im.w == 40 && im.h == 24, "decode %s: %dx%d (pixels checked against Pillow in test_image.py)",
-              jpgs[i], im.w, im.h);
+        int w = i == 3 ? 64 : 40, h = i == 3 ? 48 : 24;
+        CHECK(st == PI0_OK && im.w == w && im.h == h, "decode %s: %dx%d (pixels checked against Pillow in test_image.py) %s",
+              jpgs[i], im.w, im.h, st ? pi0_last_error() : "");
         pi0_image_free(&im);
     }
 }
@@ -257,10 +264,92 @@ static int helper(int argc, char **argv) {
     return rc;
 }
 
+static int n_cancel_polls;
+static int cancel_after_3(void *user) {
+    (void)user;
+    return ++n_cancel_polls > 3;
+}
+
+/* Decode `path` under budget b; expect status `want` and `needle` in the message. */
+static void expect_budget(const char *label, const char *path, const pi0_image_budget *b, pi0_status want,
+                          const char *needle) {
+    size_t n;
+    uint8_t *buf = read_file(path, &n);
+    pi0_image im = {0};
+    pi0_status st = buf ? pi0_image_decode_budget(buf, n, path, b, &im) : PI0_ERR_IO;
+    const char *msg = pi0_last_error();
+    CHECK(st == want && im.data == NULL && strstr(msg, needle) && strstr(msg, path), "%s: status %s, message \"%s\"",
+          label, pi0_status_str(st), msg);
+    pi0_image_free(&im);
+    free(buf);
+}
+
+static void test_budget(void) {
+    pi0_image_budget d = pi0_image_budget_default(), b;
+    CHECK(d.max_scans == 100 && d.max_pixels == PI0_IMAGE_MAX_PIXELS && d.max_scan_pixels == (int64_t)1 << 30 &&
+          d.max_seconds == 5.0 && !d.cancel, "default budget: 100 scans, 64 Mi pixels, 2^30 pixel-scans, 5 s");
+    pi0_image im;
+    CHECK(pi0_image_load(DATA "prog.jpg", &im) == PI0_OK, "prog.jpg (10 scans) decodes under the default budget");
+    pi0_image_free(&im);
+    expect_budget("300-scan progressive JPEG, default budget", DATA "scans300.jpg", NULL, PI0_ERR_UNSUPPORTED,
+                  "more than 100 scans");
+    b = d;
+    b.max_scans = 3;
+    expect_budget("max_scans 3", DATA "prog.jpg", &b, PI0_ERR_UNSUPPORTED, "more than 3 scans");
+    b = d;
+    b.max_scan_pixels = 64 * 48 * 2;
+    expect_budget("max_scan_pixels 2 scans", DATA "prog.jpg", &b, PI0_ERR_UNSUPPORTED, "3 scans x 3072 pixels exceed");
+    b = d;
+    b.max_seconds = 1e-9;
+    expect_budget("max_seconds 1 ns, JPEG", DATA "prog.jpg", &b, PI0_ERR_UNSUPPORTED, "s budget");
+    expect_budget("max_seconds 1 ns, PNG", DATA "rgb.png", &b, PI0_ERR_UNSUPPORTED, "s budget");
+    b = d;
+    b.max_pixels = 959;
+    expect_budget("max_pixels 959 < 40x24", DATA "rgb.jpg", &b, PI0_ERR_UNSUPPORTED, "exceeds the limit");
+    b = d;
+    b.cancel = cancel_after_3;
+    n_cancel_polls = 0;
+    expect_budget("cancel during a progressive JPEG", DATA "prog.jpg", &b, PI0_ERR_ABORTED, "decoding cancelled");
+    CHECK(n_cancel_polls == 4, "cancel polled until it answered (%d polls)", n_cancel_polls);
+    n_cancel_polls = 3;
+    expect_budget("cancel during a PNG", DATA "rgb.png", &b, PI0_ERR_ABORTED, "decoding cancelled");
+    /* the robot transforms pass their budget down to encoded observation arrays */
+    size_t n;
+    uint8_t *png = read_file(DATA "rgb.png", &n);
+    pi0_array arr = {"base_0_rgb", PI0_ARR_U8, 1, {(int64_t)n, 0, 0, 0}, png};
+    pi0_robot r;
+    pi0_robot_input ri;
+    n_cancel_polls = 3;
+    pi0_status st = pi0_robot_init("raw", 0, &r);
+    if (st == PI0_OK) st = pi0_robot_inputs_budget(&r, &arr, 1, &b, &ri);
+    CHECK(st == PI0_ERR_ABORTED && strstr(pi0_last_error(), "base_0_rgb") && strstr(pi0_last_error(), "cancelled"),
+          "robot inputs: an encoded camera image is decoded under the caller's budget: %s", pi0_last_error());
+    if (st == PI0_OK) pi0_robot_input_free(&ri);
+
+    /* 16384 x 4096 declared, (almost) no data: refused before decoding, from the file size alone */
+    uint8_t *c = malloc(n);
+    memcpy(c, png, n);
+    set_png_size(c, 16384, 4096);
+    expect_fail("empty16k.png", c, n, "deflate cannot compress more than 1032:1");
+    free(c);
+    free(png);
+    uint8_t *jpg = read_file(DATA "rgb.jpg", &n);
+    int patched = 0;
+    for (size_t i = 2; jpg && i + 8 < n && !patched; i++)
+        if (jpg[i] == 0xff && (jpg[i + 1] == 0xc0 || jpg[i + 1] == 0xc2)) {
+            jpg[i + 5] = 0x10; jpg[i + 6] = 0x00; jpg[i + 7] = 0x40; jpg[i + 8] = 0x00; /* 4096 rows, 16384 columns */
+            patched = 1;
+        }
+    CHECK(patched, "patched the JPEG SOF to 16384x4096");
+    expect_fail("empty16k.jpg", jpg, n, "less than 1 bit per block");
+    free(jpg);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) return helper(argc, argv);
     test_fixtures();
     test_bad_inputs();
+    test_budget();
     test_arrays();
     test_geometry();
     return harness_summary();

@@ -7,7 +7,9 @@ test binary in helper mode) decodes them and runs our resize / resize_with_pad /
 computes the expected result (openpi_client.image_tools.resize_with_pad re-typed below, with
 `Image.resize(BILINEAR)`). Resize must be identical or within 1 intensity level (max diff is
 reported); JPEG decoding is compared with Pillow's decode of the same file (same libjpeg-turbo:
-expected identical).
+expected identical), including progressive and CMYK JPEGs (with and without the Adobe marker) and
+16-bit PNGs with random samples (Pillow keeps the high byte of RGB/RGBA/grey+alpha samples and clips
+16-bit grey to 255).
 """
 import os
 import subprocess
@@ -131,6 +133,51 @@ def main():
     got, hw = run_helper(binary, ["decode", path], out, np.uint8)
     d = -1 if got is None else int(np.abs(got.astype(int) - want.astype(int)).max())
     check(d == 0, f"JPEG decode 61x37 q75 (4:2:0) vs Pillow: max diff {d}")
+
+    def same_as_pillow(label, path):
+        want = np.asarray(Image.open(path).convert("RGB")).reshape(-1)
+        got, hw = run_helper(binary, ["decode", path], out, np.uint8)
+        d = -1 if got is None else int(np.abs(got.astype(int) - want.astype(int)).max())
+        n = -1 if got is None else int((got != want).sum())
+        check(d == 0, f"{label} vs Pillow convert('RGB'): max diff {d}, {n} values differ {'' if got is not None else hw}")
+
+    # Progressive JPEG and CMYK JPEG (Pillow reads every 4-component JPEG as Adobe-inverted CMYK).
+    for name in ["prog.jpg", "cmyk.jpg"]:
+        same_as_pillow(f"JPEG decode {name}", os.path.join(here, name))
+    cmyk = rng.integers(0, 256, (29, 53, 4), dtype=np.uint8)
+    path = os.path.join(tmp, "cmyk_adobe.jpg")
+    Image.fromarray(cmyk, "CMYK").save(path, quality=80)
+    same_as_pillow("CMYK JPEG 53x29 with Adobe marker", path)
+    data = open(path, "rb").read()
+    i = data.find(b"\xff\xee")  # APP14 "Adobe": without it libjpeg sees plain CMYK, Pillow still inverts
+    if i > 0:
+        n = int.from_bytes(data[i + 2:i + 4], "big")
+        path2 = os.path.join(tmp, "cmyk_plain.jpg")
+        open(path2, "wb").write(data[:i] + data[i + 2 + n:])
+        same_as_pillow("CMYK JPEG 53x29 without Adobe marker", path2)
+    else:
+        check(False, "Pillow's CMYK JPEG has no Adobe APP14 marker to strip")
+    # 16-bit PNGs with values where truncation, rounding and clipping all differ (not v*257).
+    import struct
+    import zlib
+
+    def png16(path, a, color_type):
+        h, w = a.shape[:2]
+        raw = b"".join(b"\x00" + a[y].astype(">u2").tobytes() for y in range(h))
+
+        def chunk(t, d):
+            return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+        open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))
+                               + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+    for color_type, ch, label in [(2, 3, "RGB"), (0, 1, "grey"), (4, 2, "grey+alpha"), (6, 4, "RGBA")]:
+        a = rng.integers(0, 65536, (19, 23, ch), dtype=np.uint16)
+        if color_type == 0:
+            a[:9] = rng.integers(0, 400, (9, 23, 1))  # grey: values around the 255 clip too
+        a = a[..., 0] if ch == 1 else a
+        path = os.path.join(tmp, f"png16_{color_type}.png")
+        png16(path, a, color_type)
+        same_as_pillow(f"16-bit {label} PNG 23x19 (random samples)", path)
 
 
 if __name__ == "__main__":

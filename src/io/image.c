@@ -1,16 +1,11 @@
-/* image.c - PNG/JPEG decoding (libpng, libjpeg-turbo), observation arrays to RGB uint8, Pillow's
- * bilinear resize, openpi's resize_with_pad, and uint8 -> model floats. Contract in image.h.
+/* image.c - observation arrays to RGB uint8, Pillow's bilinear resize, openpi's resize_with_pad,
+ * and uint8 -> model floats. Contract in image.h. PNG/JPEG decoding is in image_decode.c.
  *
  * Not here: choosing which camera goes to which slot (robot.c) or when to resize (policy). */
 #include "io/image.h"
 
 #include <math.h>
-#include <png.h>
-#include <setjmp.h>
 #include <stdio.h>
-/* after stdio.h: jpeglib.h uses FILE */
-#include <jpeglib.h>
-#include <jerror.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,237 +15,6 @@ void pi0_image_free(pi0_image *img) {
     if (!img) return;
     free(img->data);
     img->data = NULL;
-}
-
-static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
-
-static int is_png(const uint8_t *p, size_t n) { return n >= 8 && memcmp(p, png_magic, 8) == 0; }
-static int is_jpeg(const uint8_t *p, size_t n) { return n >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff; }
-
-int pi0_image_is_encoded(const void *buf, size_t n) {
-    return buf && (is_png(buf, n) || is_jpeg(buf, n));
-}
-
-/* Size check done before any pixel allocation. */
-static pi0_status check_size(const char *name, const char *fmt, long long w, long long h) {
-    if (w <= 0 || h <= 0)
-        return pi0_err(PI0_ERR_FORMAT, "%s: %s image has size %lldx%lld (zero)", name, fmt, w, h);
-    if (w > PI0_IMAGE_MAX_DIM || h > PI0_IMAGE_MAX_DIM || w * h > PI0_IMAGE_MAX_PIXELS)
-        return pi0_err(PI0_ERR_UNSUPPORTED, "%s: %s image %lldx%lld exceeds the limit (%d per side, %lld pixels)",
-                       name, fmt, w, h, PI0_IMAGE_MAX_DIM, (long long)PI0_IMAGE_MAX_PIXELS);
-    return PI0_OK;
-}
-
-// ---- PNG ---------------------------------------------------------------------------------------
-
-typedef struct {
-    const uint8_t *p;
-    size_t n, off;
-    const char *name;
-    char msg[256];   /* libpng's error text, copied out before the longjmp */
-    char warn[128];  /* the last warning, which often says why (e.g. "exceeds user limit") */
-} png_src;
-
-static void png_read_mem(png_structp png, png_bytep dst, size_t len) {
-    png_src *s = png_get_io_ptr(png);
-    if (len > s->n - s->off) {
-        snprintf(s->msg, sizeof s->msg, "truncated: needs %zu bytes at offset %zu, file has %zu", len, s->off, s->n);
-        png_longjmp(png, 1);
-    }
-    memcpy(dst, s->p + s->off, len);
-    s->off += len;
-}
-
-static void png_on_error(png_structp png, png_const_charp msg) {
-    png_src *s = png_get_error_ptr(png);
-    if (s->msg[0] == '\0') snprintf(s->msg, sizeof s->msg, "%s", msg);
-    png_longjmp(png, 1);
-}
-
-static void png_on_warning(png_structp png, png_const_charp msg) {
-    png_src *s = png_get_error_ptr(png);
-    snprintf(s->warn, sizeof s->warn, "%s", msg);
-    pi0_log(PI0_LOG_DEBUG, "%s: png warning: %s", s->name, msg);
-}
-
-static pi0_status decode_png(const uint8_t *buf, size_t n, const char *name, pi0_image *out) {
-    /* The reader state lives on the heap: it changes between setjmp and longjmp. */
-    png_src *src = calloc(1, sizeof *src);
-    if (!src) return pi0_err(PI0_ERR_NOMEM, "%s: png reader", name);
-    *src = (png_src){.p = buf, .n = n, .name = name};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, src, png_on_error, png_on_warning);
-    if (!png) { free(src); return pi0_err(PI0_ERR_NOMEM, "%s: png_create_read_struct failed", name); }
-    png_infop info = png_create_info_struct(png);
-    /* Modified between setjmp and longjmp, hence volatile. */
-    uint8_t *volatile pixels = NULL;
-    png_bytep *volatile rows = NULL;
-    volatile pi0_status st = PI0_OK;
-    if (!info) { st = pi0_err(PI0_ERR_NOMEM, "%s: png_create_info_struct failed", name); goto done; }
-    if (setjmp(png_jmpbuf(png))) {
-        st = pi0_err(PI0_ERR_FORMAT, "%s: corrupt PNG: %s (near byte %zu)%s%s", name,
-                     src->msg[0] ? src->msg : "unknown error", src->off, src->warn[0] ? "; " : "", src->warn);
-        goto done;
-    }
-    png_set_read_fn(png, src, png_read_mem);
-    png_set_user_limits(png, PI0_IMAGE_MAX_DIM, PI0_IMAGE_MAX_DIM);
-    png_read_info(png, info);
-    png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-    if ((st = check_size(name, "PNG", w, h)) != PI0_OK) goto done;
-    int color = png_get_color_type(png, info);
-    /* To 8-bit RGB: expand palettes / low-bit gray / tRNS, scale 16-bit, replicate gray, drop alpha. */
-    png_set_expand(png);
-    png_set_scale_16(png);
-    if (!(color & PNG_COLOR_MASK_COLOR)) png_set_gray_to_rgb(png);
-    png_set_strip_alpha(png);
-    png_set_interlace_handling(png);
-    png_read_update_info(png, info);
-    if (png_get_rowbytes(png, info) != (size_t)w * 3 || png_get_bit_depth(png, info) != 8) {
-        st = pi0_err(PI0_ERR_UNSUPPORTED, "%s: PNG color type %d did not convert to 8-bit RGB", name, color);
-        goto done;
-    }
-    pixels = malloc((size_t)w * h * 3);
-    rows = malloc(sizeof(png_bytep) * h);
-    if (!pixels || !rows) { st = pi0_err(PI0_ERR_NOMEM, "%s: %ux%u image", name, (unsigned)w, (unsigned)h); goto done; }
-    for (png_uint_32 y = 0; y < h; y++) rows[y] = pixels + (size_t)y * w * 3;
-    png_read_image(png, rows);
-    png_read_end(png, NULL);   /* checks the trailing chunks' CRCs and IEND: refuses truncated files */
-    out->h = (int)h;
-    out->w = (int)w;
-    out->data = pixels;
-    pixels = NULL;
-done:
-    png_destroy_read_struct(&png, info ? &info : NULL, NULL);
-    free(rows);
-    free(pixels);
-    free(src);
-    return st;
-}
-
-// ---- JPEG --------------------------------------------------------------------------------------
-
-typedef struct {
-    struct jpeg_error_mgr mgr;   /* first: libjpeg hands us a pointer to it */
-    jmp_buf jmp;
-    char msg[JMSG_LENGTH_MAX];
-    int premature_eof;
-    const char *name;
-} jpeg_err;
-
-static void jpeg_on_error(j_common_ptr cinfo) {
-    jpeg_err *e = (jpeg_err *)cinfo->err;
-    (*cinfo->err->format_message)(cinfo, e->msg);
-    longjmp(e->jmp, 1);
-}
-
-/* libjpeg reports a truncated stream as a warning and pads with gray; we refuse it (Pillow does
- * too: "image file is truncated"). Other warnings are logged. Never printed to stderr directly. */
-static void jpeg_on_message(j_common_ptr cinfo, int level) {
-    jpeg_err *e = (jpeg_err *)cinfo->err;
-    if (level >= 0) return;   /* trace messages */
-    if (cinfo->err->msg_code == JWRN_JPEG_EOF) e->premature_eof = 1;
-    char m[JMSG_LENGTH_MAX];
-    (*cinfo->err->format_message)(cinfo, m);
-    cinfo->err->num_warnings++;
-    pi0_log(PI0_LOG_DEBUG, "%s: jpeg warning: %s", e->name, m);
-}
-
-static pi0_status decode_jpeg(const uint8_t *buf, size_t n, const char *name, pi0_image *out) {
-    /* Decoder and error state live on the heap: they change between setjmp and longjmp. */
-    struct jdec { struct jpeg_decompress_struct cinfo; jpeg_err err; } *d = calloc(1, sizeof *d);
-    if (!d) return pi0_err(PI0_ERR_NOMEM, "%s: jpeg decoder", name);
-    struct jpeg_decompress_struct *ci = &d->cinfo;
-    jpeg_err *e = &d->err;
-    e->name = name;
-    uint8_t *volatile pixels = NULL;
-    volatile pi0_status st = PI0_OK;
-    ci->err = jpeg_std_error(&e->mgr);
-    e->mgr.error_exit = jpeg_on_error;
-    e->mgr.emit_message = jpeg_on_message;
-    if (setjmp(e->jmp)) {
-        st = pi0_err(PI0_ERR_FORMAT, "%s: corrupt JPEG: %s", name, e->msg);
-        goto done;
-    }
-    jpeg_create_decompress(ci);
-    if (n > (unsigned long)-1) { st = pi0_err(PI0_ERR_UNSUPPORTED, "%s: JPEG too large", name); goto done; }
-    jpeg_mem_src(ci, buf, (unsigned long)n);
-    jpeg_read_header(ci, TRUE);
-    if ((st = check_size(name, "JPEG", ci->image_width, ci->image_height)) != PI0_OK) goto done;
-    if (ci->jpeg_color_space == JCS_CMYK || ci->jpeg_color_space == JCS_YCCK) {
-        st = pi0_err(PI0_ERR_UNSUPPORTED, "%s: CMYK JPEG is not supported", name);
-        goto done;
-    }
-    ci->out_color_space = JCS_RGB;
-    jpeg_start_decompress(ci);
-    if (ci->output_components != 3) {
-        st = pi0_err(PI0_ERR_UNSUPPORTED, "%s: JPEG decodes to %d components, expected 3", name, ci->output_components);
-        goto done;
-    }
-    size_t w = ci->output_width, h = ci->output_height;
-    pixels = malloc(w * h * 3);
-    if (!pixels) { st = pi0_err(PI0_ERR_NOMEM, "%s: %zux%zu image", name, w, h); goto done; }
-    while (ci->output_scanline < ci->output_height && !e->premature_eof) {
-        JSAMPROW row = pixels + (size_t)ci->output_scanline * w * 3;
-        if (jpeg_read_scanlines(ci, &row, 1) != 1) break;
-    }
-    if (e->premature_eof || ci->output_scanline < ci->output_height) {
-        st = pi0_err(PI0_ERR_FORMAT, "%s: truncated JPEG (%zu bytes; data ended at row %u of %zu)", name, n,
-                     ci->output_scanline, h);
-        goto done;
-    }
-    jpeg_finish_decompress(ci);
-    if (e->premature_eof) {
-        st = pi0_err(PI0_ERR_FORMAT, "%s: truncated JPEG (%zu bytes; no end-of-image marker)", name, n);
-        goto done;
-    }
-    out->h = (int)h;
-    out->w = (int)w;
-    out->data = pixels;
-    pixels = NULL;
-done:
-    jpeg_destroy_decompress(ci);
-    free(pixels);
-    free(d);
-    return st;
-}
-
-// ---- entry points ------------------------------------------------------------------------------
-
-pi0_status pi0_image_decode(const void *buf, size_t n, const char *name, pi0_image *out) {
-    if (!name) name = "image";
-    if (!out) return pi0_err(PI0_ERR_ARG, "%s: out is NULL", name);
-    out->h = out->w = 0;
-    out->data = NULL;
-    if (!buf || n == 0) return pi0_err(PI0_ERR_FORMAT, "%s: empty image data (0 bytes)", name);
-    const uint8_t *p = buf;
-    if (is_png(p, n)) return decode_png(p, n, name, out);
-    if (is_jpeg(p, n)) return decode_jpeg(p, n, name, out);
-    char hex[3 * 8 + 1] = "";
-    for (size_t i = 0; i < n && i < 8; i++) snprintf(hex + 3 * i, 4, " %02x", p[i]);
-    return pi0_err(PI0_ERR_FORMAT, "%s: not a PNG or JPEG image (%zu bytes, starts with%s)", name, n, hex);
-}
-
-pi0_status pi0_image_load(const char *path, pi0_image *out) {
-    if (!path || !out) return pi0_err(PI0_ERR_ARG, "pi0_image_load: NULL argument");
-    out->data = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return pi0_err(PI0_ERR_IO, "%s: cannot open", path);
-    uint8_t *buf = NULL;
-    pi0_status st = PI0_OK;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) { st = pi0_err(PI0_ERR_IO, "%s: cannot seek", path); goto done; }
-    if (size > PI0_IMAGE_MAX_FILE) {
-        st = pi0_err(PI0_ERR_UNSUPPORTED, "%s: file is %ld bytes, limit %lld", path, size, (long long)PI0_IMAGE_MAX_FILE);
-        goto done;
-    }
-    buf = malloc(size ? (size_t)size : 1);
-    if (!buf) { st = pi0_err(PI0_ERR_NOMEM, "%s: %ld bytes", path, size); goto done; }
-    if (fread(buf, 1, (size_t)size, f) != (size_t)size) { st = pi0_err(PI0_ERR_IO, "%s: short read", path); goto done; }
-    st = pi0_image_decode(buf, (size_t)size, path, out);
-done:
-    free(buf);
-    fclose(f);
-    return st;
 }
 
 // ---- observation arrays ------------------------------------------------------------------------
@@ -275,7 +39,9 @@ static uint8_t f64_to_u8(double x) {
     return (uint8_t)v;
 }
 
-pi0_status pi0_image_from_array(const pi0_array *a, pi0_image *out) {
+pi0_status pi0_image_from_array(const pi0_array *a, pi0_image *out) { return pi0_image_from_array_budget(a, NULL, out); }
+
+pi0_status pi0_image_from_array_budget(const pi0_array *a, const pi0_image_budget *b, pi0_image *out) {
     if (!a || !out) return pi0_err(PI0_ERR_ARG, "pi0_image_from_array: NULL argument");
     const char *key = a->key ? a->key : "image";
     out->data = NULL;
@@ -283,7 +49,7 @@ pi0_status pi0_image_from_array(const pi0_array *a, pi0_image *out) {
     if (a->ndim < 0 || a->ndim > 4) return pi0_err(PI0_ERR_ARG, "'%s': ndim %d", key, a->ndim);
     if (a->ndim == 1 && a->dtype == PI0_ARR_U8) {
         if (a->shape[0] < 0) return pi0_err(PI0_ERR_ARG, "'%s': negative shape", key);
-        return pi0_image_decode(a->data, (size_t)a->shape[0], key, out);
+        return pi0_image_decode_budget(a->data, (size_t)a->shape[0], key, b, out);
     }
     int64_t s[4];
     int nd = a->ndim;

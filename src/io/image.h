@@ -4,9 +4,14 @@
  * Contract:
  * - Decoders take untrusted bytes. They never crash on corrupt or truncated data (libpng's setjmp,
  *   a libjpeg error manager that longjmps), check the image size against PI0_IMAGE_MAX_DIM and
- *   PI0_IMAGE_MAX_PIXELS before allocating, and name the file (or the caller's label) in errors.
- * - Decoded images are always 8-bit RGB, HWC: gray is replicated, alpha is dropped (not composited,
- *   like `img[..., :3]`), palettes are expanded, 16-bit PNG samples are scaled to 8 bits.
+ *   the budget's max_pixels before allocating, refuse a file too small to hold the size it declares
+ *   (a 633-byte JPEG declaring 16384x4096 is not decoded to grey), stay within a decoding budget
+ *   (pi0_image_budget below) and name the file (or the caller's label) in errors.
+ * - Decoded images are always 8-bit RGB, HWC, converted as Pillow's Image.open(...).convert("RGB")
+ *   does: gray is replicated, alpha is dropped (not composited, like `img[..., :3]`), palettes are
+ *   expanded, 16-bit RGB/RGBA/gray+alpha samples keep their high byte (Pillow truncates), 16-bit
+ *   gray is clipped to 255 (Pillow's mode "I" -> RGB), CMYK/YCCK JPEGs are read as Adobe (inverted)
+ *   CMYK and converted with Pillow's formula.
  * - pi0_image_resize is Pillow's Image.resize(BILINEAR) on 8-bit data, bit-exact: separable,
  *   fixed point with 22 fractional bits, horizontal pass first into uint8, then vertical.
  * - Nothing here keeps pointers into caller memory.
@@ -28,10 +33,38 @@ typedef struct {
     uint8_t *data;  /* [h, w, 3] RGB, malloc'd; free with pi0_image_free */
 } pi0_image;
 
+/* Decoding budget: what decoding one untrusted PNG/JPEG may cost. Progressive JPEG scans are passes
+ * over the whole image, so a small file repeating its last scan thousands of times costs minutes
+ * (issue 10): scans and pixels x scans are counted by a libjpeg progress monitor (called for every
+ * iMCU row of every scan), and wall time and `cancel` are polled every few rows (PNG: every 16
+ * rows of every interlace pass; JPEG: every progress call). Exceeding a limit fails with
+ * PI0_ERR_UNSUPPORTED naming the limit; `cancel` returning non-zero fails with PI0_ERR_ABORTED.
+ *
+ * For the server: pi0_policy_infer passes its pi0_run_params.abort_cb/abort_user as `cancel`, so a
+ * request whose client has gone stops inside a long decode as it does between model ops. Callers
+ * decoding directly take pi0_image_budget_default() and set their own fields. */
+typedef struct {
+    int64_t max_pixels;        /* declared width x height; <= PI0_IMAGE_MAX_PIXELS (default: that) */
+    int max_scans;             /* JPEG scans (SOS markers); a progressive file has ~10 (default 100) */
+    int64_t max_scan_pixels;   /* JPEG scans x pixels, the decoding work (default 2^30: 16 scans at
+                                * 16384x4096, 500 at 1920x1080) */
+    double max_seconds;        /* wall time of one decode, 0 = none (default 5 s; a legit 64 Mpx
+                                * image takes ~1 s) */
+    int (*cancel)(void *user); /* NULL = never; polled during decoding, non-zero -> PI0_ERR_ABORTED */
+    void *cancel_user;
+} pi0_image_budget;
+
+/* The defaults above (used by pi0_image_decode/load/from_array, the CLI and the policy). */
+pi0_image_budget pi0_image_budget_default(void);
+
 /* Decode a PNG or JPEG held in memory (format found from the magic bytes). `name` labels error
- * messages (a file name or an observation key; may be NULL). On error out->data is NULL. */
+ * messages (a file name or an observation key; may be NULL). On error out->data is NULL. The
+ * budget may be NULL (defaults). */
+pi0_status pi0_image_decode_budget(const void *buf, size_t n, const char *name, const pi0_image_budget *budget,
+                                   pi0_image *out);
+/* pi0_image_decode_budget with the default budget. */
 pi0_status pi0_image_decode(const void *buf, size_t n, const char *name, pi0_image *out);
-/* Read and decode a PNG or JPEG file. */
+/* Read (a regular file only: never blocks on a FIFO) and decode a PNG or JPEG file, default budget. */
 pi0_status pi0_image_load(const char *path, pi0_image *out);
 /* Free the pixels (NULL-safe, idempotent: sets data to NULL). */
 void pi0_image_free(pi0_image *img);
@@ -48,6 +81,8 @@ int pi0_image_is_encoded(const void *buf, size_t n);
  *   - a 1-D uint8 array holding PNG/JPEG bytes is decoded.
  * Errors name `a->key`. */
 pi0_status pi0_image_from_array(const pi0_array *a, pi0_image *out);
+/* The same; encoded bytes are decoded under `budget` (NULL: defaults). */
+pi0_status pi0_image_from_array_budget(const pi0_array *a, const pi0_image_budget *budget, pi0_image *out);
 
 /* Pillow Image.resize((ow, oh), BILINEAR) of an 8-bit image with c interleaved channels.
  * src [h, w, c] -> dst [oh, ow, c]. Allocates a temporary buffer (NOMEM on failure). */

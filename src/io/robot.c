@@ -130,7 +130,7 @@ static pi0_status need(const pi0_array *arrays, int n, const char *key, const ch
 }
 
 static pi0_status put_image(pi0_robot_input *in, int slot, const pi0_array *a) {
-    pi0_status st = pi0_image_from_array(a, &in->img[slot]);
+    pi0_status st = pi0_image_from_array_budget(a, in->budget, &in->img[slot]);
     if (st) return st;
     in->mask[slot] = 1;
     return PI0_OK;
@@ -295,8 +295,14 @@ void pi0_robot_input_free(pi0_robot_input *in) {
 }
 
 pi0_status pi0_robot_inputs(const pi0_robot *r, const pi0_array *arrays, int n, pi0_robot_input *in) {
+    return pi0_robot_inputs_budget(r, arrays, n, NULL, in);
+}
+
+pi0_status pi0_robot_inputs_budget(const pi0_robot *r, const pi0_array *arrays, int n, const pi0_image_budget *budget,
+                                   pi0_robot_input *in) {
     if (!r || !in || (n > 0 && !arrays)) return pi0_err(PI0_ERR_ARG, "pi0_robot_inputs: NULL argument");
     memset(in, 0, sizeof *in);
+    in->budget = budget;
     pi0_status st = PI0_OK;
     const pi0_array *a;
     switch (r->kind) {

@@ -56,6 +56,8 @@ typedef struct {
     int mask[PI0_ROBOT_SLOTS];
     int state_dim;                  /* 0 = no state given (raw preset only) */
     double state[PI0_ROBOT_MAX_DIMS];
+    const pi0_image_budget *budget; /* decoding budget of encoded images (NULL: defaults); set by
+                                     * pi0_robot_inputs_budget, used only during that call */
 } pi0_robot_input;
 
 /* Fill *out for preset `name` (NULL = "raw"); `variant` is pi0_variant (libero's delta mask depends
@@ -67,6 +69,9 @@ pi0_status pi0_robot_init_lerobot(const struct pi0_lerobot *lr, pi0_robot *out);
 
 /* Apply the preset's input transform. On error `in` holds no allocations. */
 pi0_status pi0_robot_inputs(const pi0_robot *r, const pi0_array *arrays, int n_arrays, pi0_robot_input *in);
+/* The same, decoding encoded (PNG/JPEG bytes) images under `budget` (NULL: defaults). */
+pi0_status pi0_robot_inputs_budget(const pi0_robot *r, const pi0_array *arrays, int n_arrays,
+                                   const pi0_image_budget *budget, pi0_robot_input *in);
 void pi0_robot_input_free(pi0_robot_input *in);   /* NULL-safe */
 
 /* AbsoluteActions: actions[h, i] += state[i] for the delta dims (i < n_delta, i < a, i < state_dim).

@@ -389,7 +389,11 @@ pi0_status pi0_policy_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0
     const int A = pol->A, H = pol->H;
     pi0_robot_input ri;
     float *rtc_y = NULL;
-    pi0_status st = pi0_robot_inputs(&pol->robot, obs->arrays, obs->n_arrays, &ri);
+    /* Encoded camera images are decoded under the default budget, cancelled by the run's abort
+     * callback (a server request whose client has gone stops inside a long decode too). */
+    pi0_image_budget budget = pi0_image_budget_default();
+    if (rp) { budget.cancel = rp->abort_cb; budget.cancel_user = rp->abort_user; }
+    pi0_status st = pi0_robot_inputs_budget(&pol->robot, obs->arrays, obs->n_arrays, &budget, &ri);
     if (st) return st;
 
     /* state: normalize the unpadded robot state in double */
