@@ -147,6 +147,55 @@ def robot_level(pi0, tmp):
           f"robot level, 8-column previous chunk for a 7-column robot: {log.strip()[:140]}")
 
 
+def lerobot_level(pi0, tmp):
+    """A LeRobot π0.5 checkpoint with relative actions (tests/test_lerobot.py writes it): the tail is
+    made relative to the new raw state on the relative dims and normalized with the action stats,
+    float32, as LeRobot's reanchor_relative_rtc_prefix (to_relative_actions + normalizer)."""
+    sys.path.insert(0, HERE)
+    import test_lerobot as tl
+    from PIL import Image
+    rng = np.random.default_rng(5)
+    cams = [("cam", (96, 128))]
+    st = tl.dataset_stats(rng, cams, 8, 5)
+    names = ["x", "y", "z", "yaw", "gripper"]
+    rel = {"enabled": True, "exclude_joints": ["gripper"], "action_names": names}
+    ms = {"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ACTION": "MEAN_STD"}
+    d, _ = tl.make_ckpt(tmp, "lr_pi05_rel", os.path.join(HERE, "data", "pi05_tiny"), "pi05", cams, 8, 5, ms, st, 96,
+                        relative=rel)
+    img = os.path.join(tmp, "lr_cam.png")
+    Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(img)
+    base = ["--model", d, "--image", f"observation.images.cam={img}", "--prompt", "open drawer", "--quiet"]
+    s1 = rng.normal(size=8).astype(np.float32)
+    s2 = (s1 + rng.normal(0, 0.5, 8)).astype(np.float32)
+    c1, t1 = os.path.join(tmp, "lr_c1.npy"), os.path.join(tmp, "lr_t1.safetensors")
+    rc, log = run(pi0, *base, "--state", ",".join(map(repr, map(float, s1))), "--out", c1, "--taps", t1)
+    if rc != 0:
+        check(False, f"LeRobot robot-level run: {log.strip()}")
+        return
+    prev = np.load(c1)
+    H = prev.shape[0]
+    model_x = read_safetensors(t1)["denoise.s09.x"]
+    mask = np.array([1, 1, 1, 1, 0], bool)
+    for name, state in (("same state (round trip)", s1), ("new state (re-anchored)", s2)):
+        tp = os.path.join(tmp, "lr_t2.safetensors")
+        rc, log = run(pi0, *base, "--state", ",".join(map(repr, map(float, state))), "--prev-actions", c1, "--delay", "1",
+                      "--horizon", "2", "--taps", tp)
+        if rc != 0:
+            check(False, f"LeRobot RTC run, {name}: {log.strip()}")
+            continue
+        y = read_safetensors(tp)["rtc.y"]
+        tail = prev[2:].astype(np.float32)
+        relt = np.where(mask, tail - state[:5], tail).astype(np.float32)
+        want = np.zeros((H, 8), np.float32)
+        want[: H - 2, :5] = tl.lr_norm(relt, st["action"], "MEAN_STD", False)
+        err = np.abs(y - want).max()
+        check(err <= 1e-5 * max(1.0, np.abs(want).max()), f"LeRobot relative actions, {name}: Y vs numpy, max |d| {err:.2e}")
+        if state is s1:
+            back = np.abs(y[: H - 2, :5] - model_x[2:, :5]).max()
+            check(back <= 1e-5 * max(1.0, np.abs(model_x).max()),
+                  f"LeRobot, round trip: Y = the model's own actions rows 2.., max |d| {back:.2e}")
+
+
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     pi0 = os.path.join(build, "pi0")
@@ -197,6 +246,7 @@ def main():
                       f"{label}: guided v and x per step vs numpy LeRobot formula: max |d| v {worst_v:.2e}, "
                       f"x {worst_x:.2e} <= 1e-5; actions = last x")
     robot_level(pi0, tmp)
+    lerobot_level(pi0, tmp)
     # misuse through the CLI: each is an error naming the problem, exit code 1
     ckpt = os.path.join(HERE, "data", "pi0_tiny")
     cpath = os.path.join(ckpt, "case_01.safetensors")

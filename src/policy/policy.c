@@ -303,6 +303,7 @@ static pi0_status lerobot_infer(pi0_policy *pol, const pi0_robot_obs *obs, const
     const pi0_lerobot *lr = pol->lr;
     const int A = pol->A, H = pol->H, S = pol->S;
     pi0_robot_input ri;
+    float *rtc_y = NULL;
     pi0_status st = pi0_robot_inputs(&pol->robot, obs->arrays, obs->n_arrays, &ri);
     if (st) return st;
     const int d = ri.state_dim;
@@ -353,6 +354,15 @@ static pi0_status lerobot_infer(pi0_policy *pol, const pi0_robot_obs *obs, const
                   .n_tokens = pol->L, .tokens = pol->tokens, .token_masks = pol->tok_mask,
                   .state_dim = c->variant == PI0_VARIANT_PI0 ? A : 0,
                   .state = c->variant == PI0_VARIANT_PI0 ? pol->state : NULL};
+    /* real-time chunking: the previous chunk's tail arrives in robot units (policy/rtc_prev.c) */
+    pi0_run_params rtc_rp;
+    pi0_rtc_params rtc_model;
+    if (rp && rp->rtc) {
+        if ((st = pi0_policy_rtc_to_model_lerobot(lr, pol->rawstate, d, A, rp->rtc, &rtc_model, &rtc_y))) goto done;
+        rtc_rp = *rp;
+        rtc_rp.rtc = &rtc_model;
+        rp = &rtc_rp;
+    }
     double t1 = now_ms();
     st = pi0_infer(pol->st, &mo, rp, NULL, pol->act, (size_t)H * A);
     out->infer_ms = now_ms() - t1;
@@ -375,6 +385,7 @@ static pi0_status lerobot_infer(pi0_policy *pol, const pi0_robot_obs *obs, const
     out->data = pol->out;
     out->total_ms = now_ms() - t0;
 done:
+    free(rtc_y);
     pi0_robot_input_free(&ri);
     return st;
 }

@@ -48,3 +48,33 @@ pi0_status pi0_policy_rtc_to_model(const pi0_robot *r, const pi0_norm_stats *ns,
     *y = yy;
     return PI0_OK;
 }
+
+pi0_status pi0_policy_rtc_to_model_lerobot(const pi0_lerobot *lr, const float *rawstate, int state_dim, int A,
+                                           const pi0_rtc_params *in, pi0_rtc_params *out, float **y) {
+    *y = NULL;
+    int ad = lr->action_dim;
+    if (!in->prev_actions) return pi0_err(PI0_ERR_ARG, "rtc.prev_actions is NULL (the previous chunk's unexecuted tail)");
+    if (in->prev_dim != ad)
+        return pi0_err(PI0_ERR_ARG, "rtc.prev_dim = %d, but %s returns %d action columns (prev_actions are in robot units "
+                                    "at the policy level)", in->prev_dim, lr->dir, ad);
+    if (in->n_prev < 1 || in->n_prev > 100000) return pi0_err(PI0_ERR_ARG, "rtc.n_prev = %d, expected >= 1", in->n_prev);
+    float *yy = calloc((size_t)in->n_prev * (size_t)A, sizeof(float));
+    if (!yy) return pi0_err(PI0_ERR_NOMEM, "rtc: previous chunk of %d rows", in->n_prev);
+    for (int t = 0; t < in->n_prev; t++) {
+        float *row = yy + (size_t)t * A;
+        for (int i = 0; i < ad; i++) row[i] = in->prev_actions[(size_t)t * ad + i];
+        if (lr->relative) /* to_relative_actions: float32, masked dims minus the raw state */
+            for (int i = 0; i < lr->n_rel && i < state_dim && i < ad; i++)
+                if (lr->rel_mask[i]) row[i] = row[i] - rawstate[i];
+        pi0_status st = pi0_lr_apply(&lr->action_unnorm, 0, "action", row, ad);
+        if (st) {
+            free(yy);
+            return pi0_err_prefix(st, "rtc.prev_actions: %s/policy_postprocessor.json", lr->dir);
+        }
+    }
+    *out = *in;
+    out->prev_actions = yy;
+    out->prev_dim = A;
+    *y = yy;
+    return PI0_OK;
+}

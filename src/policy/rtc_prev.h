@@ -3,6 +3,7 @@
 #ifndef PI0_RTC_PREV_H
 #define PI0_RTC_PREV_H
 
+#include "io/lerobot.h"
 #include "io/norm.h"
 #include "io/robot.h"
 #include "pi0.h"
@@ -16,5 +17,11 @@
 pi0_status pi0_policy_rtc_to_model(const pi0_robot *r, const pi0_norm_stats *ns, pi0_norm_mode mode,
                                    const double *state, int state_dim, int A, const pi0_rtc_params *in,
                                    pi0_rtc_params *out, float **y);
+
+/* The same for a LeRobot checkpoint (LeRobot policies/rtc/relative.py reanchor_relative_rtc_prefix):
+ * float32 actions [n_prev, lr->action_dim] -> relative to the current raw state on the relative
+ * dims -> normalized with the action statistics -> padded with 0 to A. */
+pi0_status pi0_policy_rtc_to_model_lerobot(const pi0_lerobot *lr, const float *rawstate, int state_dim, int A,
+                                           const pi0_rtc_params *in, pi0_rtc_params *out, float **y);
 
 #endif
