@@ -20,7 +20,7 @@
  *     |d| <= 1e-5·(1 + max|v|), and PCC >= 0.99999. The fast kernel must also give bit-identical
  *     results for any nth (every output is computed by the same per-lane sequence), and the
  *     portable kernel is checked too (same tolerance).
- *   norms: fp32 sums vs double: 2e-5 * (1 + |ref|).  GELU/swish: vector exp (~2 ulp) through
+ *   norms: fp32 sums vs double: 2e-5 * (1 + |ref|).  GELU/swish: vector exp (~1 ulp) through
  *     x / (1 + e^(-2z)); the argument 2z carries |2z| ulp: 1e-5 * |ref| + 1e-7 (max rel ~1e-6).
  *   softmax inside attention, rope (same double sin/cos), mod, add/axpy, embed, patches: the same
  *     float formulas as ref, so 1e-6 relative (rope, mod: FMA contraction may differ) or exact.
@@ -494,7 +494,7 @@ static double act_tol(int gelu, double x) {
 
 /* Each kernel set this CPU has, called directly, against double-precision formulas (independent of
  * both backends): GELU (tanh form) and swish on a dense sweep of [-12, 12] plus the spans of random
- * lengths used for the tails. Tolerance (why): the exp is ~2 ulp, the divide and the multiplier one
+ * lengths used for the tails. Tolerance (why): the exp is ~1 ulp, the divide and the multiplier one
  * rounding each, and the exp argument (2z = 2·0.79788·(x + 0.044715x³), or x) is computed in float
  * with ~3 roundings, i.e. an absolute error up to ~3·2^-24·|arg|, which exp turns into that relative
  * error: rel <= 1.5e-6 + 3e-7·|arg|. That is the ~1e-6 target for |x| <= 3 (also checked alone,

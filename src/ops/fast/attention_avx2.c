@@ -21,45 +21,13 @@
  * instruction sequence whatever block or tile it falls in (lanes never mix; sums over d, j run in a
  * fixed order), so results do not depend on how rows are split among threads.
  */
-#include <immintrin.h>
 #include <stdint.h>
 
-#include "ops/fast/fast.h"
+#include "ops/fast/simd_avx2.h"
 
 #define MASKED (-2.3819763e38f)
 
 #define INLINE static inline __attribute__((always_inline))
-
-/* exp for x <= 0 (logit minus row maximum): Cody-Waite reduction, cephes degree-6 polynomial
- * (~1 ulp, the same as the AVX-512 kernel). Clamped at -104 so the masked value (≈ -2.4e38) and
- * -inf give 0 instead of NaN. No vscalefps: 2^n (n in [-150, 0]) is applied as two exact power-of-two
- * factors 2^(n>>1) · 2^(n - (n>>1)), each a normal float, so underflow rounds as with vscalefps. */
-INLINE __m256 exp_neg(__m256 x) {
-    x = _mm256_max_ps(_mm256_set1_ps(-104.0f), x);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i ni = _mm256_cvtps_epi32(n);
-    __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
-    const __m256i bias = _mm256_set1_epi32(127);
-    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
-    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
-    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
-}
-
-/* Lane mask (all ones in lane i when i < left) as an integer vector. */
-static inline __m256i lanes(int64_t left) {
-    int n = left >= 8 ? 8 : left <= 0 ? 0 : (int)left;
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 
 #define MV_MAX 4 /* pair vectors of 8 per block: MB <= 32 (Qᵀ of hd = 256 is 32 KB, Sᵀ of 867 keys 111 KB) */
 #define MB_MAX (8 * MV_MAX)
@@ -207,15 +175,15 @@ static void weights(block *b) {
         float *p = b->st + 8 * x;
         int64_t j = 0;
         for (; j + 2 <= b->nk; j += 2) {
-            __m256 e0 = exp_neg(_mm256_sub_ps(_mm256_load_ps(p + j * mb), m));
-            __m256 e1 = exp_neg(_mm256_sub_ps(_mm256_load_ps(p + (j + 1) * mb), m));
+            __m256 e0 = pi0_exp256(_mm256_sub_ps(_mm256_load_ps(p + j * mb), m));
+            __m256 e1 = pi0_exp256(_mm256_sub_ps(_mm256_load_ps(p + (j + 1) * mb), m));
             _mm256_store_ps(p + j * mb, e0);
             _mm256_store_ps(p + (j + 1) * mb, e1);
             s0 = _mm256_add_ps(s0, e0);
             s1 = _mm256_add_ps(s1, e1);
         }
         if (j < b->nk) {
-            __m256 e0 = exp_neg(_mm256_sub_ps(_mm256_load_ps(p + j * mb), m));
+            __m256 e0 = pi0_exp256(_mm256_sub_ps(_mm256_load_ps(p + j * mb), m));
             _mm256_store_ps(p + j * mb, e0);
             s0 = _mm256_add_ps(s0, e0);
         }
@@ -250,7 +218,7 @@ static void load_queries(block *b, int64_t P0, int np, int G, int g) {
         b->qc[x] = _mm256_loadu_si256((const __m256i *)(qcl + 8 * x));
         b->qok[x] = _mm256_loadu_si256((const __m256i *)(okl + 8 * x));
         __m256i idx = _mm256_loadu_si256((const __m256i *)(off + 8 * x));
-        __m256 m = _mm256_castsi256_ps(lanes(np - 8 * x));
+        __m256 m = _mm256_castsi256_ps(pi0_mask8(np - 8 * x));
         float *qt = b->qt + 8 * x;
         for (int d = 0; d < hd; d++, qt += mb) {
             __m256 q = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base + d, idx, m, 4);
@@ -275,7 +243,7 @@ static void store_out(const block *b, int64_t P0, int np, int G, int g) {
             _mm256_storeu_ps(out + d, _mm256_div_ps(o, l));
         }
         if (d < hd) {
-            __m256i m = lanes(hd - d);
+            __m256i m = pi0_mask8(hd - d);
             __m256 o = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), b->ot + (int64_t)d * mb + p, didx,
                                                 _mm256_castsi256_ps(m), 4);
             _mm256_maskstore_ps(out + d, m, _mm256_div_ps(o, l));

@@ -20,37 +20,13 @@
  * instruction sequence whatever block or tile it falls in (lanes never mix; sums over d, j run in a
  * fixed order), so results do not depend on how rows are split among threads.
  */
-#include <immintrin.h>
 #include <stdint.h>
 
-#include "ops/fast/fast.h"
+#include "ops/fast/simd_avx512.h"
 
 #define MASKED (-2.3819763e38f)
 
 #define INLINE static inline __attribute__((always_inline))
-
-/* exp for x <= 0 (logit minus row maximum): Cody-Waite reduction, cephes degree-6 polynomial
- * (~1 ulp), vscalefps for the 2^n scaling. Clamped at -104 so the masked value (≈ -2.4e38) and
- * -inf give 0 instead of NaN. */
-INLINE __m512 exp_neg(__m512 x) {
-    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
-
-static inline __mmask16 lanes(int64_t left) {
-    return left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
-}
 
 /* One block of query pairs against all keys of one KV head. */
 typedef struct {
@@ -183,15 +159,15 @@ static void weights(block *b) {
         float *p = b->st + 16 * x;
         int64_t j = 0;
         for (; j + 2 <= b->nk; j += 2) {
-            __m512 e0 = exp_neg(_mm512_sub_ps(_mm512_load_ps(p + j * mb), m));
-            __m512 e1 = exp_neg(_mm512_sub_ps(_mm512_load_ps(p + (j + 1) * mb), m));
+            __m512 e0 = pi0_exp512(_mm512_sub_ps(_mm512_load_ps(p + j * mb), m));
+            __m512 e1 = pi0_exp512(_mm512_sub_ps(_mm512_load_ps(p + (j + 1) * mb), m));
             _mm512_store_ps(p + j * mb, e0);
             _mm512_store_ps(p + (j + 1) * mb, e1);
             s0 = _mm512_add_ps(s0, e0);
             s1 = _mm512_add_ps(s1, e1);
         }
         if (j < b->nk) {
-            __m512 e0 = exp_neg(_mm512_sub_ps(_mm512_load_ps(p + j * mb), m));
+            __m512 e0 = pi0_exp512(_mm512_sub_ps(_mm512_load_ps(p + j * mb), m));
             _mm512_store_ps(p + j * mb, e0);
             s0 = _mm512_add_ps(s0, e0);
         }
@@ -229,7 +205,7 @@ static void load_queries(block *b, int64_t P0, int np, int G, int g) {
         b->qc[x] = _mm512_loadu_si512(qcl + 16 * x);
         b->qok[x] = (__mmask16)(ok >> (16 * x));
         __m512i idx = _mm512_loadu_si512(off + 16 * x);
-        __mmask16 m = lanes(np - 16 * x);
+        __mmask16 m = pi0_mask16(np - 16 * x);
         float *qt = b->qt + 16 * x;
         for (int d = 0; d < hd; d++, qt += mb) {
             __m512 q = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, base + d, 4);
@@ -250,7 +226,7 @@ static void store_out(const block *b, int64_t P0, int np, int G, int g) {
         float *out = a->out + i * a->ldo + (int64_t)h * hd;
         __m512 l = _mm512_set1_ps(b->l[p >> 4][p & 15]); /* GCC vector subscript: no spill copy */
         for (int d = 0; d < hd; d += 16) {
-            __mmask16 m = lanes(hd - d);
+            __mmask16 m = pi0_mask16(hd - d);
             __m512 o = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, didx, b->ot + (int64_t)d * mb + p, 4);
             _mm512_mask_storeu_ps(out + d, m, _mm512_div_ps(o, l));
         }

@@ -12,10 +12,9 @@
  * stays in L1/L2 across all row tiles.
  * f32 kind: x is read directly, 6x16 fp32 FMA tile.
  */
-#include <immintrin.h>
 #include <string.h>
 
-#include "ops/fast/isa.h"
+#include "ops/fast/simd_avx2.h"
 
 #define NR PI0_FAST_NR
 #define MR 6
@@ -27,18 +26,12 @@
 #endif
 #define MC 512      /* rows per m block: A block <= 4 MB of fp32 per thread */
 
-static inline __m256i lane_mask(int64_t left) {
-    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    int l = left > 8 ? 8 : left < 0 ? 0 : (int)left;
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(l), iota);
-}
-
 /* Kernel prologue/epilogue: C tile R rows x 16 columns (ncols of them valid, 1..16). loadc: start
  * from C (else zero); bias: added once (NULL = none). */
 #define KERN_PROLOGUE(R)                                                                        \
     __m256 acc[R][2];                                                                           \
     const int full = ncols >= 16;                                                               \
-    const __m256i m0 = lane_mask(ncols), m1 = lane_mask(ncols - 8);                             \
+    const __m256i m0 = pi0_mask8(ncols), m1 = pi0_mask8(ncols - 8);                             \
     _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                       \
         if (!loadc) { acc[r][0] = acc[r][1] = _mm256_setzero_ps(); }                            \
         else if (full) {                                                                        \

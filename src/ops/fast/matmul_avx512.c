@@ -9,10 +9,9 @@
  * f32 kind: x read in place, 6x64 fp32 FMA tile.
  * The kernels prefetch the next weight slice (pf) one line per k pair, as the driver asks.
  */
-#include <immintrin.h>
 #include <string.h>
 
-#include "ops/fast/isa.h"
+#include "ops/fast/simd_avx512.h"
 
 #define NR PI0_FAST_NR
 #define MR 6
@@ -29,19 +28,12 @@
 
 typedef int32_t i32u __attribute__((may_alias, aligned(2)));
 
-static inline __mmask16 col_mask(int64_t ncols, int v) {
-    int64_t r = ncols - 16 * v;
-    if (r >= 16) return 0xffff;
-    if (r <= 0) return 0;
-    return (__mmask16)((1u << r) - 1);
-}
-
 /* Kernel signature: R rows of A (bf16 pairs or f32), one weight panel slice, C tile R x ncols.
  * loadc: start from C (else zero); bias: added once (NULL = none). */
 #define KERN_PROLOGUE(R)                                                                        \
     __m512 acc[R][4];                                                                           \
     __mmask16 mk[4];                                                                            \
-    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) mk[v] = col_mask(ncols, v);             \
+    _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) mk[v] = pi0_mask16(ncols - 16 * v);             \
     _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                         \
     _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)                                         \
         acc[r][v] = loadc ? _mm512_maskz_loadu_ps(mk[v], c + r * ldc + 16 * v) : _mm512_setzero_ps();

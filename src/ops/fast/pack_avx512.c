@@ -13,7 +13,7 @@
  */
 #include <immintrin.h>
 
-#include "ops/fast/fast.h"
+#include "ops/fast/simd_avx512.h"
 
 #define NR PI0_FAST_NR
 

@@ -1,74 +1,31 @@
 /* vecmath_avx2.c - AVX2 + FMA row kernels for the fast backend's non-GEMM ops, a port of
  * vecmath_avx512.c to 256-bit vectors: exp-based GELU (tanh form), swish, and the
- * LayerNorm / RMSNorm rows. Called only when rt/cpu.h reports avx2 (norms.c chooses).
+ * LayerNorm / RMSNorm rows. The ISA table's avx2 row (isa_avx2.c) points at them.
  *
- * Same formulas and accuracy as the AVX-512 file: exp uses Cody-Waite reduction by ln2 (two-part
- * constant) and a degree-7 Taylor polynomial on |r| <= ln2/2 (truncation < 5e-9), max rel error
- * ~2 ulp; gelu(x) = x / (1 + e^(-2z)) (z = sqrt(2/pi)·(x + 0.044715 x³)), swish(x) = x / (1 + e^(-x)),
- * rel error ~1e-6 or better vs the double reference. AVX2 has no vscalefps, so 2^n is applied as two
- * exact power-of-two factors 2^(n>>1) · 2^(n - (n>>1)), each a normal float for the clamped range
- * n in [-150, 128]: the first product is exact, the second rounds once, so underflow to subnormals and
- * overflow to inf come out as with vscalefps. NaN propagates (max/min return the second operand when
- * either is NaN, and the clamps put x second).
+ * Same formulas and accuracy as the AVX-512 file: exp is simd_avx2.h's (~1 ulp);
+ * gelu(x) = x / (1 + e^(-2z)) (z = sqrt(2/pi)·(x + 0.044715 x³)), swish(x) = x / (1 + e^(-x)),
+ * rel error ~1e-6 or better vs the double reference.
  *
  * Tails: whole 8-float vectors first, then one masked vector (_mm256_maskload_ps / _mm256_maskstore_ps)
  * for the last n % 8 elements, so nothing outside [0, n) is read or written. Each output depends only
  * on its own inputs (elementwise) or on a whole row (norms: fixed-order reductions), so results
  * do not depend on how rows or spans are split among threads.
  */
-#include <immintrin.h>
 #include <math.h>
 
-#include "ops/fast/fast.h"
-
-static inline __m256 exp256(__m256 x) {
-    x = _mm256_max_ps(_mm256_set1_ps(-104.0f), x);
-    x = _mm256_min_ps(_mm256_set1_ps(88.8f), x);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    /* p · 2^n as p · 2^n1 · 2^n2 (n1 = n >> 1, n2 = n - n1, both in [-75, 64]: normal floats) */
-    __m256i ni = _mm256_cvtps_epi32(n);
-    __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
-    const __m256i bias = _mm256_set1_epi32(127);
-    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
-    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
-    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
-}
-
-/* Lane mask for the last `left` (1..7) elements: lane i active when i < left (sign bit set). */
-static inline __m256i tail_mask(int64_t left) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left < 8 ? left : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-/* Fixed-order horizontal reductions (the same lane order every call). */
-static inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#include "ops/fast/simd_avx2.h"
 
 static inline __m256 gelu8(__m256 x) {
     const __m256 c0 = _mm256_set1_ps(-2.0f * 0.7978845608028654f), c1 = _mm256_set1_ps(0.044715f);
     const __m256 one = _mm256_set1_ps(1.0f);
     __m256 x2 = _mm256_mul_ps(x, x);
     __m256 inner = _mm256_mul_ps(x, _mm256_fmadd_ps(c1, x2, one)); /* x + 0.044715 x³ */
-    __m256 e = exp256(_mm256_mul_ps(c0, inner));                  /* e^(-2z) */
+    __m256 e = pi0_exp256(_mm256_mul_ps(c0, inner));                  /* e^(-2z) */
     return _mm256_div_ps(x, _mm256_add_ps(one, e));
 }
 
 static inline __m256 swish8(__m256 x) {
-    __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), x));
+    __m256 e = pi0_exp256(_mm256_sub_ps(_mm256_setzero_ps(), x));
     return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
 }
 
@@ -80,7 +37,7 @@ void pi0_fast_gelu_tanh_avx2(float *y, const float *a, const float *b, int64_t n
         _mm256_storeu_ps(y + i, g);
     }
     if (i < n) {
-        __m256i m = tail_mask(n - i);
+        __m256i m = pi0_mask8(n - i);
         __m256 g = gelu8(_mm256_maskload_ps(a + i, m));
         if (b) g = _mm256_mul_ps(g, _mm256_maskload_ps(b + i, m));
         _mm256_maskstore_ps(y + i, m, g);
@@ -91,7 +48,7 @@ void pi0_fast_swish_avx2(float *y, const float *a, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, swish8(_mm256_loadu_ps(a + i)));
     if (i < n) {
-        __m256i m = tail_mask(n - i);
+        __m256i m = pi0_mask8(n - i);
         _mm256_maskstore_ps(y + i, m, swish8(_mm256_maskload_ps(a + i, m)));
     }
 }
@@ -100,12 +57,12 @@ void pi0_fast_swish_avx2(float *y, const float *a, int64_t n) {
  * tail lanes contribute 0), then the fixed-order horizontal reduction above. */
 void pi0_fast_layernorm_row_avx2(float *y, const float *x, const float *w, const float *b, int64_t d, float eps) {
     const int64_t dv = d & ~(int64_t)7;
-    const __m256i m = tail_mask(d - dv);
+    const __m256i m = pi0_mask8(d - dv);
     const __m256 mf = _mm256_castsi256_ps(m);
     __m256 s = _mm256_setzero_ps();
     for (int64_t i = 0; i < dv; i += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(x + i));
     if (dv < d) s = _mm256_add_ps(s, _mm256_maskload_ps(x + dv, m));
-    float mean = hsum256(s) / (float)d;
+    float mean = pi0_hsum256(s) / (float)d;
     __m256 vm = _mm256_set1_ps(mean), q = _mm256_setzero_ps();
     for (int64_t i = 0; i < dv; i += 8) {
         __m256 t = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
@@ -115,7 +72,7 @@ void pi0_fast_layernorm_row_avx2(float *y, const float *x, const float *w, const
         __m256 t = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + dv, m), vm), mf);
         q = _mm256_fmadd_ps(t, t, q);
     }
-    float var = hsum256(q) / (float)d;
+    float var = pi0_hsum256(q) / (float)d;
     __m256 r = _mm256_set1_ps(1.0f / sqrtf(var + eps));
     for (int64_t i = 0; i < d; i += 8) {
         int full = i + 8 <= d;
@@ -130,7 +87,7 @@ void pi0_fast_layernorm_row_avx2(float *y, const float *x, const float *w, const
 
 void pi0_fast_rmsnorm_row_avx2(float *y, const float *x, const float *w, int64_t d, float eps) {
     const int64_t dv = d & ~(int64_t)7;
-    const __m256i m = tail_mask(d - dv);
+    const __m256i m = pi0_mask8(d - dv);
     __m256 q = _mm256_setzero_ps();
     for (int64_t i = 0; i < dv; i += 8) {
         __m256 t = _mm256_loadu_ps(x + i);
@@ -140,7 +97,7 @@ void pi0_fast_rmsnorm_row_avx2(float *y, const float *x, const float *w, int64_t
         __m256 t = _mm256_maskload_ps(x + dv, m);
         q = _mm256_fmadd_ps(t, t, q);
     }
-    __m256 r = _mm256_set1_ps(1.0f / sqrtf(hsum256(q) / (float)d + eps));
+    __m256 r = _mm256_set1_ps(1.0f / sqrtf(pi0_hsum256(q) / (float)d + eps));
     const __m256 one = _mm256_set1_ps(1.0f);
     for (int64_t i = 0; i < d; i += 8) {
         int full = i + 8 <= d;
