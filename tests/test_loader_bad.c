@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "io/image.h"
+#include "io/tokenizer.h"
 #include "pi0.h"
 
 #define SRC "tests/data/pi0_tiny"
@@ -235,6 +237,21 @@ int main(void) {
         unlink(p);
         CHECK(mkdir(p, 0700) == 0, "mkdir model.safetensors");
         expect_load_error("model.safetensors is a directory", PI0_ERR_FORMAT, "is a directory");
+        /* the other files the library opens by name: images (CLI) and the tokenizer */
+        snprintf(p, sizeof p, "%s/cam.png", tmpdir);
+        CHECK(mkfifo(p, 0600) == 0, "mkfifo cam.png");
+        pi0_image im;
+        pi0_status s = pi0_image_load(p, &im);
+        CHECK(s == PI0_ERR_FORMAT && strstr(pi0_last_error(), "cam.png: image is a FIFO"), "image file is a FIFO: %s",
+              pi0_last_error());
+        unlink(p);
+        snprintf(p, sizeof p, "%s/tokenizer.model", tmpdir);
+        CHECK(mkfifo(p, 0600) == 0, "mkfifo tokenizer.model");
+        pi0_tokenizer *tok = NULL;
+        s = pi0_tok_load(p, &tok);
+        CHECK(s == PI0_ERR_FORMAT && !tok && strstr(pi0_last_error(), "tokenizer.model: tokenizer model is a FIFO"),
+              "tokenizer file is a FIFO: %s", pi0_last_error());
+        unlink(p);
     }
     alarm(0);
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "io/file.h"
 
 typedef struct {
     const char *str; /* into tok->file; not NUL-terminated */
@@ -523,35 +524,12 @@ pi0_status pi0_tok_load(const char *path, pi0_tokenizer **out) {
     if (!out) return pi0_err(PI0_ERR_ARG, "pi0_tok_load: out is NULL");
     *out = NULL;
     if (!path) return pi0_err(PI0_ERR_ARG, "pi0_tok_load: path is NULL");
-    FILE *f = fopen(path, "rb");
-    if (!f) return pi0_err(PI0_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    pi0_status s;
-    uint8_t *buf = NULL;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        s = pi0_err(PI0_ERR_IO, "%s: cannot get the file size: %s", path, strerror(errno));
-        goto done;
-    }
-    if ((unsigned long)size > (1ul << 30)) {
-        s = pi0_err(PI0_ERR_FORMAT, "%s: %ld bytes; a tokenizer model over 1 GiB is not plausible", path, size);
-        goto done;
-    }
-    buf = malloc((size_t)size + 1);
-    if (!buf) {
-        s = pi0_err(PI0_ERR_NOMEM, "%s: %ld bytes", path, size);
-        goto done;
-    }
-    if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        s = pi0_err(PI0_ERR_IO, "%s: short read of %ld bytes", path, size);
-        goto done;
-    }
-    s = load_owned(buf, (size_t)size, path, out);
-    buf = NULL;
-done:
-    free(buf);
-    fclose(f);
-    return s;
+    /* pi0_file_read: a regular file only (a FIFO is refused, never waited on), at most 1 GiB */
+    char *buf;
+    size_t size;
+    pi0_status s = pi0_file_read(path, "tokenizer model", (size_t)1 << 30, &buf, &size);
+    if (s) return s;
+    return load_owned((uint8_t *)buf, size, path, out);
 }
 
 void pi0_tok_free(pi0_tokenizer *t) {
