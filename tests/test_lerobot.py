@@ -234,7 +234,7 @@ def lr_tokens(sp, kind, task, nstate, L):
     return (np.array(ids + [0] * (L - len(ids)), np.int32), np.array([1] * len(ids) + [0] * (L - len(ids)), np.int32))
 
 
-def expected(tmp, pi0, d, cfg, kind, images, state, task, stats, seed, relative_mask=None):
+def expected(tmp, pi0, d, cfg, kind, images, state, task, stats, seed, relative_mask=None, extra=()):
     """Model-level run on independently computed inputs, then LeRobot's post-processing."""
     S, A, L = 56, 8, cfg["tokenizer_max_length"]
     nm = cfg["normalization_mapping"]
@@ -253,7 +253,7 @@ def expected(tmp, pi0, d, cfg, kind, images, state, task, stats, seed, relative_
     cp = os.path.join(tmp, f"case_{seed}.safetensors")
     st_write(cp, case)
     op = os.path.join(tmp, f"model_{seed}.npy")
-    r = subprocess.run([pi0, "run", "--model", d, "--inputs", cp, "--seed", str(seed), "--out", op, "--quiet"],
+    r = subprocess.run([pi0, "run", "--model", d, "--inputs", cp, "--seed", str(seed), "--out", op, "--quiet"] + list(extra),
                        capture_output=True, text=True)
     if r.returncode:
         return None, r.stderr
@@ -264,9 +264,9 @@ def expected(tmp, pi0, d, cfg, kind, images, state, task, stats, seed, relative_
     return act.astype(F32), ""
 
 
-def robot_cli(pi0, d, tmp, images, state, task, seed, names):
+def robot_cli(pi0, d, tmp, images, state, task, seed, names, extra=()):
     args = [pi0, "run", "--model", d, "--prompt", task, "--state", ",".join(repr(float(v)) for v in state),
-            "--seed", str(seed), "--out", os.path.join(tmp, f"robot_{seed}.npy"), "--quiet"]
+            "--seed", str(seed), "--out", os.path.join(tmp, f"robot_{seed}.npy"), "--quiet"] + list(extra)
     for c, img in images.items():
         p = os.path.join(tmp, f"{c}_{seed}.png")
         Image.fromarray(img).save(p)
@@ -363,6 +363,25 @@ def main():
                                              "state": state.astype(np.float64)}, "open drawer", 4)
         compare("LeRobot π0.5 MEAN_STD fine-tune with relative actions, pi0_policy", got, want, err + e2)
 
+        # 3b. The same checkpoint with real-time chunking: the previous chunk goes back in robot units
+        # and must reach the model as LeRobot's inverse output path gives it (relative dims re-anchored
+        # to the new raw state, MEAN_STD-normalized, zero-padded to max_action_dim).
+        mask = np.array([1, 1, 1, 1, 0], bool)
+        cam8 = (cam * 255).astype(np.uint8)
+        prev, e1 = robot_cli(pi0, d, tmp, {"cam": cam8}, state, "open drawer", 8, {})
+        state2 = rng.normal(size=8).astype(F32)
+        rtc = ["--delay", "1", "--horizon", "2"]
+        got, e2 = robot_cli(pi0, d, tmp, {"cam": cam8}, state2, "open drawer", 9, {},
+                            ["--prev-actions", os.path.join(tmp, "robot_8.npy")] + rtc)
+        if prev is not None:
+            y = (prev.astype(F32) - np.where(mask, state2[:5], F32(0))).astype(F32)
+            y = lr_norm(y, st["action"], "MEAN_STD", False)
+            np.save(os.path.join(tmp, "prev_model.npy"), np.pad(y, ((0, 0), (0, 3)))[None].astype(F32))
+        want, err = expected(tmp, pi0, d, cfg, "pi05", {"cam": cam8}, state2, "open drawer", st, 9, relative_mask=mask,
+                             extra=["--prev-actions", os.path.join(tmp, "prev_model.npy")] + rtc)
+        compare("LeRobot π0.5 relative actions + real-time chunking (previous chunk in robot units), pi0 run",
+                got, want, err + e1 + e2)
+
         # 4. Base checkpoint: "features": {} and no state file -> identity; state [8] declared, 5 sent.
         cams = [("base_0_rgb", (56, 56)), ("left_wrist_0_rgb", (56, 56)), ("right_wrist_0_rgb", (56, 56))]
         d, cfg = make_ckpt(tmp, "pi0_base", src0, "pi0", cams, 8, 8, ms, None, 12, features=False)
@@ -396,6 +415,7 @@ def main():
         check(e2.count("constant") == 1 and "'action'" in e2, f"constant action dim: one warning ({e2.strip()[:200]!r})")
 
         bad_sidecars(tmp, pi0, src0, rng, wrist)
+        openpi_nonfinite(tmp, pi0, src0, rng, wrist)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -448,6 +468,36 @@ def bad_sidecars(tmp, pi0, src0, rng, img):
     case("negative std", restat(pre, "observation.state.std", np.array([1, 1, -1, 1], F32)), pre,
          "'observation.state.std'", "negative")
     case("missing stat the mode needs", restat(post, "action.mean", None), post, "'action.mean'", "MEAN_STD")
+
+
+def openpi_nonfinite(tmp, pi0, src0, rng, img):
+    """openpi norm_stats.json as Python's json.dump writes it (NaN tokens): accepted, refused by name
+    only where a NaN would reach the model or the robot."""
+    p = os.path.join(tmp, "img.png")
+    Image.fromarray(img).save(p)
+
+    def run(state_mean, action_std, label, *needles):
+        ns = {"norm_stats": {"state": {"mean": state_mean, "std": [1.0] * 8, "q01": None, "q99": None},
+                             "actions": {"mean": [0.0] * 8, "std": action_std, "q01": None, "q99": None}}}
+        f = os.path.join(tmp, "ns.json")
+        with open(f, "w") as fh:
+            json.dump(ns, fh)                 # writes NaN, as openpi's pydantic/json path does
+        out = os.path.join(tmp, "ns_out.npy")
+        r = subprocess.run([pi0, "run", "--model", src0, "--robot", "libero", "--tokenizer", TOK, "--norm-stats", f,
+                            "--image", f"observation/image={p}", "--image", f"observation/wrist_image={p}",
+                            "--prompt", "go", "--state", ",".join(["0.5"] * 8), "--out", out, "--quiet"],
+                           capture_output=True, text=True)
+        if not needles:
+            ok = r.returncode == 0 and np.isfinite(np.load(out)).all()
+            check(ok and "NaN" in open(f).read(), f"{label}: runs, finite actions ({r.stderr.strip()[:160]!r})")
+        else:
+            check(r.returncode != 0 and all(n in r.stderr for n in needles), f"{label}: named error ({r.stderr.strip()[:200]!r})")
+
+    nan = float("nan")
+    run([0.0] * 8, [1.0] * 7 + [nan], "NaN in actions dim 7, which the libero preset does not return")
+    run([0.0] * 8, [1.0, 1.0, nan] + [1.0] * 5, "NaN in a returned action dim", "ns.json", "'norm_stats.actions.std[2]'", "NaN")
+    run([0.0, 0.0, 0.0, nan] + [0.0] * 4, [1.0] * 8, "NaN in a state dim the robot sends", "ns.json",
+        "'norm_stats.state.mean[3]'", "NaN")
 
 
 if __name__ == "__main__":

@@ -117,8 +117,39 @@ static void test_bad(void) {
     remove(path);
 }
 
+/* Python's json.dump writes NaN / Infinity / -Infinity: parsed, then refused only where used. */
+static void test_nonfinite(void) {
+    const char *js = "{\"note\": \"NaN Infinity in a string stays text\", \"norm_stats\": {"
+                     "\"state\": {\"mean\": [0.5, NaN, 1], \"std\": [1, 2, Infinity]},"
+                     "\"actions\": {\"mean\": [-Infinity, 0], \"std\": [1, 1], \"q01\": null, \"q99\": null}}}";
+    pi0_norm_stats ns;
+    pi0_status st = pi0_norm_parse(js, strlen(js), "nan.json", &ns);
+    CHECK(st == PI0_OK && isnan(ns.state.mean[1]) && isinf(ns.state.std[2]) && ns.state.std[2] > 0 &&
+              isinf(ns.actions.mean[0]) && ns.actions.mean[0] < 0 && ns.state.mean[2] == 1.0,
+          "NaN, Infinity, -Infinity tokens parse (%s)", st ? pi0_last_error() : "");
+    if (st) return;
+    double x[3] = {1, 2, 3}, y[3];
+    st = pi0_norm_apply(&ns.state, PI0_NORM_ZSCORE, "state", x, y, 1);
+    CHECK(st == PI0_OK && y[0] == (1 - 0.5) / (1 + 1e-6), "dim 0 only: the NaN in dim 1 is never used");
+    st = pi0_norm_apply(&ns.state, PI0_NORM_ZSCORE, "state", x, y, 2);
+    CHECK(st == PI0_ERR_FORMAT && strstr(pi0_last_error(), "'norm_stats.state.mean[1]' is NaN"),
+          "dims 0-1: named error: %s", pi0_last_error());
+    st = pi0_norm_check(&ns.state, PI0_NORM_ZSCORE, "state", 3);
+    CHECK(st == PI0_ERR_FORMAT && strstr(pi0_last_error(), "'norm_stats.state.mean[1]'"), "first bad field named: %s",
+          pi0_last_error());
+    st = pi0_norm_check(&ns.actions, PI0_NORM_ZSCORE, "actions", 2);
+    CHECK(st == PI0_ERR_FORMAT && strstr(pi0_last_error(), "'norm_stats.actions.mean[0]' is infinite"),
+          "-Infinity named: %s", pi0_last_error());
+    pi0_norm_free(&ns);
+    expect_bad("{\"norm_stats\": {\"state\": {\"mean\": [0, 0, 0], \"std\": [1, 1, -0.5]}}}",
+               "'norm_stats.state.std[2]' is negative");
+    expect_bad("{\"norm_stats\": {\"state\": {\"mean\": [0, Nan], \"std\": [1, 1]}}}", "byte");
+    expect_bad("{\"norm_stats\": {\"state\": {\"mean\": [0, \"N\"x], \"std\": [1, 1]}}}", "byte");
+}
+
 int main(void) {
     test_math();
     test_bad();
+    test_nonfinite();
     return harness_summary();
 }

@@ -12,6 +12,10 @@
 
 #define NORM_MAX_FILE (64 << 20)   /* a real file is a few KB */
 #define NORM_MAX_DIMS 4096
+/* same length as the tokens they replace once quoted and padded: NaN, Infinity, -Infinity */
+#define NAN_MARK "N"
+#define PINF_MARK "+Inf"
+#define NINF_MARK "-Inf"
 
 static void stat_free(pi0_norm_stat *s) {
     free(s->mean);
@@ -55,11 +59,22 @@ static pi0_status read_array(const cJSON *o, const char *key, const char *file, 
     int i = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, a) {
-        if (!cJSON_IsNumber(e)) {
+        if (cJSON_IsNumber(e)) {
+            v[i++] = e->valuedouble;
+        } else if (cJSON_IsString(e) && !strcmp(e->valuestring, NAN_MARK)) {   /* NaN in the file */
+            v[i++] = NAN;
+        } else if (cJSON_IsString(e) && (!strcmp(e->valuestring, PINF_MARK) || !strcmp(e->valuestring, NINF_MARK))) {
+            v[i++] = e->valuestring[0] == '+' ? INFINITY : -INFINITY;
+        } else {
             free(v);
             return pi0_err(PI0_ERR_FORMAT, "%s: field '%s.%s[%d]' is not a number", file, where, key, i);
         }
-        v[i++] = e->valuedouble;
+        if (!strcmp(key, "std") && v[i - 1] < 0) {
+            double bad = v[i - 1];
+            free(v);
+            return pi0_err(PI0_ERR_FORMAT, "%s: field '%s.std[%d]' is negative (%g); a standard deviation cannot be",
+                           file, where, i - 1, bad);
+        }
     }
     *n = len;
     *out = v;
@@ -90,17 +105,51 @@ static pi0_status read_stat(const cJSON *root, const char *name, const char *fil
     return PI0_OK;
 }
 
+/* Python's json.dump writes the non-standard tokens NaN, Infinity and -Infinity. Replace each one
+ * found outside a string by a same-length JSON string marker, so cJSON parses the file and byte
+ * offsets in messages stay those of the original. Returns a malloc'd copy (NULL on NOMEM). */
+static char *mark_nonfinite(const char *json, size_t len) {
+    char *c = malloc(len + 1);
+    if (!c) return NULL;
+    memcpy(c, json, len);
+    c[len] = '\0';
+    int in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (in_str) {
+            if (c[i] == '\\') i++;
+            else if (c[i] == '"') in_str = 0;
+            continue;
+        }
+        if (c[i] == '"') { in_str = 1; continue; }
+        static const struct { const char *tok, *mark; } r[3] = {
+            {"NaN", "\"" NAN_MARK "\""}, {"Infinity", "\"" PINF_MARK "\"   "}, {"-Infinity", "\"" NINF_MARK "\"    "}};
+        for (int k = 0; k < 3; k++) {
+            size_t n = strlen(r[k].tok);
+            if (len - i >= n && !memcmp(c + i, r[k].tok, n)) {
+                memcpy(c + i, r[k].mark, n);
+                i += n - 1;
+                break;
+            }
+        }
+    }
+    return c;
+}
+
 pi0_status pi0_norm_parse(const char *json, size_t len, const char *name, pi0_norm_stats *out) {
     if (!out) return pi0_err(PI0_ERR_ARG, "pi0_norm_parse: out is NULL");
     memset(out, 0, sizeof *out);
     if (!name) name = "norm_stats.json";
     if (!json) return pi0_err(PI0_ERR_ARG, "%s: no data", name);
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    char *marked = mark_nonfinite(json, len);
+    if (!marked) return pi0_err(PI0_ERR_NOMEM, "%s", name);
+    cJSON *root = cJSON_ParseWithLengthOpts(marked, len, &end, 0);
     if (!root) {
-        size_t off = end && end >= json ? (size_t)(end - json) : 0;
+        size_t off = end && end >= marked ? (size_t)(end - marked) : 0;
+        free(marked);
         return pi0_err(PI0_ERR_FORMAT, "%s: invalid JSON near byte %zu", name, off);
     }
+    free(marked);
     pi0_status st = PI0_OK;
     const cJSON *ns = cJSON_GetObjectItemCaseSensitive(root, "norm_stats");
     if (!cJSON_IsObject(ns)) {
@@ -156,6 +205,7 @@ pi0_status pi0_norm_apply(const pi0_norm_stat *s, pi0_norm_mode mode, const char
     pi0_status st = check_stat(s, mode, what);
     if (st) return st;
     if (d > s->n) return pi0_err(PI0_ERR_ARG, "'%s' has %d dims but its norm stats have %d", what, d, s->n);
+    if ((st = pi0_norm_check(s, mode, what, d))) return st;
     for (int i = 0; i < d; i++) {
         if (mode == PI0_NORM_ZSCORE) y[i] = (x[i] - s->mean[i]) / (s->std[i] + PI0_NORM_EPS);
         else y[i] = (x[i] - s->q01[i]) / (s->q99[i] - s->q01[i] + PI0_NORM_EPS) * 2.0 - 1.0;
@@ -199,4 +249,31 @@ pi0_status pi0_norm_unapply_f32(const pi0_norm_stat *s, pi0_norm_mode mode, cons
         }
     }
     return PI0_OK;
+}
+
+pi0_status pi0_norm_check(const pi0_norm_stat *s, pi0_norm_mode mode, const char *what, int d) {
+    pi0_status st = check_stat(s, mode, what);
+    if (st) return st;
+    const double *a = mode == PI0_NORM_ZSCORE ? s->mean : s->q01, *b = mode == PI0_NORM_ZSCORE ? s->std : s->q99;
+    const char *an = mode == PI0_NORM_ZSCORE ? "mean" : "q01", *bn = mode == PI0_NORM_ZSCORE ? "std" : "q99";
+    for (int i = 0; i < d && i < s->n; i++) {
+        if (!isfinite(a[i]) || !isfinite(b[i]))
+            return pi0_err(PI0_ERR_FORMAT, "field 'norm_stats.%s.%s[%d]' is %s; it would turn that dim into NaN", what,
+                           isfinite(a[i]) ? bn : an, i, isnan(isfinite(a[i]) ? b[i] : a[i]) ? "NaN" : "infinite");
+    }
+    return PI0_OK;
+}
+
+void pi0_norm_warn_constant(const pi0_norm_stat *s, pi0_norm_mode mode, const char *what, const char *path) {
+    if (!s || s->n == 0 || (mode == PI0_NORM_QUANTILE && (!s->q01 || !s->q99))) return;
+    int first = -1, n = 0;
+    for (int i = 0; i < s->n; i++)
+        if (mode == PI0_NORM_ZSCORE ? s->std[i] == 0.0 : s->q99[i] == s->q01[i]) {
+            if (first < 0) first = i;
+            n++;
+        }
+    if (n)
+        pi0_log(PI0_LOG_WARN, "%s: 'norm_stats.%s' has %d constant dim(s) (first: %d, %s); as openpi does, it is divided by "
+                              "%g there", path ? path : "norm stats", what, n, first,
+                mode == PI0_NORM_ZSCORE ? "std 0" : "q99 == q01", PI0_NORM_EPS);
 }

@@ -6,7 +6,8 @@
  *   S = {"mean": [...], "std": [...], "q01": [...] | null, "q99": [...] | null}. Numbers are
  *   parsed as double. mean/std are required; q01/q99 may be null or absent (quantile mode then
  *   refuses to run). All present arrays of one S must have the same length. Unknown keys are
- *   ignored. Errors name the file and the field ("norm_stats.state.q01[3]").
+ *   ignored. Errors name the file and the field ("norm_stats.state.q01[3]"). Python's NaN, Infinity
+ *   and -Infinity tokens are accepted (see pi0_norm_check); a negative std is an error.
  * - Maths in double with eps 1e-6, exactly openpi's expressions (shared/normalize.py):
  *     normalize   z-score   (x - mean[:d]) / (std[:d] + 1e-6)
  *                 quantile  (x - q01[:d]) / (q99[:d] - q01[:d] + 1e-6) * 2 - 1
@@ -56,5 +57,12 @@ pi0_status pi0_norm_unapply(const pi0_norm_stat *s, pi0_norm_mode mode, const ch
  * the z-score path is float64 throughout (float32 array * float64 array). */
 pi0_status pi0_norm_unapply_f32(const pi0_norm_stat *s, pi0_norm_mode mode, const char *what, const float *x,
                                 double *y, int d);
+
+/* Fail (PI0_ERR_FORMAT, naming "norm_stats.<what>.<stat>[i]") when a statistic the mode uses is NaN
+ * or infinite in dims [0, d) — Python's json.dump writes NaN, which the parser accepts so that a
+ * NaN in a dim the robot never uses does not stop anything. pi0_norm_apply runs this itself. */
+pi0_status pi0_norm_check(const pi0_norm_stat *s, pi0_norm_mode mode, const char *what, int d);
+/* Log one warning when a dim is constant (std 0, or q99 == q01): openpi then divides by 1e-6. */
+void pi0_norm_warn_constant(const pi0_norm_stat *s, pi0_norm_mode mode, const char *what, const char *path);
 
 #endif

@@ -122,6 +122,14 @@ static pi0_status check_norm(const pi0_policy *pol) {
                        ns->path, ns->actions.n, pol->A);
     if (pol->mode == PI0_NORM_QUANTILE && (!ns->actions.q01 || (ns->state.n && !ns->state.q01)))
         return pi0_err(PI0_ERR_FORMAT, "%s: q01/q99 are null, but π0.5 uses quantile normalization", ns->path);
+    /* NaN / inf statistics fail only where they reach the robot: the action dims it returns (state
+     * dims are checked per request, for the dims the robot sends) */
+    int used = pol->robot.n_out ? pol->robot.n_out : pol->A;
+    if (used > ns->actions.n) used = ns->actions.n;
+    pi0_status st = pi0_norm_check(&ns->actions, pol->mode, "actions", used);
+    if (st) return pi0_err_prefix(st, "%s", ns->path);
+    pi0_norm_warn_constant(&ns->state, pol->mode, "state", ns->path);
+    pi0_norm_warn_constant(&ns->actions, pol->mode, "actions", ns->path);
     return PI0_OK;
 }
 
@@ -380,6 +388,12 @@ static pi0_status lerobot_infer(pi0_policy *pol, const pi0_robot_obs *obs, const
             for (int i = 0; i < lr->n_rel && i < d; i++)
                 if (lr->rel_mask[i]) row[i] = row[i] + pol->rawstate[i];
     }
+    for (int i = 0; i < H * ad; i++)   /* a robot never receives NaN or Inf */
+        if (!isfinite(pol->out[i])) {
+            st = pi0_err(PI0_ERR_NONFINITE, "policy: actions[%d, %d] = %g after LeRobot un-normalization (%s) is not finite",
+                         i / ad, i % ad, (double)pol->out[i], lr->dir);
+            goto done;
+        }
     out->rows = H;
     out->cols = ad;
     out->data = pol->out;
