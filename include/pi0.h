@@ -121,6 +121,13 @@ PI0_API void pi0_free(pi0_ctx *ctx);
 PI0_API const pi0_config *pi0_config_of(const pi0_ctx *ctx);
 /* Number of parameters (elements) bound from the checkpoint, and their bytes on disk. */
 PI0_API void pi0_param_count(const pi0_ctx *ctx, int64_t *n_params, int64_t *n_bytes);
+/* Where a model of this config takes the robot state:
+ *   PI0_STATE_TOKEN      as a suffix token, from pi0_obs.state (π0);
+ *   PI0_STATE_IN_PROMPT  discretized into the prompt text before tokenizing (π0.5 with
+ *                        discrete_state_input; pi0_policy does it), pi0_obs.state unused;
+ *   PI0_STATE_UNUSED     not at all (π0.5 without discrete_state_input). */
+typedef enum { PI0_STATE_UNUSED = 0, PI0_STATE_TOKEN = 1, PI0_STATE_IN_PROMPT = 2 } pi0_state_input;
+PI0_API pi0_state_input pi0_config_state_input(const pi0_config *c);
 
 /* Allocate all per-inference buffers (sized for the configured maxima) and the thread pool. */
 PI0_API pi0_status pi0_state_new(pi0_ctx *ctx, pi0_state **out);
@@ -136,8 +143,9 @@ typedef struct {
     int n_tokens;               /* prompt length L, 1..max_token_len */
     const int32_t *tokens;      /* [L] token ids (0 in padding) */
     const int32_t *token_masks; /* [L] 1 = real token */
-    int state_dim;              /* <= action_dim; zero-padded to action_dim. 0 for π0.5 */
-    const float *state;         /* [state_dim] normalized robot state (π0 only; may be NULL for π0.5) */
+    int state_dim;              /* <= action_dim; zero-padded to action_dim. 0 unless PI0_STATE_TOKEN */
+    const float *state;         /* [state_dim] normalized robot state (used only with PI0_STATE_TOKEN:
+                                 * pi0_config_state_input; may be NULL otherwise) */
 } pi0_obs;
 
 /* A named intermediate handed to the tap callback. Names (sNN = step, LNN = layer):

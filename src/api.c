@@ -8,6 +8,7 @@
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "model/rtc.h"
+#include "model/variant.h"
 #include "rt/threadpool.h"
 
 pi0_params pi0_params_default(void) {
@@ -83,9 +84,9 @@ pi0_status pi0_load(const char *dir, const pi0_params *p, pi0_ctx **out) {
     int variant_given;
     if ((s = pi0_config_load(path, &ctx->cfg, &variant_given)) != PI0_OK) goto fail;
     if ((s = pi0_weights_bind(ctx, dir, variant_given)) != PI0_OK) goto fail;
-    /* discrete_state_input: config.json's value when it has one, else openpi's default (= pi05). */
+    /* discrete_state_input: config.json's value when it has one, else the family's (openpi: = pi05). */
     ctx->discrete_state_given = ctx->cfg.discrete_state_input >= 0;
-    if (!ctx->discrete_state_given) ctx->cfg.discrete_state_input = ctx->cfg.variant == PI0_VARIANT_PI05;
+    if (!ctx->discrete_state_given) ctx->cfg.discrete_state_input = pi0_variant_get(ctx->cfg.variant)->discrete_state_input;
     if ((s = prepare_weights(ctx)) != PI0_OK) goto fail;
     *out = ctx;
     return PI0_OK;

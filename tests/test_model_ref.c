@@ -190,6 +190,9 @@ static void run_dir(const char *dir, int pi05, int n_cases) {
     CHECK(s == PI0_OK, "load %s (ref): %s", dir, s ? pi0_last_error() : "ok");
     if (s) return;
     CHECK(pi0_config_of(ctx)->variant == (pi05 ? PI0_VARIANT_PI05 : PI0_VARIANT_PI0), "%s: variant detected", dir);
+    /* openpi: π0 embeds the state as a suffix token; π0.5 (discrete_state_input) writes it into the prompt */
+    int si = pi0_config_state_input(pi0_config_of(ctx));
+    CHECK(si == (pi05 ? PI0_STATE_IN_PROMPT : PI0_STATE_TOKEN), "%s: state input %d", dir, si);
     for (int i = 0; i < n_cases; i++) {
         char name[32];
         snprintf(name, sizeof name, "case_%02d", i);

@@ -17,11 +17,14 @@
 #include "debug.h"
 #include "io/file.h"
 #include "model/model.h"
+#include "model/variant.h"
 
+/* Full-size defaults; the family-dependent ones (variant.h) are π0's, the fallback family. */
 static void defaults_pi0(pi0_config *c) {
+    const pi0_variant_desc *v = &pi0_variant_pi0;
     memset(c, 0, sizeof *c);
-    c->variant = PI0_VARIANT_PI0;
-    c->action_dim = 32; c->action_horizon = 50; c->max_token_len = 48; c->n_steps = 10;
+    c->variant = v->id; c->max_token_len = v->max_token_len; c->discrete_state_input = v->discrete_state_input;
+    c->action_dim = 32; c->action_horizon = 50; c->n_steps = 10;
     c->n_image_slots = 3; c->image_size = 224; c->patch_size = 14; c->n_channels = 3;
     c->vision_width = 1152; c->vision_depth = 27; c->vision_mlp_dim = 4304; c->vision_heads = 16;
     c->vocab_size = 257152;
@@ -143,10 +146,10 @@ pi0_status pi0_config_parse(const char *buf, size_t len, const char *path, pi0_c
     for (int i = 0; i < 3; i++) {
         v = NULL;
         TRY(get_str(path, root, keys[i], &v));
-        if (v && strcmp(v, "pi05") == 0) *variant_given = PI0_VARIANT_PI05;
-        else if (v && strcmp(v, "pi0") == 0 && *variant_given < 0) *variant_given = PI0_VARIANT_PI0;
+        const pi0_variant_desc *named = pi0_variant_named(v); /* unknown names (other policies' types) are ignored */
+        if (named && (named->id != PI0_VARIANT_PI0 || *variant_given < 0)) *variant_given = named->id;
     }
-    if (*variant_given == PI0_VARIANT_PI05) { c->variant = PI0_VARIANT_PI05; c->max_token_len = 200; }
+    if (*variant_given >= 0) pi0_variant_set(c, *variant_given);
     /* -1 = config.json does not say: pi0_load resolves it once the variant is known (possibly from the
      * tensors), so an explicit false is never overridden. */
     c->discrete_state_input = -1;
@@ -253,7 +256,8 @@ done:
 
 void pi0_config_full(pi0_config *c, int variant) {
     defaults_pi0(c);
-    if (variant == PI0_VARIANT_PI05) { c->variant = PI0_VARIANT_PI05; c->max_token_len = 200; c->discrete_state_input = 1; }
+    pi0_variant_set(c, variant);
+    c->discrete_state_input = pi0_variant_get(c->variant)->discrete_state_input;
 }
 
 /* The test data's tiny configuration (PI0_MODEL.md §9). */
@@ -269,7 +273,7 @@ void pi0_config_tiny(pi0_config *c, int variant) {
 pi0_status pi0_config_save(const pi0_config *c, const char *path) {
     FILE *f = fopen(path, "w");
     if (!f) return pi0_err(PI0_ERR_IO, "%s: cannot create", path);
-    const char *v = c->variant == PI0_VARIANT_PI05 ? "pi05" : "pi0";
+    const char *v = pi0_variant_get(c->variant) ? pi0_variant_get(c->variant)->name : "pi0";
     fprintf(f, "{\n  \"model_type\": \"%s\",\n  \"variant\": \"%s\",\n  \"pi05\": %s,\n", v, v,
             c->variant == PI0_VARIANT_PI05 ? "true" : "false");
     fprintf(f, "  \"discrete_state_input\": %s,\n", c->discrete_state_input ? "true" : "false");

@@ -49,24 +49,27 @@ typedef struct {
     pi0_weight embed;                    /* (V, W) embed_tokens or the tied lm_head */
     pi0_gemma_layer *vlm;                /* [vlm_depth] */
     float *vlm_norm;                     /* (W) final norm (unused by the policy) */
-    /* action expert */
+    /* action expert (its norms: RMS offsets or adaptive dense layers, as the family says) */
     pi0_gemma_layer *expert;             /* [expert_depth] */
-    float *expert_norm;                  /* (We) π0 */
-    pi0_weight expert_norm_ada;          /* (3We, We) π0.5 */
+    float *expert_norm;                  /* (We) final norm, RMS families (π0) */
+    pi0_weight expert_norm_ada;          /* (3We, We) final norm, adaptive families (π0.5) */
     float *expert_norm_ada_b;            /* (3We) */
-    /* projections */
-    pi0_weight state_proj;               /* (We, A) π0 */
-    float *state_proj_b;                 /* (We) */
+    /* projections every family has */
     pi0_weight action_in;                /* (We, A) */
     float *action_in_b;                  /* (We) */
-    pi0_weight time_in_act, time_in_tau; /* π0 action_time_mlp_in split by input columns: (We, We) each */
-    float *time_in_b;                    /* (We) */
-    pi0_weight time_out;                 /* π0: action_time_mlp_out (We, We); π0.5: time_mlp_out */
-    float *time_out_b;                   /* (We) */
-    pi0_weight time_mlp_in;              /* π0.5 time_mlp_in (We, We) */
-    float *time_mlp_in_b;                /* (We) */
     pi0_weight action_out;               /* (A, We) */
     float *action_out_b;                 /* (A) */
+    /* bound by variant_pi0.c */
+    pi0_weight state_proj;               /* (We, A) */
+    float *state_proj_b;                 /* (We) */
+    pi0_weight time_in_act, time_in_tau; /* action_time_mlp_in split by input columns: (We, We) each */
+    float *time_in_b;                    /* (We) */
+    /* bound by variant_pi0.c (action_time_mlp_out) and variant_pi05.c (time_mlp_out) */
+    pi0_weight time_out;                 /* (We, We) */
+    float *time_out_b;                   /* (We) */
+    /* bound by variant_pi05.c */
+    pi0_weight time_mlp_in;              /* (We, We) */
+    float *time_mlp_in_b;                /* (We) */
 } pi0_weights;
 
 struct pi0_ctx {
@@ -82,6 +85,12 @@ struct pi0_ctx {
     int64_t n_params, n_bytes;
     int discrete_state_given; /* config.json set discrete_state_input (the policy's robot default yields) */
 };
+
+/* One denoising step's time conditioning, from the model family's step_time (variant.h). */
+typedef struct {
+    const float *cond; /* (We) the conditioning vector (tapped as denoise.sNN.cond), or NULL */
+    const float *mods; /* (2·depth + 1, 3We) per-layer adaptive-norm (scale, shift, gate), or NULL */
+} pi0_step_cond;
 
 /* Per-inference buffers, sized once at pi0_state_new for the configured maxima. */
 struct pi0_state {
@@ -110,10 +119,13 @@ struct pi0_state {
     float *s_q, *s_o;     /* (Ns, HD) */
     float *s_g, *s_u;     /* (Ns, Me) */
     float *s_t;           /* (Ns, We) temporary (gated residual branch, time MLP) */
-    float *tau, *tau_b, *cond, *cond_t; /* (We) */
-    float *mods;          /* (2·depth + 1, 3We) π0.5 modulations of one step */
+    float *tau;           /* (We) time embedding of the step */
+    float *tau_b;         /* (We) time MLP bias of the step, families with time in the action tokens (π0) */
+    float *cond, *cond_t; /* (We) conditioning vector, families with time via the norms (π0.5); else empty */
+    float *mods;          /* (2·depth + 1, 3We) adaptive-norm modulations of one step (π0.5); else empty */
     float *x_t, *v_t;     /* (H, A) */
     float *state_pad;     /* (A) */
+    pi0_step_cond step;   /* the current step's conditioning (points into cond, mods) */
     /* real-time chunking (rtc.c) */
     float *rtc_y;         /* (H, A) previous chunk's tail Y, zero-padded */
     float *rtc_w;         /* (H) prefix weights W */

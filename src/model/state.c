@@ -5,6 +5,7 @@
 
 #include "debug.h"
 #include "model/model.h"
+#include "model/variant.h"
 
 typedef struct {
     char *base;   /* NULL while measuring */
@@ -24,7 +25,9 @@ static void layout(pi0_state *st, planner *p) {
     size_t Cp = (size_t)c->n_channels * c->patch_size * c->patch_size, Dv = (size_t)c->vision_width;
     size_t Pmax = R + (size_t)c->max_token_len, W = (size_t)c->vlm_width, We = (size_t)c->expert_width;
     size_t HD = (size_t)c->n_heads * c->head_dim, KV = (size_t)c->n_kv_heads * c->head_dim;
-    size_t H = (size_t)c->action_horizon, A = (size_t)c->action_dim, Ns = H + 1, F = sizeof(float);
+    const pi0_variant_desc *vd = pi0_variant_get(c->variant);
+    size_t H = (size_t)c->action_horizon, A = (size_t)c->action_dim, Ns = (size_t)vd->n_state_tokens + H, F = sizeof(float);
+    int via_norms = vd->time_cond == PI0_TIME_VIA_NORMS, ada = vd->expert_norm == PI0_EXPERT_NORM_ADAPTIVE;
     st->v_patches = take(p, R * Cp, F);
     st->v_h = take(p, R * Dv, F);
     st->v_a = take(p, R * Dv, F);
@@ -59,10 +62,10 @@ static void layout(pi0_state *st, planner *p) {
     st->s_u = take(p, Ns * (size_t)c->expert_mlp_dim, F);
     st->s_t = take(p, Ns * We, F);
     st->tau = take(p, We, F);
-    st->tau_b = take(p, We, F);
-    st->cond = take(p, We, F);
-    st->cond_t = take(p, We, F);
-    st->mods = take(p, (2 * (size_t)c->expert_depth + 1) * 3 * We, F);
+    st->tau_b = take(p, via_norms ? 0 : We, F);
+    st->cond = take(p, via_norms ? We : 0, F);
+    st->cond_t = take(p, via_norms ? We : 0, F);
+    st->mods = take(p, ada ? (2 * (size_t)c->expert_depth + 1) * 3 * We : 0, F);
     st->x_t = take(p, H * A, F);
     st->v_t = take(p, H * A, F);
     st->state_pad = take(p, A, F);

@@ -15,6 +15,7 @@
 #include "io/file.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "model/variant.h"
 
 typedef struct {
     char *name;                /* normalized name */
@@ -23,7 +24,7 @@ typedef struct {
     int used;
 } entry;
 
-typedef struct {
+typedef struct pi0_binder {
     pi0_ctx *ctx;
     entry *e;
     int n;
@@ -178,6 +179,25 @@ static pi0_status split_cols(binder *b, pi0_weight *dst, const pi0_weight *src, 
     return add_matrix(b->ctx, dst);
 }
 
+/* variant.h: what a model family's bind uses. */
+pi0_status pi0_bind_matrix(binder *b, pi0_weight *w, const char *name, int64_t rows, int64_t cols) {
+    return bind_mat2(b, w, name, rows, cols);
+}
+
+pi0_status pi0_bind_vector(binder *b, float **out, const char *name, int64_t n) { return bind_vec1(b, out, name, n); }
+
+pi0_status pi0_bind_matrix_split(binder *b, pi0_weight *left, pi0_weight *right, const char *name, int64_t rows,
+                                 int64_t cols, int64_t split) {
+    pi0_weight full;
+    pi0_status s = bind_mat2(b, &full, name, rows, cols);
+    if (s) return s;
+    if (!b->list) b->ctx->n_matrices--; /* only the two parts are used by the model */
+    if ((s = split_cols(b, left, &full, 0, split))) return s;
+    return split_cols(b, right, &full, split, cols - split);
+}
+
+int pi0_bind_present(binder *b, const char *name) { return find(b, name) != NULL; }
+
 static char *fmt(char *buf, size_t n, const char *f, int i, const char *tail) {
     snprintf(buf, n, f, i, tail);
     return buf;
@@ -259,8 +279,10 @@ static pi0_status bind_all(binder *b) {
     for (int i = 0; i < c->vlm_depth; i++) TRY(bind_gemma(b, &w->vlm[i], LM, i, (int)W, c->vlm_mlp_dim, 0, (int)We));
     TRY(bind_vec1(b, &w->vlm_norm, LM "norm.weight", W));
 
-    /* action expert */
-    int ada = c->variant == PI0_VARIANT_PI05;
+    /* action expert: its norms as the family says (variant.h) */
+    const pi0_variant_desc *vd = pi0_variant_get(c->variant);
+    if (!vd) return pi0_err(PI0_ERR_UNSUPPORTED, "model variant %d unknown", c->variant);
+    int ada = vd->expert_norm == PI0_EXPERT_NORM_ADAPTIVE;
     for (int i = 0; i < c->expert_depth; i++)
         TRY(bind_gemma(b, &w->expert[i], EXP, i, (int)We, c->expert_mlp_dim, ada, (int)We));
     if (ada) {
@@ -275,33 +297,8 @@ static pi0_status bind_all(binder *b) {
     TRY(bind_vec1(b, &w->action_in_b, "action_in_proj.bias", We));
     TRY(bind_mat2(b, &w->action_out, "action_out_proj.weight", A, We));
     TRY(bind_vec1(b, &w->action_out_b, "action_out_proj.bias", A));
-    if (ada) {
-        /* LeRobot may keep the π0.5 time MLP under the π0 names (then shaped (We, We)). */
-        int alias = !find(b, "time_mlp_in.weight") && find(b, "action_time_mlp_in.weight");
-        const char *in = alias ? "action_time_mlp_in" : "time_mlp_in";
-        const char *out = alias ? "action_time_mlp_out" : "time_mlp_out";
-        snprintf(n, sizeof n, "%s.weight", in);
-        TRY(bind_mat2(b, &w->time_mlp_in, n, We, We));
-        snprintf(n, sizeof n, "%s.bias", in);
-        TRY(bind_vec1(b, &w->time_mlp_in_b, n, We));
-        snprintf(n, sizeof n, "%s.weight", out);
-        TRY(bind_mat2(b, &w->time_out, n, We, We));
-        snprintf(n, sizeof n, "%s.bias", out);
-        TRY(bind_vec1(b, &w->time_out_b, n, We));
-    } else {
-        TRY(bind_mat2(b, &w->state_proj, "state_proj.weight", We, A));
-        TRY(bind_vec1(b, &w->state_proj_b, "state_proj.bias", We));
-        pi0_weight full;
-        TRY(bind_mat2(b, &full, "action_time_mlp_in.weight", We, 2 * We));
-        if (!b->list) ctx->n_matrices--; /* only its two halves are used by the model */
-        /* Input columns 0..We-1 read the action features, We..2We-1 the time embedding (§4.2): split so
-         * the time half becomes a per-step bias and no concatenated input is ever built. */
-        TRY(split_cols(b, &w->time_in_act, &full, 0, We));
-        TRY(split_cols(b, &w->time_in_tau, &full, We, We));
-        TRY(bind_vec1(b, &w->time_in_b, "action_time_mlp_in.bias", We));
-        TRY(bind_mat2(b, &w->time_out, "action_time_mlp_out.weight", We, We));
-        TRY(bind_vec1(b, &w->time_out_b, "action_time_mlp_out.bias", We));
-    }
+    /* the family's own tensors (time MLP, state projection) */
+    TRY(vd->bind(b, w, c));
     return PI0_OK;
 }
 
@@ -370,10 +367,14 @@ pi0_status pi0_weights_bind(pi0_ctx *ctx, const char *dir, int variant_given) {
                         b.e[i].name, b.e[i - 1].t->name, b.e[i].t->name);
             goto done;
         }
-    /* π0.5 is recognized by its adaptive-norm tensors when config.json does not say (§6.2). */
-    if (variant_given < 0 && find(&b, EXP "layers.0.input_layernorm.dense.weight")) {
-        ctx->cfg.variant = PI0_VARIANT_PI05;
-        if (ctx->cfg.max_token_len == 48) ctx->cfg.max_token_len = 200;
+    /* When config.json does not name the family, a tensor only that family has does (π0.5: its
+     * adaptive-norm dense layers, §6.2); else it is the fallback family (π0). */
+    for (int i = 0; variant_given < 0 && i < pi0_variant_count(); i++) {
+        const pi0_variant_desc *v = pi0_variant_get(i);
+        if (v->marker && find(&b, v->marker)) {
+            pi0_variant_set(&ctx->cfg, v->id);
+            break;
+        }
     }
     s = bind_all(&b);
     if (s == PI0_OK) {

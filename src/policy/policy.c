@@ -22,6 +22,7 @@
 #include "io/robot.h"
 #include "io/tokenizer.h"
 #include "model/model.h"
+#include "model/variant.h"
 #include "pi0_policy.h"
 #include "policy/paths.h"
 #include "policy/rtc_prev.h"
@@ -99,7 +100,7 @@ static pi0_status resolve_discrete_state(pi0_policy *pol, const pi0_policy_param
     const pi0_config *c = pol->cfg;
     if (pp->discrete_state_input < -1 || pp->discrete_state_input > 1)
         return pi0_err(PI0_ERR_ARG, "discrete_state_input = %d, expected -1 (auto), 0 or 1", pp->discrete_state_input);
-    if (c->variant != PI0_VARIANT_PI05) {
+    if (pi0_config_state_input(c) == PI0_STATE_TOKEN) {
         if (pp->discrete_state_input == 1)
             return pi0_err(PI0_ERR_ARG, "discrete_state_input: π0 feeds the state to the action expert; only π0.5 "
                                         "can put it in the prompt");
@@ -174,7 +175,7 @@ pi0_status pi0_policy_new(pi0_ctx *ctx, const char *ckpt_dir, const pi0_policy_p
     pol->H = c->action_horizon;
     pol->L = c->max_token_len;
     pol->n_slots = c->n_image_slots < PI0_ROBOT_SLOTS ? c->n_image_slots : PI0_ROBOT_SLOTS;
-    pol->mode = c->variant == PI0_VARIANT_PI0 ? PI0_NORM_ZSCORE : PI0_NORM_QUANTILE;
+    pol->mode = pi0_variant_get(c->variant)->quantile_norm ? PI0_NORM_QUANTILE : PI0_NORM_ZSCORE;
     if (pol->A <= 0 || pol->A > PI0_ROBOT_MAX_DIMS || pol->S <= 0 || pol->H <= 0 || pol->L <= 0 || pol->n_slots <= 0) {
         st = pi0_err(PI0_ERR_UNSUPPORTED, "policy: model config action_dim %d, image_size %d, horizon %d, max_token_len %d,"
                                           " image slots %d not supported", pol->A, pol->S, pol->H, pol->L, pol->n_slots);
@@ -423,7 +424,8 @@ pi0_status pi0_policy_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0
 
     /* state: normalize the unpadded robot state in double */
     const int d = ri.state_dim;
-    const int needs_state = c->variant == PI0_VARIANT_PI0 || pol->discrete_state;
+    const int state_token = pi0_config_state_input(c) == PI0_STATE_TOKEN;
+    const int needs_state = state_token || pol->discrete_state;
     if (d == 0 && needs_state) {
         st = pi0_err(PI0_ERR_ARG, "robot '%s': no 'state' in the observation; this model needs the robot state",
                      pol->robot.name);
@@ -463,8 +465,8 @@ pi0_status pi0_policy_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0
     /* model */
     pi0_obs mo = {.n_images = pol->n_slots, .images = pol->images, .image_masks = pol->img_mask,
                   .n_tokens = pol->L, .tokens = pol->tokens, .token_masks = pol->tok_mask,
-                  .state_dim = c->variant == PI0_VARIANT_PI0 ? A : 0,
-                  .state = c->variant == PI0_VARIANT_PI0 ? pol->state : NULL};
+                  .state_dim = state_token ? A : 0,
+                  .state = state_token ? pol->state : NULL};
     /* real-time chunking: the previous chunk's tail arrives in robot units (policy/rtc_prev.c) */
     pi0_run_params rtc_rp;
     pi0_rtc_params rtc_model;

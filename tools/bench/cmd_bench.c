@@ -124,7 +124,8 @@ int cmd_bench(int argc, char **argv) {
     for (size_t i = 0; i < npix; i++) img[i] = img[i] > 1 ? 1 : img[i] < -1 ? -1 : img[i];
     for (int i = 0; i < images; i++) imask[i] = i < valid;
     for (int i = 0; i < L; i++) { tok[i] = i < tokens ? 2 + (i * 7919) % (c->vocab_size - 2) : 0; tmask[i] = i < tokens; }
-    pi0_obs obs = {images, img, imask, L, tok, tmask, c->variant == PI0_VARIANT_PI05 ? 0 : A, state};
+    pi0_obs obs = {.n_images = images, .images = img, .image_masks = imask, .n_tokens = L, .tokens = tok, .token_masks = tmask,
+                   .state_dim = pi0_config_state_input(c) == PI0_STATE_TOKEN ? A : 0, .state = state};
     pi0_state *st;
     if (pi0_state_new(ctx, &st) != PI0_OK) { pi0_free(ctx); return cli_error("%s", pi0_last_error()); }
     stage_clock clk;
