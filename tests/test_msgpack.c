@@ -465,6 +465,79 @@ static void test_encode(void) {
     CHECK(rc == -1 && strstr(err, "byte"), "bad metadata JSON rejected: %s", err);
 }
 
+/* openpi raises on a prompt that is not a str (TokenizePrompt: None -> "Prompt is required", others
+ * have no .item() or give no str); np.asarray("text") (a '<U' array) and np.str_ work there. */
+static void test_prompt_types(void) {
+    mb b;
+    mb_init(&b); msgpack_pack_map(&b.pk, 1); str(&b, "prompt"); msgpack_pack_nil(&b.pk);
+    expect_fail_mb("prompt None", &b, "key 'prompt' is a msgpack nil");
+    mb_init(&b); msgpack_pack_map(&b.pk, 1); str(&b, "prompt"); msgpack_pack_int(&b.pk, 5);
+    expect_fail_mb("prompt 5", &b, "key 'prompt' is a msgpack uint");
+    mb_init(&b); msgpack_pack_map(&b.pk, 1); str(&b, "prompt"); msgpack_pack_array(&b.pk, 1); str(&b, "a");
+    expect_fail_mb("prompt list", &b, "key 'prompt' is a msgpack array");
+    mb_init(&b); msgpack_pack_map(&b.pk, 1); str(&b, "prompt"); bin(&b, "abc", 3);
+    expect_fail_mb("prompt bytes", &b, "key 'prompt' is a msgpack bin");
+    mb_init(&b); msgpack_pack_map(&b.pk, 1); str(&b, "prompt"); msgpack_pack_map(&b.pk, 1); str(&b, "a"); str(&b, "b");
+    expect_fail_mb("prompt dict", &b, "key 'prompt' is a map");
+    float f = 1.5f;
+    mb_init(&b); msgpack_pack_map(&b.pk, 1); str(&b, "prompt"); ndarray(&b, &f, 4, "<f4", 0, NULL);
+    expect_fail_mb("prompt float ndarray", &b, "ndarray of dtype '<f4'");
+
+    /* "pick ü" + U+1D11E (4 UTF-8 bytes) as numpy stores np.asarray(...): UCS-4, padded with NULs */
+    static const char want[] = "pick \xc3\xbc\xf0\x9d\x84\x9e";
+    const uint32_t cps[9] = {'p', 'i', 'c', 'k', ' ', 0xfc, 0x1d11e, 0, 0};
+    uint8_t le[36], be[36];
+    for (int i = 0; i < 9; i++)
+        for (int k = 0; k < 4; k++) {
+            le[4 * i + k] = (uint8_t)(cps[i] >> (8 * k));
+            be[4 * i + k] = (uint8_t)(cps[i] >> (24 - 8 * k));
+        }
+    static pi0_mpk_obs o;
+    char err[512];
+    const char *dts[2] = {"<U9", ">U9"};
+    for (int e = 0; e < 2; e++) {
+        mb_init(&b); msgpack_pack_map(&b.pk, 1); str(&b, "prompt"); ndarray(&b, e ? be : le, 36, dts[e], 0, NULL);
+        int rc = decode(&b, &o, err, sizeof err);
+        CHECK(rc == 0 && o.prompt && strcmp(o.prompt, want) == 0, "prompt as a '%s' ndarray -> UTF-8 '%s' (%s)", dts[e],
+              o.prompt ? o.prompt : "(null)", rc ? err : "ok");
+        pi0_mpk_obs_free(&o);
+        msgpack_sbuffer_destroy(&b.sb);
+    }
+    int64_t two[1] = {2};
+    mb_init(&b); msgpack_pack_map(&b.pk, 1); str(&b, "prompt"); ndarray(&b, le, 32, "<U4", 1, two);
+    expect_fail_mb("prompt '<U4' array of 2", &b, "more than one element");
+    mb_init(&b); msgpack_pack_map(&b.pk, 1); str(&b, "prompt");
+    msgpack_pack_map(&b.pk, 3); binkey(&b, "__npgeneric__"); msgpack_pack_true(&b.pk);
+    binkey(&b, "data"); str(&b, "np.str_ prompt"); binkey(&b, "dtype"); str(&b, "<U14");
+    int rc = decode(&b, &o, err, sizeof err);
+    CHECK(rc == 0 && o.prompt && !strcmp(o.prompt, "np.str_ prompt"), "prompt as np.str_ (%s)", rc ? err : "ok");
+    pi0_mpk_obs_free(&o);
+    msgpack_sbuffer_destroy(&b.sb);
+}
+
+/* A list of numbers longer than PI0_MPK_MAX_LIST is skipped (no preset reads one) and named. */
+static void test_long_lists(void) {
+    for (int n = PI0_MPK_MAX_LIST; n <= PI0_MPK_MAX_LIST + 1; n++) {
+        mb b;
+        mb_init(&b); msgpack_pack_map(&b.pk, 1); str(&b, "extra");
+        msgpack_pack_array(&b.pk, (size_t)n);
+        for (int i = 0; i < n; i++) msgpack_pack_int(&b.pk, i & 0x7f);
+        static pi0_mpk_obs o;
+        char err[512];
+        int rc = decode(&b, &o, err, sizeof err);
+        const pi0_array *a = rc ? NULL : find(&o, "extra");
+        if (n == PI0_MPK_MAX_LIST)
+            CHECK(a && a->dtype == PI0_ARR_F64 && a->shape[0] == n && ((const double *)a->data)[n - 1] == (n - 1) % 128,
+                  "a list of %d numbers is decoded", n);
+        else
+            CHECK(rc == 0 && !a && o.n_skipped == 1 && !strcmp(o.skipped_key, "extra") &&
+                  strstr(o.skipped_why, "list of 4097 numbers"), "a list of %d numbers is skipped and named ('%s': %s)",
+                  n, o.skipped_key, o.skipped_why);
+        pi0_mpk_obs_free(&o);
+        msgpack_sbuffer_destroy(&b.sb);
+    }
+}
+
 int main(void) {
     test_libero();
     test_aloha_and_scalars();
@@ -472,6 +545,8 @@ int main(void) {
     test_wrong_types();
     test_huge_sizes();
     test_limits();
+    test_prompt_types();
+    test_long_lists();
     test_random();
     test_encode();
     return harness_summary();

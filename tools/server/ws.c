@@ -371,7 +371,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     conn *c = user;
     if (!s) return 0;
     switch (reason) {
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        pi0_ws_sock_open(s, wsi);
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        pi0_ws_sock_gone(s, wsi);
+        return 0;
     case LWS_CALLBACK_HTTP:
+        pi0_ws_sock_ready(s, wsi);
         return on_http(wsi, in);
     case LWS_CALLBACK_HTTP_WRITEABLE: {
         uint8_t body[LWS_PRE + 4];
@@ -380,6 +387,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     case LWS_CALLBACK_ESTABLISHED:
+        pi0_ws_sock_ready(s, wsi);
         memset(c, 0, sizeof *c);
         c->wsi = wsi;
         c->is_ws = 1;
@@ -531,6 +539,7 @@ int pi0_ws_start(const pi0_ws_opts *o, pi0_ws_server **out, char *err, size_t er
 fail:
     lws_sul_cancel(&s->sweep);   /* no-op if never scheduled */
     if (s->ctx) lws_context_destroy(s->ctx);
+    pi0_ws_limits_free(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->hello);
@@ -576,6 +585,7 @@ int pi0_ws_stop(pi0_ws_server *s) {
                 (unsigned long long)s->stats.evicted);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pi0_ws_limits_free(s);
     free(s->hello);
     free(s);
     return 0;

@@ -80,6 +80,12 @@ struct pi0_ws_server {
     conn *conns;                  /* every linked connection */
     size_t buf_used;              /* bytes of buffered requests (rx buffers and jobs' data) */
     struct { uint64_t served, failed, cancelled, dropped, refused_busy, refused_full, evicted; } stats;
+    /* Sockets (ws_limits.c): every accepted connection until lws destroys it, and those still
+     * before their HTTP request or upgrade, oldest first (evicted when descriptors run short). */
+    unsigned fd_limit;            /* lws' connection table (fd_limit_per_thread) */
+    int n_socks;
+    struct pre_sock { struct lws *wsi; double t; } *pre;
+    int n_pre;
     lws_retry_bo_t idle_policy;   /* ping / hang-up times */
     lws_sorted_usec_list_t sweep; /* the 1 s timer of ws_limits.c */
 };
@@ -102,6 +108,13 @@ void pi0_ws_sweep_start(pi0_ws_server *s);
 /* Grow the budget use by `add` bytes; -1 (nothing changed) if that would pass max_buffer_bytes. */
 int pi0_ws_budget_take(pi0_ws_server *s, size_t add);
 void pi0_ws_budget_give(pi0_ws_server *s, size_t n);
+/* Socket bookkeeping, from the lws callbacks: a connection accepted (SERVER_NEW_CLIENT_INSTANTIATED),
+ * past its request headers (HTTP or ESTABLISHED), destroyed (WSI_DESTROY). */
+void pi0_ws_sock_open(pi0_ws_server *s, struct lws *wsi);
+void pi0_ws_sock_ready(pi0_ws_server *s, struct lws *wsi);
+void pi0_ws_sock_gone(pi0_ws_server *s, struct lws *wsi);
+/* Free what pi0_ws_limits_init allocated. */
+void pi0_ws_limits_free(pi0_ws_server *s);
 /* libwebsockets log sink (levels LLL_ERR | LLL_INFO): prints errors, answers 431 to a request
  * whose headers overflowed lws' buffer (lws itself closes it without a reply). */
 void pi0_ws_lws_log(int level, const char *line);

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -98,7 +99,60 @@ int pi0_ws_limits_init(pi0_ws_server *s, struct lws_context_creation_info *info,
         rlim_t n = lim == RLIM_INFINITY || lim - FD_RESERVE > FD_MAX_CONNS ? FD_MAX_CONNS : lim - FD_RESERVE;
         info->fd_limit_per_thread = (unsigned int)n;
     }
+    s->fd_limit = info->fd_limit_per_thread ? info->fd_limit_per_thread : FD_MAX_CONNS;
+    s->pre = calloc(s->fd_limit, sizeof *s->pre);
+    if (!s->pre) {
+        snprintf(err, err_cap, "out of memory");
+        return -1;
+    }
     return 0;
+}
+
+void pi0_ws_limits_free(pi0_ws_server *s) {
+    free(s->pre);
+    s->pre = NULL;
+}
+
+// ---- sockets before their request ---------------------------------------------------------------
+
+/* A flood of TCP connections that never send a request would fill lws' table until its handshake
+ * timeout (10 s) frees them, and accepting stays paused meanwhile (a good client waits in the
+ * backlog). So when the table is nearly full, the oldest connection still before its request
+ * headers is closed: a client that completes its handshake promptly always gets in. */
+static const char sock_marker;   /* opaque user data of the connections counted in n_socks */
+
+static void pre_remove(pi0_ws_server *s, struct lws *wsi) {
+    for (int i = s->n_pre - 1; i >= 0; i--)
+        if (s->pre[i].wsi == wsi) {
+            memmove(&s->pre[i], &s->pre[i + 1], sizeof *s->pre * (size_t)(s->n_pre - i - 1));
+            s->n_pre--;
+            return;
+        }
+}
+
+void pi0_ws_sock_open(pi0_ws_server *s, struct lws *wsi) {
+    lws_set_opaque_user_data(wsi, (void *)&sock_marker);
+    s->n_socks++;
+    /* lws counts its listening socket and its wake-up pipe in the table too, and pauses
+     * accepting one short of the limit: keep one more free than that. */
+    if (s->n_socks + 4 > (int)s->fd_limit && s->n_pre > 0) {
+        struct lws *old = s->pre[0].wsi;
+        pre_remove(s, old);
+        s->stats.evicted++;
+        WS_LOG(s, "%d connections, near the descriptor limit (%u): closing the oldest one that sent no request "
+               "headers\n", s->n_socks, s->fd_limit);
+        lws_set_timeout(old, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+    if (s->n_pre < (int)s->fd_limit) s->pre[s->n_pre++] = (struct pre_sock){wsi, pi0_ws_now_ms()};
+}
+
+void pi0_ws_sock_ready(pi0_ws_server *s, struct lws *wsi) { pre_remove(s, wsi); }
+
+void pi0_ws_sock_gone(pi0_ws_server *s, struct lws *wsi) {
+    if (lws_get_opaque_user_data(wsi) != &sock_marker) return;
+    lws_set_opaque_user_data(wsi, NULL);
+    s->n_socks--;
+    pre_remove(s, wsi);
 }
 
 // ---- buffer budget -----------------------------------------------------------------------------
