@@ -305,7 +305,7 @@ async def limits(srv):
         s, rest = ts.raw_ws(port)
         s.sendall(ts.frame_header(2, 20 << 20) + b"\x00" * 65536)
         held.append((s, rest))
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)   # in this order on the server
     s, rest = held[2]
     s.settimeout(10)
     frames = ts.raw_frames(s, rest)

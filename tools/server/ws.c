@@ -168,6 +168,8 @@ static void drain_done(pi0_ws_server *s) {
     job *j = s->done_head;
     s->done_head = s->done_tail = NULL;
     pthread_mutex_unlock(&s->mu);
+    /* Stopping (set before the running job is cancelled, so its abort is reported as the shutdown). */
+    int stopping = s->draining || atomic_load(&s->net_stop);
     while (j) {
         job *next = j->next;
         conn *c = j->conn;
@@ -176,7 +178,7 @@ static void drain_done(pi0_ws_server *s) {
         else s->stats.failed++;
         if (c) {
             c->job = NULL;
-            if (s->draining && j->rep.err) {
+            if (stopping && j->rep.err) {
                 pi0_ws_fail(s, c, PI0_WS_CLOSE_GOING_AWAY, "server shutting down",
                             "server shutting down: the request was cancelled; retry with another server");
             } else if (j->rep.err) {
@@ -184,7 +186,7 @@ static void drain_done(pi0_ws_server *s) {
             } else {
                 LOG(s, "conn %llu (%s): reply %zu bytes\n", (unsigned long long)c->id, c->peer, j->rep.len);
                 if (queue_out(s, c, OUT_REPLY, j->rep.data, j->rep.len)) fail_conn(s, c, "out of memory for the reply");
-                else if (s->draining) {   /* the last reply: then close (a held request is dropped) */
+                else if (stopping) {   /* the last reply: then close (a held request is dropped) */
                     rx_free(s, c);
                     pi0_ws_fail(s, c, PI0_WS_CLOSE_GOING_AWAY, "server shutting down", NULL);
                 }
@@ -551,12 +553,12 @@ int pi0_ws_port(const pi0_ws_server *s) { return s->port; }
 
 int pi0_ws_stop(pi0_ws_server *s) {
     if (!s) return 0;
+    atomic_store(&s->net_stop, 1);
     pthread_mutex_lock(&s->mu);
     s->worker_stop = 1;
     if (s->running) atomic_store(&s->running->cancel, 1);   /* cancel at once; its client is told */
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    atomic_store(&s->net_stop, 1);
     while (!atomic_load(&s->net_done)) {   /* the net thread exits within drain_ms */
         lws_cancel_service(s->ctx);
         usleep(20000);
