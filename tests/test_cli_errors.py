@@ -5,7 +5,8 @@ memory and output files are valid.
 - `pi0 bench --images 4` on a 3-slot model used to free the context and then read the slot count
   from it for the message (use after free: the release build printed freed heap, `make san` aborts).
 - `pi0 run --out x.json` writes strict JSON (no NaN/Infinity, which JSON parsers reject); with a NaN
-  weight the run fails naming the first non-finite action and writes nothing.
+  weight the run fails naming the first non-finite action and writes nothing; so does a robot-level run
+  whose norm stats un-normalize finite actions to Inf.
 """
 import json
 import os
@@ -49,7 +50,7 @@ def main():
         rc, _, err = run([pi0, "run", "--model", tiny, "--inputs", case, "--out", out, "--quiet", "--threads", "1"])
         try:
             a = json.load(open(out), parse_constant=strict)
-            flat = [v for row in (a["actions"] if isinstance(a, dict) else a) for v in (row if isinstance(row, list) else [row])]
+            flat = [v for row in a["actions"] for v in row]
             ok = rc == 0 and len(flat) > 0
         except Exception as e:  # noqa: BLE001 - any failure to parse is the failure we test for
             ok, flat = False, str(e)
@@ -68,6 +69,20 @@ def main():
         rc, _, err = run([pi0, "run", "--model", bad, "--inputs", case, "--out", out2, "--quiet", "--threads", "1"])
         check(rc == 1 and "non-finite" in err and "actions[0, 0]" in err and not os.path.exists(out2),
               f"run with a NaN weight: exit {rc}, wrote {os.path.exists(out2)}, stderr: {err.strip()[-200:]}")
+
+        # Robot level: finite model actions that overflow float32 when un-normalized (std 1e300) are
+        # refused by the policy, not written as -inf.
+        ns = os.path.join(tmp, "norm_stats.json")
+        json.dump({"norm_stats": {"state": {"mean": [0] * 8, "std": [1] * 8},
+                                  "actions": {"mean": [0] * 8, "std": [1e300] * 8}}}, open(ns, "w"))
+        out3 = os.path.join(tmp, "c.json")
+        image = os.path.join(ROOT, "tests", "data", "images", "rgb.png")
+        tok = os.path.join(ROOT, "tests", "data", "policy", "tiny.model")
+        rc, _, err = run([pi0, "run", "--model", tiny, "--image", "base_0_rgb=" + image, "--prompt", "pick up",
+                          "--state", "0,0,0,0,0,0,0,0", "--tokenizer", tok, "--norm-stats", ns, "--out", out3,
+                          "--quiet", "--threads", "1"])
+        check(rc == 1 and "after un-normalization" in err and "is not finite" in err and not os.path.exists(out3),
+              f"robot-level run, actions std 1e300: exit {rc}, wrote {os.path.exists(out3)}, stderr: {err.strip()[-200:]}")
 
 
 main()
