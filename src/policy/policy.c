@@ -146,7 +146,7 @@ static pi0_status lerobot_setup(pi0_policy *pol, const char *dir, const pi0_poli
     if (lr->n_cams > c->n_image_slots)
         return pi0_err(PI0_ERR_UNSUPPORTED, "%s: %d cameras declared but the model has %d image slots", dir, lr->n_cams,
                        c->n_image_slots);
-    if (c->variant == PI0_VARIANT_PI0 && lr->max_state_dim != pol->A)
+    if (pi0_config_state_input(c) == PI0_STATE_TOKEN && lr->max_state_dim != pol->A)
         return pi0_err(PI0_ERR_UNSUPPORTED, "%s/config.json: max_state_dim %d differs from the model's state width %d", dir,
                        lr->max_state_dim, pol->A);
     if (lr->n_action_steps < pol->H)
@@ -351,18 +351,19 @@ static pi0_status lerobot_infer(pi0_policy *pol, const pi0_robot_obs *obs, const
         goto done;
     }
     int n_valid = 0;
-    if (c->variant == PI0_VARIANT_PI05 && pol->discrete_state)
-        st = pi0_prompt_pi05(&pol->enc, task, pol->nstate, d, pol->L, pol->tokens, pol->tok_mask, &n_valid);
-    else if (c->variant == PI0_VARIANT_PI05)
-        st = pi0_prompt_pi0(&pol->enc, task, pol->L, pol->tokens, pol->tok_mask, &n_valid);
-    else
+    const int state_token = pi0_config_state_input(c) == PI0_STATE_TOKEN;
+    if (state_token) /* LeRobot's π0 processor */
         st = lerobot_prompt_pi0(&pol->enc, task, pol->L, pol->tokens, pol->tok_mask);
+    else if (pol->discrete_state)
+        st = pi0_prompt_pi05(&pol->enc, task, pol->nstate, d, pol->L, pol->tokens, pol->tok_mask, &n_valid);
+    else
+        st = pi0_prompt_pi0(&pol->enc, task, pol->L, pol->tokens, pol->tok_mask, &n_valid);
     if (st) goto done;
 
     pi0_obs mo = {.n_images = pol->n_slots, .images = pol->images, .image_masks = pol->img_mask,
                   .n_tokens = pol->L, .tokens = pol->tokens, .token_masks = pol->tok_mask,
-                  .state_dim = c->variant == PI0_VARIANT_PI0 ? A : 0,
-                  .state = c->variant == PI0_VARIANT_PI0 ? pol->state : NULL};
+                  .state_dim = state_token ? A : 0,
+                  .state = state_token ? pol->state : NULL};
     /* real-time chunking: the previous chunk's tail arrives in robot units (policy/rtc_prev.c) */
     pi0_run_params rtc_rp;
     pi0_rtc_params rtc_model;
