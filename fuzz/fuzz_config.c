@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/shard_index.h"
 #include "model/model.h"
 
 static void require(int ok) {

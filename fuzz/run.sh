@@ -12,7 +12,7 @@ out=build-fuzz
 mkdir -p "$out"
 CC=${CC_FUZZ:-clang}
 flags="-g -O1 -std=c11 -D_GNU_SOURCE -DPI0_BUILD -Iinclude -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
-common="src/err.c src/io/file.c src/io/image.c src/io/image_decode.c src/io/norm.c src/io/robot.c src/model/config.c src/model/index.c"
+common="src/err.c src/io/file.c src/io/image.c src/io/image_decode.c src/io/norm.c src/io/robot.c src/model/config.c src/model/variant.c src/io/shard_index.c"
 status=0
 for n in $names; do
     echo "== fuzz_$n (${secs}s)"

@@ -21,7 +21,7 @@
 
 /* Full-size defaults; the family-dependent ones (variant.h) are π0's, the fallback family. */
 static void defaults_pi0(pi0_config *c) {
-    const pi0_variant_desc *v = &pi0_variant_pi0;
+    const pi0_variant_desc *v = pi0_variant_get(PI0_VARIANT_PI0);
     memset(c, 0, sizeof *c);
     c->variant = v->id; c->max_token_len = v->max_token_len; c->discrete_state_input = v->discrete_state_input;
     c->action_dim = 32; c->action_horizon = 50; c->n_steps = 10;

@@ -52,13 +52,13 @@ static void expert_pass(pi0_state *st, int t0, int Ns, const float *mods, int st
 void pi0_denoise_velocity(pi0_state *st, const pi0_run_params *rp, int step) {
     const pi0_config *c = &st->ctx->cfg;
     const pi0_weights *w = &st->ctx->w;
-    const pi0_variant_desc *vd = pi0_variant_get(c->variant);
+    const pi0_variant_stages *vs = pi0_variant_stages_of(c->variant);
     int H = c->action_horizon, We = c->expert_width;
-    int first = vd->n_state_tokens, Ns = first + H;  /* suffix = [state rows, action rows] */
+    int first = pi0_variant_get(c->variant)->n_state_tokens, Ns = first + H;  /* suffix = [state rows, action rows] */
     int t0 = st->compact ? first : 0;                /* compact: the state rows' K/V are cached */
     float *xa = st->s_x + (int64_t)first * We;       /* the action rows */
-    if (first && t0 == 0) vd->embed_state(st);
-    vd->embed_actions(st, xa);
+    if (first && t0 == 0) vs->embed_state(st);
+    vs->embed_actions(st, xa);
     int taps = rp->tap && step >= 0;
     if (taps && st->ex.status == PI0_OK) {
         int64_t sw[1] = {We}, ss[2] = {Ns - t0, We};
@@ -69,7 +69,7 @@ void pi0_denoise_velocity(pi0_state *st, const pi0_run_params *rp, int step) {
     expert_pass(st, t0, Ns, st->step.mods, step, rp);
 
     /* final norm over the action rows, output projection (§2.5) */
-    vd->final_norm(st, xa);
+    vs->final_norm(st, xa);
     pi0_linear(&st->ex, "expert.action_out", st->v_t, st->s_a, &w->action_out, w->action_out_b, H);
     if (taps && st->ex.status == PI0_OK) {
         int64_t sh[2] = {H, We};
@@ -79,13 +79,13 @@ void pi0_denoise_velocity(pi0_state *st, const pi0_run_params *rp, int step) {
 
 pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *rp, const float *noise, float *actions) {
     const pi0_config *c = &st->ctx->cfg;
-    const pi0_variant_desc *vd = pi0_variant_get(c->variant);
+    const pi0_variant_stages *vs = pi0_variant_stages_of(c->variant);
     int H = c->action_horizon, A = c->action_dim, We = c->expert_width, P = st->n_prefix;
-    int first = vd->n_state_tokens, Ns = first + H;
+    int first = pi0_variant_get(c->variant)->n_state_tokens, Ns = first + H;
     int n_steps = rp->n_steps > 0 ? rp->n_steps : c->n_steps;
 
     /* Suffix mask blocks (§3.1); positions continue after the valid prefix tokens (§3.3). */
-    vd->suffix_blocks(st->kcum + P, Ns);
+    vs->suffix_blocks(st->kcum + P, Ns);
     for (int s = 0; s < Ns; s++) {
         st->kpad[P + s] = 1;
         st->pos[P + s] = st->n_valid + s;
@@ -96,7 +96,7 @@ pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *
     pi0_rtc_begin(st, rp);
 
     if (first && st->compact) {
-        vd->embed_state(st);
+        vs->embed_state(st);
         expert_pass(st, 0, first, NULL, -1, rp); /* fills their K/V rows; the hidden states are not needed after */
     }
     /* openpi's loop (§5): float32 t and dt, t += dt while t >= -dt/2; or the caller's grid. */
@@ -108,7 +108,7 @@ pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *
             dt = (step + 1 < n_steps ? grid[step + 1] : 0.0f) - t;
         }
         time_embedding(st->tau, We, (double)t, c->time_min_period, c->time_max_period);
-        st->step = vd->step_time(st);
+        st->step = vs->step_time(st);
         pi0_denoise_velocity(st, rp, step);
         pi0_rtc_guide(st, rp, step, t); /* real-time chunking: no-op unless rp->rtc (rtc.c) */
         pi0_ew_args e = {.y = st->x_t, .a = st->x_t, .b = st->v_t, .n = (int64_t)H * A, .alpha = dt, .kind = PI0_EW_AXPY};

@@ -187,13 +187,4 @@ pi0_status pi0_weights_expected(const pi0_config *cfg, void (*fn)(const char *na
  * checked for type and range, naming the field. */
 pi0_status pi0_config_parse(const char *json, size_t len, const char *path, pi0_config *cfg, int *variant_given);
 
-/* index.c: the distinct shard file names of model.safetensors.index.json, first-seen order. */
-#define PI0_MAX_SHARDS 512
-typedef struct {
-    char **names;  /* [n], malloc'd */
-    int n;
-} pi0_shard_list;
-pi0_status pi0_index_parse(const char *json, size_t len, const char *path, pi0_shard_list *out);
-void pi0_shard_list_free(pi0_shard_list *l);  /* NULL-safe */
-
 #endif

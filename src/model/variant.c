@@ -1,24 +1,43 @@
-/* variant.c - the table of model families (variant.h) and what is derived from it: lookup by id,
- * by config.json name, family defaults, and where a model takes the robot state (pi0.h). */
+/* variant.c - the model families as data (variant.h) and what is derived from them: lookup by id
+ * and by config.json name, family defaults, where a model takes the robot state (pi0.h). No model
+ * code here (that is variant_<name>.c), so config parsing links without it. */
 #include <string.h>
 
 #include "model/variant.h"
 
-/* Indexed by pi0_variant. A new family: one line here, its file variant_<name>.c. */
-static const pi0_variant_desc *const families[] = {
-    [PI0_VARIANT_PI0] = &pi0_variant_pi0,
-    [PI0_VARIANT_PI05] = &pi0_variant_pi05,
+/* Indexed by pi0_variant. */
+static const pi0_variant_desc families[] = {
+    [PI0_VARIANT_PI0] = {
+        .id = PI0_VARIANT_PI0,
+        .name = "pi0",
+        .marker = NULL, /* the fallback: a checkpoint without another family's marker is π0 */
+        .max_token_len = 48,
+        .discrete_state_input = 0,
+        .quantile_norm = 0,
+        .n_state_tokens = 1,
+        .expert_norm = PI0_EXPERT_NORM_RMS,
+        .time_cond = PI0_TIME_IN_ACTION_TOKENS,
+    },
+    [PI0_VARIANT_PI05] = {
+        .id = PI0_VARIANT_PI05,
+        .name = "pi05",
+        .marker = "paligemma_with_expert.gemma_expert.model.layers.0.input_layernorm.dense.weight",
+        .max_token_len = 200,
+        .discrete_state_input = 1,
+        .quantile_norm = 1,
+        .n_state_tokens = 0,
+        .expert_norm = PI0_EXPERT_NORM_ADAPTIVE,
+        .time_cond = PI0_TIME_VIA_NORMS,
+    },
 };
 
 int pi0_variant_count(void) { return (int)(sizeof families / sizeof families[0]); }
 
-const pi0_variant_desc *pi0_variant_get(int id) {
-    return id >= 0 && id < pi0_variant_count() ? families[id] : NULL;
-}
+const pi0_variant_desc *pi0_variant_get(int id) { return id >= 0 && id < pi0_variant_count() ? &families[id] : NULL; }
 
 const pi0_variant_desc *pi0_variant_named(const char *name) {
     for (int i = 0; name && i < pi0_variant_count(); i++)
-        if (strcmp(families[i]->name, name) == 0) return families[i];
+        if (strcmp(families[i].name, name) == 0) return &families[i];
     return NULL;
 }
 

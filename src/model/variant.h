@@ -1,14 +1,17 @@
 /* variant.h - what differs between model families (π0, π0.5), in one place.
  *
- * A family is a pi0_variant_desc: data (defaults, where the robot state goes, the expert's norm
- * type, the suffix layout, how time conditions the expert) read by config.c, weights.c, state.c,
- * the policy and `pi0 bench`, plus the per-step stages that differ, each family in its own file:
- * variant_pi0.c, variant_pi05.c. denoise.c is the loop only: it calls these stages and never asks
- * which family it runs.
+ * A family is described twice over, once as data and once as code:
+ *  - pi0_variant_desc (the table in variant.c): defaults, where the robot state goes, the expert's
+ *    norm type, how time conditions the expert, the suffix layout. Read by config.c, weights.c,
+ *    state.c, api.c, the policy and (through pi0_config_state_input) `pi0 bench`. Data only, so
+ *    config parsing links without the model code.
+ *  - pi0_variant_stages (variant_pi0.c, variant_pi05.c): binding of the family's own tensors and the
+ *    per-step stages that differ: suffix embedding, mask blocks, final norm. denoise.c is the loop
+ *    only: it calls these stages and never asks which family it runs.
  *
- * Adding a family: a pi0_variant value in pi0.h, a variant_<name>.c defining its descriptor, one
- * line in variant.c's table, and its weights (if new) in pi0_weights. Nothing else branches on
- * the family.
+ * Adding a family: a pi0_variant value in pi0.h, a row in variant.c's table, a variant_<name>.c
+ * defining its stages with one line in variant_stages.c, and its tensors (if new) in pi0_weights.
+ * Nothing else branches on the family.
  *
  * Suffix layout (PI0_MODEL.md §4): n_state_tokens rows holding the robot state (π0: 1, π0.5: 0),
  * then the H action rows. Rows are (Ns = n_state_tokens + H, We) in st->s_x.
@@ -45,7 +48,9 @@ typedef struct pi0_variant_desc {
     int n_state_tokens;      /* suffix rows before the actions that carry the robot state (pi0_obs.state) */
     pi0_expert_norm expert_norm;
     pi0_time_cond time_cond;
+} pi0_variant_desc;
 
+typedef struct pi0_variant_stages {
     /* Bind the tensors only this family reads (time MLP, state projection), after the shared ones. */
     pi0_status (*bind)(pi0_binder *b, pi0_weights *w, const pi0_config *c);
     /* Mask block ids of the Ns suffix rows (§3.1): kcum[s] for s in [0, Ns); prefix rows are block 0. */
@@ -62,11 +67,13 @@ typedef struct pi0_variant_desc {
     void (*embed_actions)(pi0_state *st, float *rows);
     /* The expert's final norm over the H action rows: st->s_a = norm(xa), conditioned by st->step. */
     void (*final_norm)(pi0_state *st, const float *xa);
-} pi0_variant_desc;
+} pi0_variant_stages;
 
 /* The family with this pi0_variant id, or NULL. Ids run 0 .. pi0_variant_count() - 1. */
 const pi0_variant_desc *pi0_variant_get(int id);
 int pi0_variant_count(void);
+/* variant_stages.c: the model code of family id (a valid id). */
+const pi0_variant_stages *pi0_variant_stages_of(int id);
 /* The family spelled `name` in config.json, or NULL. */
 const pi0_variant_desc *pi0_variant_named(const char *name);
 /* Make c a config of family id; max_token_len still at the current family's default takes the new
@@ -85,7 +92,7 @@ pi0_status pi0_bind_matrix_split(pi0_binder *b, pi0_weight *left, pi0_weight *ri
                                  int64_t cols, int64_t split);
 int pi0_bind_present(pi0_binder *b, const char *name);
 
-extern const pi0_variant_desc pi0_variant_pi0;
-extern const pi0_variant_desc pi0_variant_pi05;
+extern const pi0_variant_stages pi0_stages_pi0;  /* variant_pi0.c */
+extern const pi0_variant_stages pi0_stages_pi05; /* variant_pi05.c */
 
 #endif

@@ -56,16 +56,8 @@ static void final_norm(pi0_state *st, const float *xa) {
     pi0_op_rmsnorm(&st->ex, "expert.final_norm", &n);
 }
 
-const pi0_variant_desc pi0_variant_pi0 = {
-    .id = PI0_VARIANT_PI0,
-    .name = "pi0",
-    .marker = NULL, /* the fallback: a checkpoint without another family's marker is π0 */
-    .max_token_len = 48,
-    .discrete_state_input = 0,
-    .quantile_norm = 0,
-    .n_state_tokens = 1,
-    .expert_norm = PI0_EXPERT_NORM_RMS,
-    .time_cond = PI0_TIME_IN_ACTION_TOKENS,
+/* the model code of π0 (variant.h); its data is variant.c's PI0_VARIANT_PI0 row */
+const pi0_variant_stages pi0_stages_pi0 = {
     .bind = bind,
     .suffix_blocks = suffix_blocks,
     .embed_state = embed_state,

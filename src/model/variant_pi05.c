@@ -71,16 +71,8 @@ static void final_norm(pi0_state *st, const float *xa) {
     pi0_op_mod(&st->ex, "expert.final_norm", &m);
 }
 
-const pi0_variant_desc pi0_variant_pi05 = {
-    .id = PI0_VARIANT_PI05,
-    .name = "pi05",
-    .marker = "paligemma_with_expert.gemma_expert.model.layers.0.input_layernorm.dense.weight",
-    .max_token_len = 200,
-    .discrete_state_input = 1,
-    .quantile_norm = 1,
-    .n_state_tokens = 0,
-    .expert_norm = PI0_EXPERT_NORM_ADAPTIVE,
-    .time_cond = PI0_TIME_VIA_NORMS,
+/* the model code of π0.5 (variant.h); its data is variant.c's PI0_VARIANT_PI05 row */
+const pi0_variant_stages pi0_stages_pi05 = {
     .bind = bind,
     .suffix_blocks = suffix_blocks,
     .embed_state = NULL,

@@ -14,6 +14,7 @@
 
 #include "io/file.h"
 #include "io/safetensors.h"
+#include "io/shard_index.h"
 #include "model/model.h"
 #include "model/variant.h"
 
@@ -298,7 +299,7 @@ static pi0_status bind_all(binder *b) {
     TRY(bind_mat2(b, &w->action_out, "action_out_proj.weight", A, We));
     TRY(bind_vec1(b, &w->action_out_b, "action_out_proj.bias", A));
     /* the family's own tensors (time MLP, state projection) */
-    TRY(vd->bind(b, w, c));
+    TRY(pi0_variant_stages_of(vd->id)->bind(b, w, c));
     return PI0_OK;
 }
 

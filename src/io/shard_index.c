@@ -1,4 +1,4 @@
-/* index.c - model.safetensors.index.json: the shard files named by its "weight_map".
+/* shard_index.c - model.safetensors.index.json: the shard files named by its "weight_map".
  *
  * The JSON is untrusted: invalid JSON is reported with the byte where parsing stopped, every
  * weight_map value must be a plain file name in the checkpoint directory (no '/', not "." or "..",
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/model.h"
+#include "io/shard_index.h"
 
 void pi0_shard_list_free(pi0_shard_list *l) {
     if (!l) return;
