@@ -9,8 +9,8 @@ per step on the reference path), so that a client can leave while its request wa
 server's log ("seed S, inferred" / "cancelled", "queued request is dropped") and its exit summary.
 
 - cancellation: clients that send a request and leave (close frame, FIN) while another request
-  runs: their requests never run; the running one of a client that leaves is cancelled between ops;
-  a client that stays is served;
+  runs: their requests never run; the running one of a client that leaves is cancelled between ops,
+  or inside a long JPEG decode (--allow-encoded-images); a client that stays is served;
 - --max-queue 0: a request that arrives while one runs gets a text error and close 1013;
 - shutdown: SIGTERM during a request that would run for a long time cancels it, the client gets a
   text message and close 1001, a queued client too; a second signal during the drain changes
@@ -428,6 +428,50 @@ async def prompt_types(srv):
           "prompt as np.asarray(str) ('<U' ndarray) and np.str_ give the str prompt's actions")
 
 
+async def pipelined(srv):
+    """Two requests sent back to back (openpi's client never does this, python websockets allows it):
+    the second is held until the first is answered, then both are answered in order."""
+    ws, _ = await ts.connect(srv.port)
+    o1, o2 = packb(libero_obs(11)), packb(libero_obs(12))
+    await ws.send(o1)
+    await ws.send(o2)
+    r1 = actions_of(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    r2 = actions_of(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    s1 = actions_of(await send_and_get(ws, o1))
+    s2 = actions_of(await send_and_get(ws, o2))
+    await ws.close()
+    check(all(x is not None for x in (r1, r2, s1, s2)) and np.array_equal(r1, s1) and np.array_equal(r2, s2),
+          "two pipelined requests on one connection: both answered, in order")
+
+
+def costly_jpeg():
+    """A 525 KB progressive JPEG, 8192x4096: about 2 s of decoding, within the default budget."""
+    h, w = 4096, 8192
+    y = np.broadcast_to(np.linspace(0, 255, h, dtype=np.float32)[:, None], (h, w))
+    x = np.broadcast_to(np.linspace(0, 255, w, dtype=np.float32)[None, :], (h, w))
+    buf = io.BytesIO()
+    Image.fromarray(np.stack([(y + x) / 2, y, x], -1).astype(np.uint8)).save(buf, format="JPEG", progressive=True,
+                                                                              quality=90)
+    return np.frombuffer(buf.getvalue(), dtype=np.uint8)
+
+
+async def decode_cancel(srv):
+    """A client that leaves while its JPEG is being decoded: the decode stops (the policy passes the
+    request's cancel flag to the decoder's budget), well before the decode would have finished."""
+    jpg = costly_jpeg()
+    ws, _ = await ts.connect(srv.port)
+    t0 = time.monotonic()
+    await ws.send(packb(libero_obs(**{"observation/image": jpg})))
+    wait_log(srv, r"request \d+ bytes")
+    await asyncio.sleep(0.3)
+    await ws.close()
+    wait_log(srv, r"(cancelled|inferred|failed) in")
+    m = re.search(r"cancelled in ([0-9.]+) ms: (.*)", srv.stderr(10**7))
+    check(m is not None and "decoding cancelled" in m.group(2),
+          f"a client leaves during a ~2 s JPEG decode: the decode is cancelled "
+          f"({m.group(0)[:160] if m else srv.stderr()[-300:]!r}; {time.monotonic() - t0:.1f} s)")
+
+
 async def encoded_images(srv_plain, srv_enc):
     rng = np.random.default_rng(5)
     pixels = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
@@ -572,7 +616,10 @@ def main():
     session("limits", ["--idle-secs", "2", "--min-rate-kib", "64", "--max-frame-mib", "40", "--max-buffer-mib", "42",
                        *seeded], limits)
     fd_exhaustion(BASE)
-    session("prompt", seeded, prompt_types)
+    async def prompt_and_pipelined(srv):
+        await prompt_types(srv)
+        await pipelined(srv)
+    session("prompt", seeded, prompt_and_pipelined)
 
     plain, ok1 = start("encoded (refused)", seeded)
     enc, ok2 = start("encoded (allowed)", [*seeded, "--allow-encoded-images"])
@@ -583,6 +630,7 @@ def main():
         check(False, f"encoded images: exception {type(e).__name__}: {e}")
     plain.stop()
     enc.stop()
+    session("decode cancel", [*seeded, "--allow-encoded-images", "--max-frame-mib", "8"], decode_cancel)
     parity(tmp.name)
     tmp.cleanup()
     print(f"{passed} passed, {failed} failed")

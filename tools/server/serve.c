@@ -257,10 +257,13 @@ static int handle(void *user, const pi0_ws_request *req, pi0_ws_reply *rep) {
     pi0_status st = pi0_policy_infer(ss->pol, &ro, &rp, &act);
     double t1 = now_ms();
     free(rtc_buf);
-    if (ss->verbose)
-        fprintf(stderr, "pi0 serve: conn %llu: seed %llu, %s in %.1f ms\n", (unsigned long long)req->conn_id,
+    if (ss->verbose) {
+        const char *why = st == PI0_OK ? NULL : pi0_last_error();
+        fprintf(stderr, "pi0 serve: conn %llu: seed %llu, %s in %.1f ms%s%s\n", (unsigned long long)req->conn_id,
                 (unsigned long long)rp.seed,
-                st == PI0_OK ? "inferred" : st == PI0_ERR_ABORTED ? "cancelled" : "failed", t1 - t0);
+                st == PI0_OK ? "inferred" : st == PI0_ERR_ABORTED ? "cancelled" : "failed", t1 - t0,
+                why && *why ? ": " : "", why && *why ? why : "");
+    }
     if (st != PI0_OK) {
         const char *m = pi0_last_error();
         if (!m || !*m) m = pi0_status_str(st);

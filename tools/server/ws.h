@@ -38,7 +38,8 @@
  * - max_buffer_bytes: all buffered requests (messages being received, queued and running) share
  *   this budget; a message that would pass it is refused with 1013;
  * - file descriptors: accepting pauses while the fd limit (ulimit -n) is nearly used up, instead
- *   of spinning on EMFILE; waiting connections stay in the kernel's listen backlog.
+ *   of spinning on EMFILE (waiting connections stay in the kernel's listen backlog), and before
+ *   that point the oldest connection that has not sent its request headers is closed to make room.
  *
  * The network thread never calls `handle` and never blocks on the worker, so slow or silent
  * clients only hold their own socket. Callers should ignore SIGPIPE (the server writes to
