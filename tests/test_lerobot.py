@@ -191,11 +191,21 @@ def taps(n_in, n_out):                      # ATen UpSampleKernel.cpp, align_cor
     return i0, i0 + (i0 < n_in - 1), (F32(1) - l1).astype(F32), l1
 
 
-def lr_image(img, S):                       # _preprocess_images + resize_with_pad_torch
+def lr_image(img, S, st=None, mode="IDENTITY", old=False):   # normalizer (VISUAL) + _preprocess_images + resize_with_pad_torch
     x = img.astype(F32) / F32(255) if img.dtype == np.uint8 else img.astype(F32)
     x = x.transpose(2, 0, 1)
+    if st is not None and mode != "IDENTITY":
+        x = lr_norm(x, {k: v.reshape(3, 1, 1) for k, v in st.items() if v.size == 3}, mode, False)
     h, w = x.shape[1:]
-    if (h, w) != (S, S):
+    if old:                                 # lerobot <= 0.3 resize_with_pad: always resized, left/top padding, no clamp
+        ratio = max(w / S, h / S)
+        rh, rw = int(h / ratio), int(w / ratio)
+        y0, y1, h0, h1 = taps(h, rh)
+        x0, x1, w0, w1 = taps(w, rw)
+        t0 = x[:, y0][:, :, x0] * w0 + x[:, y0][:, :, x1] * w1
+        t1 = x[:, y1][:, :, x0] * w0 + x[:, y1][:, :, x1] * w1
+        x = np.pad((t0 * h0[:, None] + t1 * h1[:, None]).astype(F32), ((0, 0), (S - rh, 0), (S - rw, 0)))
+    elif (h, w) != (S, S):
         ratio = max(w / S, h / S)
         rh, rw = int(h / ratio), int(w / ratio)
         y0, y1, h0, h1 = taps(h, rh)
@@ -215,6 +225,10 @@ def lr_norm(x, st, mode, inverse, eps=F32(1e-8)):   # normalize_processor.py _ap
         return x
     if mode == "MEAN_STD":
         return x * st["std"] + st["mean"] if inverse else (x - st["mean"]) / (st["std"] + eps)
+    if mode == "MIN_MAX_OLD":               # lerobot <= 0.3 policies/normalize.py
+        if inverse:
+            return (x + F32(1)) / F32(2) * (st["max"] - st["min"]) + st["min"]
+        return (x - st["min"]) / (st["max"] - st["min"] + eps) * F32(2) - F32(1)
     lo, hi = {"MIN_MAX": ("min", "max"), "QUANTILES": ("q01", "q99"), "QUANTILE10": ("q10", "q90")}[mode]
     den = st[hi] - st[lo]
     den = np.where(den == 0, eps, den).astype(F32)
@@ -234,15 +248,16 @@ def lr_tokens(sp, kind, task, nstate, L):
     return (np.array(ids + [0] * (L - len(ids)), np.int32), np.array([1] * len(ids) + [0] * (L - len(ids)), np.int32))
 
 
-def expected(tmp, pi0, d, cfg, kind, images, state, task, stats, seed, relative_mask=None, extra=()):
+def expected(tmp, pi0, d, cfg, kind, images, state, task, stats, seed, relative_mask=None, extra=(), old=False):
     """Model-level run on independently computed inputs, then LeRobot's post-processing."""
     S, A, L = 56, 8, cfg["tokenizer_max_length"]
     nm = cfg["normalization_mapping"]
     cams = [k.replace("observation.images.", "") for k, v in cfg["input_features"].items() if v["type"] == "VISUAL"]
     present = [c for c in cams if c in images]
-    imgs = [lr_image(images[c], S) for c in present] + [np.full((3, S, S), -1, F32)] * (len(cams) - len(present))
     masks = [1] * len(present) + [0] * (len(cams) - len(present))
     feats = dict(cfg["input_features"], **cfg["output_features"]) if stats else {}
+    imgs = [lr_image(images[c], S, stats.get(f"observation.images.{c}") if f"observation.images.{c}" in feats else None,
+                     nm["VISUAL"], old) for c in present] + [np.full((3, S, S), -1, F32)] * (len(cams) - len(present))
     st_state = stats.get("observation.state") if stats and "observation.state" in feats else None
     nstate = lr_norm(np.asarray(state, F32), st_state, nm["STATE"], False)
     toks, tmask = lr_tokens(spm.SentencePieceProcessor(model_file=TOK), kind, task, nstate, L)
@@ -258,7 +273,8 @@ def expected(tmp, pi0, d, cfg, kind, images, state, task, stats, seed, relative_
     if r.returncode:
         return None, r.stderr
     act = np.load(op).reshape(-1, A)[:, : cfg["output_features"]["action"]["shape"][0]].astype(F32)
-    act = lr_norm(act, stats.get("action") if stats else None, nm["ACTION"], True)
+    amode = "MIN_MAX_OLD" if old and nm["ACTION"] == "MIN_MAX" else nm["ACTION"]
+    act = lr_norm(act, stats.get("action") if stats else None, amode, True)
     if relative_mask is not None:           # AbsoluteActionsProcessorStep with the raw state
         act = act + np.where(relative_mask, np.asarray(state, F32)[: len(relative_mask)], F32(0)).astype(F32)
     return act.astype(F32), ""
@@ -339,6 +355,8 @@ def main():
                              " pick_up the cube ", st, 2)
         compare("LeRobot π0 MEAN_STD fine-tune, pi0_policy with a float [0,1] image", got, want, err + e2)
 
+        server_case(pi0, d, cfg, tmp, top, wrist, st, rng)
+
         # 2. π0.5 fine-tune, QUANTILES; 2 cameras; 7-dim state / action; state bins at both ends.
         cams = [("front", (224, 224)), ("wrist", (56, 56))]
         st = dataset_stats(rng, cams, 7, 7)
@@ -354,14 +372,15 @@ def main():
         st = dataset_stats(rng, cams, 8, 5)
         names = ["x", "y", "z", "yaw", "gripper"]
         rel = {"enabled": True, "exclude_joints": ["gripper"], "action_names": names}
-        d, cfg = make_ckpt(tmp, "pi05_ms", src05, "pi05", cams, 8, 5, ms, st, 96, relative=rel)
+        msv = dict(ms, VISUAL="MEAN_STD")    # images normalized per channel too (not LeRobot's π0 default)
+        d, cfg = make_ckpt(tmp, "pi05_ms", src05, "pi05", cams, 8, 5, msv, st, 96, relative=rel)
         state = rng.normal(size=8).astype(F32)
         cam = rng.random((96, 128, 3), dtype=F32)
         want, err = expected(tmp, pi0, d, cfg, "pi05", {"cam": cam}, state, "open drawer", st, 4,
                              relative_mask=np.array([1, 1, 1, 1, 0], bool))
         got, e2 = robot_api(helper, d, tmp, {"observation.images.cam": np.ascontiguousarray(cam.transpose(2, 0, 1)),
                                              "state": state.astype(np.float64)}, "open drawer", 4)
-        compare("LeRobot π0.5 MEAN_STD fine-tune with relative actions, pi0_policy", got, want, err + e2)
+        compare("LeRobot π0.5 MEAN_STD fine-tune (VISUAL MEAN_STD too) with relative actions, pi0_policy", got, want, err + e2)
 
         # 3b. The same checkpoint with real-time chunking: the previous chunk goes back in robot units
         # and must reach the model as LeRobot's inverse output path gives it (relative dims re-anchored
@@ -413,6 +432,10 @@ def main():
         got, e2 = robot_cli(pi0, d, tmp, {"top": wrist}, state, "stack", 7, {})
         compare("constant action dim (q99 == q01), QUANTILES", got, want, err + e2)
         check(e2.count("constant") == 1 and "'action'" in e2, f"constant action dim: one warning ({e2.strip()[:200]!r})")
+
+        # 6. lerobot <= 0.3 (the Feb-2025 lerobot/pi0 layout): old module paths, no processor files, the
+        # statistics as normalize_inputs / unnormalize_outputs buffers in model.safetensors, MIN_MAX actions.
+        old_layout(tmp, pi0, src0, rng, top, wrist)
 
         bad_sidecars(tmp, pi0, src0, rng, wrist)
         openpi_nonfinite(tmp, pi0, src0, rng, wrist)
@@ -468,6 +491,92 @@ def bad_sidecars(tmp, pi0, src0, rng, img):
     case("negative std", restat(pre, "observation.state.std", np.array([1, 1, -1, 1], F32)), pre,
          "'observation.state.std'", "negative")
     case("missing stat the mode needs", restat(post, "action.mean", None), post, "'action.mean'", "MEAN_STD")
+
+
+def old_path(k):                            # pre-2025 LeRobot module paths (see tests/test_ckpt_formats.c)
+    for new, old in (("paligemma_with_expert.paligemma.model.language_model.", "paligemma_with_expert.paligemma.language_model.model."),
+                     ("paligemma_with_expert.paligemma.model.vision_tower.", "paligemma_with_expert.paligemma.vision_tower."),
+                     ("paligemma_with_expert.paligemma.model.multi_modal_projector.",
+                      "paligemma_with_expert.paligemma.multi_modal_projector.")):
+        if k.startswith(new):
+            return "model." + old + k[len(new):]
+    return "model." + k
+
+
+def old_layout(tmp, pi0, src0, rng, top, wrist):
+    cams = [("top", (480, 640)), ("wrist", (56, 56))]
+    st = dataset_stats(rng, cams, 6, 6)
+    d = os.path.join(tmp, "pi0_old")
+    os.makedirs(os.path.join(d, "tokenizer"))
+    shutil.copy(TOK, os.path.join(d, "tokenizer", "tokenizer.model"))
+    src_cfg = json.load(open(os.path.join(src0, "config.json")))
+    w = {old_path(k): v for k, v in st_read(os.path.join(src0, "model.safetensors")).items()}
+    for mod, feat, stats in (("normalize_inputs", "observation_state", ("mean", "std")),
+                             ("normalize_targets", "action", ("min", "max")),
+                             ("unnormalize_outputs", "action", ("min", "max"))):
+        for s_ in stats:
+            w[f"{mod}.buffer_{feat}.{s_}"] = st["observation.state" if feat == "observation_state" else "action"][s_]
+    st_write(os.path.join(d, "model.safetensors"), dict(sorted(w.items())))
+    nm = {"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ACTION": "MIN_MAX"}
+    cfg = {"type": "pi0", "n_obs_steps": 1, "normalization_mapping": nm,
+           "input_features": {"observation.images.top": {"type": "VISUAL", "shape": [3, 480, 640]},
+                              "observation.images.wrist": {"type": "VISUAL", "shape": [3, 56, 56]},
+                              "observation.state": {"type": "STATE", "shape": [6]}},
+           "output_features": {"action": {"type": "ACTION", "shape": [6]}},
+           "chunk_size": 5, "n_action_steps": 5, "max_state_dim": 8, "max_action_dim": 8,
+           "resize_imgs_with_padding": [56, 56], "empty_cameras": 0, "adapt_to_pi_aloha": False,
+           "use_delta_joint_actions_aloha": False, "tokenizer_max_length": 12, "proj_width": 1024, "num_steps": 10,
+           "use_cache": True, "attention_implementation": "eager", "freeze_vision_encoder": True,
+           "train_expert_only": False, "train_state_proj": True, "optimizer_lr": 2.5e-05}
+    for k in TINY_DIMS:
+        cfg[k] = src_cfg[k]
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=4)
+    state = rng.normal(size=6).astype(F32)
+    imgs = {"top": top, "wrist": wrist}
+    want, err = expected(tmp, pi0, d, cfg, "pi0", imgs, state, "pick up", st, 31, old=True)
+    got, e2 = robot_cli(pi0, d, tmp, imgs, state, "pick up", 31, {})
+    compare("lerobot <= 0.3 layout (stats in the weights, MIN_MAX actions, left/top padding)", got, want, err + e2)
+
+
+def server_case(pi0, d, cfg, tmp, top, wrist, st, rng):
+    """pi0 serve on a LeRobot checkpoint, no --robot: LeRobot key names over openpi's protocol."""
+    import asyncio
+    import select
+    import time
+    import websockets
+    sys.path.insert(0, HERE)
+    from openpi_msgpack import packb, unpackb
+    proc = subprocess.Popen([pi0, "serve", "--model", d, "--host", "127.0.0.1", "--port", "0", "--seed", "21",
+                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line, deadline = b"", time.monotonic() + 60
+        while time.monotonic() < deadline and not line.endswith(b"\n") and proc.poll() is None:
+            if select.select([proc.stdout], [], [], 0.2)[0]:
+                line += os.read(proc.stdout.fileno(), 1)
+        text = line.decode(errors="replace").strip()
+        if not text.startswith("listening on 127.0.0.1:"):
+            check(False, f"pi0 serve on a LeRobot checkpoint: no listening line ({text!r})")
+            return
+        port = int(text.rsplit(":", 1)[1])
+        state = rng.normal(size=6).astype(F32)
+        obs = {"observation.images.top": top, "wrist": wrist, "observation.state": state, "prompt": "stack the cups"}
+
+        async def talk():
+            async with websockets.connect(f"ws://127.0.0.1:{port}/", compression=None, max_size=None) as ws:
+                await asyncio.wait_for(ws.recv(), 60)
+                await ws.send(packb(obs))
+                return unpackb(await asyncio.wait_for(ws.recv(), 120))
+
+        reply = asyncio.run(talk())
+        got = np.asarray(reply.get("actions")) if isinstance(reply, dict) else None
+        want, err = expected(tmp, pi0, d, cfg, "pi0", {"top": top, "wrist": wrist}, state, "stack the cups", st, 21)
+        compare("pi0 serve, LeRobot key names (observation.images.top, wrist, observation.state)", got, want, err)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def openpi_nonfinite(tmp, pi0, src0, rng, img):

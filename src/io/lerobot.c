@@ -82,8 +82,8 @@ static int mode_of(const char *s) {
 }
 
 static const char *mode_name(int m) {
-    static const char *n[] = {"IDENTITY", "MEAN_STD", "MIN_MAX", "QUANTILES", "QUANTILE10"};
-    return m >= 0 && m <= PI0_LR_QUANTILE10 ? n[m] : "?";
+    static const char *n[] = {"IDENTITY", "MEAN_STD", "MIN_MAX", "QUANTILES", "QUANTILE10", "MIN_MAX"};
+    return m >= 0 && m <= PI0_LR_MIN_MAX_OLD ? n[m] : "?";
 }
 
 /* Mode for FeatureType `type` in a norm_map object (absent -> IDENTITY, as norm_map.get does). */
@@ -188,6 +188,12 @@ static pi0_status read_config(pi0_lerobot *lr, const char *file, const cJSON *ro
         snprintf(key, sizeof key, "observation.images.empty_camera_%d", i);
         if ((st = add_cam(lr, file, key))) return st;
     }
+    /* lerobot <= 0.3 PI0Config: normalization_mapping used with stats stored in the weights */
+    const cJSON *nm = item(root, "normalization_mapping");
+    static const char *types[3] = {"VISUAL", "STATE", "ACTION"};
+    for (int i = 0; i < 3; i++)
+        if ((st = map_mode(file, "normalization_mapping", nm, types[i], &lr->old_modes[i]))) return st;
+    lr->old_layout = item(root, "resize_imgs_with_padding") != NULL;   /* cleared when processor files exist */
     const cJSON *rel = item(root, "use_relative_actions");
     if (rel && !cJSON_IsBool(rel)) return pi0_err(PI0_ERR_FORMAT, "%s: 'use_relative_actions': expected true or false", file);
     return PI0_OK;
@@ -221,7 +227,8 @@ static pi0_status read_stat(const pi0_st_file *f, const char *feature, const cha
     if (!t)
         return pi0_err(PI0_ERR_FORMAT, "%s: tensor '%s' is missing; %s normalization of '%s' needs it", f->path, name,
                        mode_name(mode), feature);
-    if (t->ndim != 1 || t->numel < 1 || t->numel > PI0_LR_MAX_DIMS)
+    int flat = t->ndim == 1 || (t->ndim == 3 && t->shape[1] == 1 && t->shape[2] == 1);   /* images: [C, 1, 1] */
+    if (!flat || t->numel < 1 || t->numel > PI0_LR_MAX_DIMS)
         return pi0_err(PI0_ERR_FORMAT, "%s: tensor '%s': shape of %d dims with %lld values, expected [D] with D <= %d",
                        f->path, name, t->ndim, (long long)t->numel, PI0_LR_MAX_DIMS);
     if (*n >= 0 && t->numel != *n)
@@ -411,6 +418,8 @@ static pi0_status read_pipeline(pi0_lerobot *lr, const char *name, int pre, int 
         if (pre && !strcmp(r, "normalizer_processor")) {
             *have_norm = 1;
             st = read_norm_step(lr->dir, path, s, "observation.state", "STATE", 0, lr->state_dim, &lr->state_norm);
+            for (int c = 0; c < lr->n_cams && !st; c++)
+                st = read_norm_step(lr->dir, path, s, lr->cams[c], "VISUAL", 0, 3, &lr->cam_norm[c]);
         } else if (!pre && !strcmp(r, "unnormalizer_processor")) {
             *have_norm = 1;
             st = read_norm_step(lr->dir, path, s, "action", "ACTION", 1, lr->action_dim, &lr->action_unnorm);
@@ -458,11 +467,13 @@ pi0_status pi0_lerobot_load(const char *dir, int model_action_dim, pi0_lerobot *
                                           "of at least as many dims (observation.state has %d)", dir, lr->n_rel, lr->state_dim);
         goto fail;
     }
+    if (pre_file || post_file) lr->old_layout = 0;
     lr->has_stats = lr->state_norm.mode != PI0_LR_IDENTITY || lr->action_unnorm.mode != PI0_LR_IDENTITY;
-    if (!pre_file && !post_file)
-        pi0_log(PI0_LOG_WARN, "%s: no policy_preprocessor.json / policy_postprocessor.json: states and actions are not "
-                              "normalized", dir);
-    else if (!lr->has_stats)
+    for (int c = 0; c < lr->n_cams; c++) lr->has_stats |= lr->cam_norm[c].mode != PI0_LR_IDENTITY;
+    if (!pre_file && !post_file) {
+        /* processor files appeared with lerobot 0.4; before, the statistics lived in the weights */
+        if ((st = pi0_lerobot_load_old_stats(lr))) goto fail;
+    } else if (!lr->has_stats)
         pi0_log(PI0_LOG_INFO, "%s: the LeRobot processor files hold no statistics (a base checkpoint): states and actions "
                               "are not normalized", dir);
     free(cfg_path);
@@ -474,6 +485,98 @@ fail:
     return st;
 }
 
+// ---- lerobot <= 0.3: statistics as buffers in the weights (policies/normalize.py) -------------------
+
+/* The safetensors file holding tensor `name`: model.safetensors, or the shard the index names.
+ * *f NULL with PI0_OK when there is no such tensor. */
+static pi0_status open_for(const char *dir, const char *name, pi0_st_file **f) {
+    *f = NULL;
+    char *p = join(dir, "model.safetensors");
+    if (!p) return pi0_err(PI0_ERR_NOMEM, "%s", dir);
+    FILE *probe = fopen(p, "rb");
+    pi0_status st = PI0_OK;
+    if (probe) {
+        fclose(probe);
+        st = pi0_st_open(p, f);
+    } else {
+        char *ip = join(dir, "model.safetensors.index.json");
+        cJSON *idx = NULL;
+        st = ip ? read_json(ip, 1, &idx) : pi0_err(PI0_ERR_NOMEM, "%s", dir);
+        const cJSON *shard = item(item(idx, "weight_map"), name);
+        if (!st && cJSON_IsString(shard) && !strchr(shard->valuestring, '/')) {
+            char *sp = join(dir, shard->valuestring);
+            st = sp ? pi0_st_open(sp, f) : pi0_err(PI0_ERR_NOMEM, "%s", dir);
+            free(sp);
+        }
+        cJSON_Delete(idx);
+        free(ip);
+    }
+    free(p);
+    if (!st && *f && !pi0_st_find(*f, name)) {
+        pi0_st_close(*f);
+        *f = NULL;
+    }
+    return st;
+}
+
+/* One feature's buffers "<module>.buffer_<key with . -> _>.<stat>" (with or without "model."). */
+static pi0_status old_stats(pi0_lerobot *lr, const char *module, const char *feature, int mode, int dim, pi0_lr_norm *nm) {
+    memset(nm, 0, sizeof *nm);
+    if (mode == PI0_LR_IDENTITY) return PI0_OK;
+    if (mode != PI0_LR_MEAN_STD && mode != PI0_LR_MIN_MAX)
+        return pi0_err(PI0_ERR_UNSUPPORTED, "%s: normalization_mapping mode %s did not exist before lerobot 0.4", lr->dir,
+                       mode_name(mode));
+    static const char *pre[2] = {"", "model."};
+    char base[256], first[300];
+    pi0_st_file *f = NULL;
+    pi0_status st = PI0_OK;
+    for (int k = 0; k < 2 && !f && !st; k++) {
+        int n = snprintf(base, sizeof base, "%s%s.buffer_%s", pre[k], module, feature);
+        for (int i = n - (int)strlen(feature); i < n; i++)
+            if (base[i] == '.') base[i] = '_';
+        snprintf(first, sizeof first, "%s.%s", base, mode == PI0_LR_MEAN_STD ? "mean" : "min");
+        st = open_for(lr->dir, first, &f);
+    }
+    if (st) return st;
+    if (!f) {
+        pi0_log(PI0_LOG_WARN, "%s: no normalization buffers for '%s' in the weights: it is not normalized", lr->dir, feature);
+        return PI0_OK;
+    }
+    float *probe = NULL;
+    if ((st = pi0_st_read_f32(f, first, &probe, NULL))) goto done;
+    if (isinf(probe[0])) {   /* LeRobot initializes the buffers to inf and refuses to run on them */
+        pi0_log(PI0_LOG_WARN, "%s: the normalization buffers of '%s' are unset (inf), as in a base checkpoint: it is not "
+                              "normalized (lerobot would refuse to run)", f->path, feature);
+        goto done;
+    }
+    int n = dim > 0 ? dim : -1;
+    const char *a = mode == PI0_LR_MEAN_STD ? "mean" : "min", *b = mode == PI0_LR_MEAN_STD ? "std" : "max";
+    if ((st = read_stat(f, base, a, mode, &nm->a, &n)) || (st = read_stat(f, base, b, mode, &nm->b, &n))) {
+        pi0_lr_norm_free(nm);
+        goto done;
+    }
+    nm->mode = mode == PI0_LR_MIN_MAX ? PI0_LR_MIN_MAX_OLD : mode;
+    nm->n = n;
+    nm->eps = (float)LR_DEFAULT_EPS;
+done:
+    free(probe);
+    pi0_st_close(f);
+    return st;
+}
+
+pi0_status pi0_lerobot_load_old_stats(pi0_lerobot *lr) {
+    pi0_status st = PI0_OK;
+    if (lr->state_dim > 0)
+        st = old_stats(lr, "normalize_inputs", "observation.state", lr->old_modes[1], lr->state_dim, &lr->state_norm);
+    if (!st) st = old_stats(lr, "unnormalize_outputs", "action", lr->old_modes[2], lr->action_dim, &lr->action_unnorm);
+    for (int c = 0; c < lr->n_cams && !st; c++)
+        st = old_stats(lr, "normalize_inputs", lr->cams[c], lr->old_modes[0], 3, &lr->cam_norm[c]);
+    if (!st && lr->state_norm.mode == PI0_LR_IDENTITY && lr->action_unnorm.mode == PI0_LR_IDENTITY)
+        pi0_log(PI0_LOG_WARN, "%s: no policy_preprocessor.json / policy_postprocessor.json and no statistics in the "
+                              "weights: states and actions are not normalized", lr->dir);
+    return st;
+}
+
 void pi0_lerobot_free(pi0_lerobot *lr) {
     if (!lr) return;
     for (int i = 0; i < lr->n_cams; i++) free(lr->cams[i]);
@@ -482,6 +585,7 @@ void pi0_lerobot_free(pi0_lerobot *lr) {
         free(lr->rename_to[i]);
     }
     pi0_lr_norm_free(&lr->state_norm);
+    for (int c = 0; c < PI0_LR_MAX_CAMS; c++) pi0_lr_norm_free(&lr->cam_norm[c]);
     pi0_lr_norm_free(&lr->action_unnorm);
     free(lr->dir);
     free(lr);
@@ -489,23 +593,26 @@ void pi0_lerobot_free(pi0_lerobot *lr) {
 
 // ---- maths (normalize_processor.py _apply_transform, float32) ----------------------------------
 
+/* One value of dim i: normalize_processor.py _apply_transform in float32. */
+static float lr_one(const pi0_lr_norm *nm, int i, int inverse, float v) {
+    const float a = nm->a[i], b = nm->b[i], eps = nm->eps;
+    if (nm->mode == PI0_LR_MEAN_STD) return inverse ? v * b + a : (v - a) / (b + eps);
+    if (nm->mode == PI0_LR_MIN_MAX_OLD) return inverse ? (v + 1.0f) / 2.0f * (b - a) + a : (v - a) / (b - a + eps) * 2.0f - 1.0f;
+    float den = b - a;
+    if (den == 0.0f) den = eps;
+    if (nm->mode == PI0_LR_MIN_MAX) return inverse ? (v + 1.0f) / 2.0f * den + a : 2.0f * (v - a) / den - 1.0f;
+    return inverse ? (v + 1.0f) * den / 2.0f + a : 2.0f * (v - a) / den - 1.0f;   /* QUANTILES, QUANTILE10 */
+}
+
 pi0_status pi0_lr_apply(const pi0_lr_norm *nm, int inverse, const char *what, float *x, int d) {
     if (nm->mode == PI0_LR_IDENTITY) return PI0_OK;
     if (d != nm->n)
         return pi0_err(PI0_ERR_ARG, "'%s' has %d values but its LeRobot statistics have %d", what, d, nm->n);
-    const float eps = nm->eps;
-    for (int i = 0; i < d; i++) {
-        const float a = nm->a[i], b = nm->b[i];
-        float v = x[i];
-        if (nm->mode == PI0_LR_MEAN_STD) {
-            v = inverse ? v * b + a : (v - a) / (b + eps);
-        } else {
-            float den = b - a;
-            if (den == 0.0f) den = eps;
-            if (nm->mode == PI0_LR_MIN_MAX) v = inverse ? (v + 1.0f) / 2.0f * den + a : 2.0f * (v - a) / den - 1.0f;
-            else v = inverse ? (v + 1.0f) * den / 2.0f + a : 2.0f * (v - a) / den - 1.0f;
-        }
-        x[i] = v;
-    }
+    for (int i = 0; i < d; i++) x[i] = lr_one(nm, i, inverse, x[i]);
     return PI0_OK;
+}
+
+void pi0_lr_apply_dim(const pi0_lr_norm *nm, int c, float *x, size_t count) {
+    if (nm->mode == PI0_LR_IDENTITY || c >= nm->n) return;
+    for (size_t i = 0; i < count; i++) x[i] = lr_one(nm, c, 0, x[i]);
 }

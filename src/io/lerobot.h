@@ -39,10 +39,13 @@
 #define PI0_LR_MAX_DIMS 64
 #define PI0_LR_MAX_RENAMES 16
 
-typedef enum { PI0_LR_IDENTITY = 0, PI0_LR_MEAN_STD, PI0_LR_MIN_MAX, PI0_LR_QUANTILES, PI0_LR_QUANTILE10 } pi0_lr_mode;
+/* PI0_LR_MIN_MAX_OLD: lerobot <= 0.3 (policies/normalize.py): y = (x - min) / (max - min + eps) * 2 - 1,
+ * x = (y + 1) / 2 * (max - min) + min. Values are append-only. */
+typedef enum { PI0_LR_IDENTITY = 0, PI0_LR_MEAN_STD, PI0_LR_MIN_MAX, PI0_LR_QUANTILES, PI0_LR_QUANTILE10,
+               PI0_LR_MIN_MAX_OLD } pi0_lr_mode;
 
 /* How one feature is (un)normalized: mode and its two stats (mean/std, min/max, q01/q99, q10/q90). */
-typedef struct {
+typedef struct pi0_lr_norm {
     int mode;          /* pi0_lr_mode; IDENTITY when no stats apply */
     int n;             /* stat length (0 for IDENTITY) */
     float *a, *b;      /* [n] */
@@ -59,10 +62,14 @@ typedef struct pi0_lerobot {
     int n_renames;                       /* rename_map of the preprocessor: from -> to */
     char *rename_from[PI0_LR_MAX_RENAMES], *rename_to[PI0_LR_MAX_RENAMES];
     pi0_lr_norm state_norm, action_unnorm;
+    pi0_lr_norm cam_norm[PI0_LR_MAX_CAMS];  /* VISUAL normalization per camera (usually IDENTITY); stats per channel */
     int relative;                        /* relative_actions_processor enabled */
     int n_rel;                           /* length of rel_mask (action dims) */
     unsigned char rel_mask[PI0_LR_MAX_DIMS];
     int has_stats;                       /* any non-identity normalization */
+    int old_layout;                      /* lerobot <= 0.3 (no processor files, config has resize_imgs_with_padding):
+                                            stats in model.safetensors buffers, images padded left/top, no clamp */
+    int old_modes[3];                    /* its normalization_mapping: VISUAL, STATE, ACTION (pi0_lr_mode) */
 } pi0_lerobot;
 
 /* 1 if dir/config.json declares LeRobot input/output features (0 on any read problem). */
@@ -79,6 +86,12 @@ void pi0_lerobot_free(pi0_lerobot *lr);
  * feature in the error. */
 pi0_status pi0_lr_apply(const pi0_lr_norm *n, int inverse, const char *what, float *x, int d);
 
+/* lerobot <= 0.3: read normalize_inputs.buffer_* / unnormalize_outputs.buffer_* from the weights
+ * (lerobot_old.c). Called by pi0_lerobot_load when no processor file exists. */
+pi0_status pi0_lerobot_load_old_stats(pi0_lerobot *lr);
+
+/* Normalize count values x that all belong to channel/dim c (an image plane), same formulas. */
+void pi0_lr_apply_dim(const pi0_lr_norm *n, int c, float *x, size_t count);
 void pi0_lr_norm_free(pi0_lr_norm *n);
 
 #endif

@@ -2,6 +2,7 @@
  * (policies/pi0/modeling_pi0.py _preprocess_images, policies/common/vla_utils.py
  * resize_with_pad_torch), float32 throughout:
  *   u8 pixels -> u / 255 (prepare_observation_for_inference); float images are taken as given;
+ *   the camera's VISUAL normalization when the checkpoint has one (per channel, the preprocessor);
  *   if (H, W) != (S, S): ratio = max(W / S, H / S) (double), rh = int(H / ratio), rw = int(W / ratio);
  *     F.interpolate(mode="bilinear", align_corners=False, antialias=False) to rh x rw;
  *     clamp to [0, 1]; pad with 0 centred (the odd pixel right / bottom);
@@ -11,13 +12,15 @@
  * s = max(scale * (o + 0.5) - 0.5, 0), i0 = min(floor(s), in - 1), l1 = clamp(s - i0, 0, 1),
  * i1 = i0 + (i0 < in - 1), l0 = 1 - l1 (an axis whose size does not change copies); the value is
  * (x[y0][x0] w0 + x[y0][x1] w1) h0 + (x[y1][x0] w0 + x[y1][x1] w1) h1, all in float.
- * Unlike openpi's Pillow path this does not antialias when downscaling. */
+ * Unlike openpi's Pillow path this does not antialias when downscaling. lerobot <= 0.3 padded at the
+ * left / top instead and did not clamp (old_layout). */
 #include "io/lerobot_image.h"
 
 #include <math.h>
 #include <stdlib.h>
 
 #include "err.h"
+#include "io/lerobot.h"
 
 typedef struct {
     int i0, i1;
@@ -52,7 +55,8 @@ void pi0_lr_pad_geometry(int h, int w, int S, int *rh, int *rw, int *top, int *l
     *left = (S - *rw) / 2;
 }
 
-pi0_status pi0_lr_image_to_model(const uint8_t *u8, const float *f32, int h, int w, int S, float *chw) {
+pi0_status pi0_lr_image_to_model(const uint8_t *u8, const float *f32, int h, int w, int S, const pi0_lr_norm *norm,
+                                 int old_layout, float *chw) {
     if ((!u8 && !f32) || !chw || h <= 0 || w <= 0 || S <= 0)
         return pi0_err(PI0_ERR_ARG, "pi0_lr_image_to_model: bad arguments (%dx%d -> %d)", w, h, S);
     const size_t plane = (size_t)S * S;
@@ -65,6 +69,8 @@ pi0_status pi0_lr_image_to_model(const uint8_t *u8, const float *f32, int h, int
                 size_t i = ((size_t)y * w + x) * 3 + c;
                 src[((size_t)c * h + y) * w + x] = u8 ? (float)u8[i] / 255.0f : f32[i];
             }
+    if (norm)
+        for (int c = 0; c < 3; c++) pi0_lr_apply_dim(norm, c, src + (size_t)c * h * w, (size_t)h * w);
     if (h == S && w == S) {
         for (size_t i = 0; i < 3 * plane; i++) chw[i] = src[i] * 2.0f - 1.0f;
         free(src);
@@ -72,6 +78,10 @@ pi0_status pi0_lr_image_to_model(const uint8_t *u8, const float *f32, int h, int
     }
     int rh, rw, top, left;
     pi0_lr_pad_geometry(h, w, S, &rh, &rw, &top, &left);
+    if (old_layout) {   /* lerobot <= 0.3 resize_with_pad: F.pad(..., (pad_w, 0, pad_h, 0)) */
+        top = S - rh > 0 ? S - rh : 0;
+        left = S - rw > 0 ? S - rw : 0;
+    }
     tap *ty = malloc(sizeof(tap) * (size_t)rh), *tx = malloc(sizeof(tap) * (size_t)rw);
     if (!ty || !tx) {
         free(src), free(ty), free(tx);
@@ -90,8 +100,13 @@ pi0_status pi0_lr_image_to_model(const uint8_t *u8, const float *f32, int h, int
                 float t0 = r0[t.i0] * t.l0 + r0[t.i1] * t.l1;
                 float t1 = r1[t.i0] * t.l0 + r1[t.i1] * t.l1;
                 float v = t0 * ty[y].l0 + t1 * ty[y].l1;
-                if (v < 0.0f) v = 0.0f;      /* clamp(0, 1); NaN stays NaN as in torch */
-                else if (v > 1.0f) v = 1.0f;
+                if (old_layout) {
+                    /* no clamp before lerobot 0.4 */
+                } else if (v < 0.0f) {
+                    v = 0.0f;                /* clamp(0, 1); NaN stays NaN as in torch */
+                } else if (v > 1.0f) {
+                    v = 1.0f;
+                }
                 o[(size_t)(y + top) * S + x + left] = v * 2.0f - 1.0f;
             }
         }

@@ -254,7 +254,10 @@ static pi0_status lerobot_inputs(const pi0_robot *r, const pi0_array *arrays, in
             if (hit) return pi0_err(PI0_ERR_ARG, "camera '%s' given twice ('%s' and '%s')", lr->cams[c], hit->key, arrays[i].key);
             hit = &arrays[i];
         }
-        if (hit && (st = lr_put_image(in, slot++, hit))) return st;
+        if (hit) {
+            in->cam[slot] = c;
+            if ((st = lr_put_image(in, slot++, hit))) return st;
+        }
     }
     if (slot == 0) {
         char names[512] = "";

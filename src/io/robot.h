@@ -53,6 +53,7 @@ typedef struct {
 typedef struct {
     pi0_image img[PI0_ROBOT_SLOTS];
     float *fimg[PI0_ROBOT_SLOTS];
+    int cam[PI0_ROBOT_SLOTS];       /* lerobot preset: index of the declared camera in each slot */
     int mask[PI0_ROBOT_SLOTS];
     int state_dim;                  /* 0 = no state given (raw preset only) */
     double state[PI0_ROBOT_MAX_DIMS];

@@ -306,7 +306,10 @@ static pi0_status bind_all(binder *b) {
 /* Known tensors that π0 never reads at inference (§6.7): not worth a warning. */
 static int known_unused(const char *name) {
     return strcmp(name, P "gemma_expert.lm_head.weight") == 0 || strcmp(name, P "paligemma.lm_head.weight") == 0 ||
-           strstr(name, "gemma_expert.model.embed_tokens") != NULL;
+           strstr(name, "gemma_expert.model.embed_tokens") != NULL ||
+           /* lerobot <= 0.3 normalization statistics: read by the policy (io/lerobot.c), not the model */
+           strncmp(name, "normalize_inputs.", 17) == 0 || strncmp(name, "normalize_targets.", 18) == 0 ||
+           strncmp(name, "unnormalize_outputs.", 20) == 0;
 }
 
 static pi0_status open_files(pi0_ctx *ctx, const char *dir) {

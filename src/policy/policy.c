@@ -342,7 +342,7 @@ static pi0_status lerobot_infer(pi0_policy *pol, const pi0_robot_obs *obs, const
             for (size_t i = 0; i < img; i++) dst[i] = -1.0f;
             continue;
         }
-        if ((st = pi0_lr_image_to_model(ri.img[s].data, ri.fimg[s], ri.img[s].h, ri.img[s].w, S, dst))) goto done;
+        if ((st = pi0_lr_image_to_model(ri.img[s].data, ri.fimg[s], ri.img[s].h, ri.img[s].w, S, &lr->cam_norm[ri.cam[s]], lr->old_layout, dst))) goto done;
     }
 
     const char *task = obs->prompt ? obs->prompt : pol->default_prompt;
