@@ -43,7 +43,10 @@ int cmd_info(int argc, char **argv) {
     pi0_param_count(ctx, &n_params, &n_bytes);
     pi0_weights_expected(c, count_part, parts);
     printf("checkpoint   %s\n", model);
-    printf("variant      %s\n", c->variant == PI0_VARIANT_PI05 ? "pi0.5 (adaptive-norm expert, state in the prompt)" : "pi0");
+    static const char *const state_where[] = {[PI0_STATE_UNUSED] = "state not used", [PI0_STATE_TOKEN] = "state token",
+                                              [PI0_STATE_IN_PROMPT] = "state in the prompt"};
+    printf("variant      %s (%s)\n", c->variant == PI0_VARIANT_PI05 ? "pi0.5, adaptive-norm expert" : "pi0",
+           state_where[pi0_config_state_input(c)]);
     printf("actions      horizon %d x dim %d, %d denoising steps, prompt %d tokens\n", c->action_horizon, c->action_dim,
            c->n_steps, c->max_token_len);
     printf("images       %d slots of %dx%dx%d, patch %d -> %d tokens each\n", c->n_image_slots, c->image_size,
