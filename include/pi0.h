@@ -72,7 +72,7 @@ typedef enum { PI0_BACKEND_FAST = 0, PI0_BACKEND_REF = 1 } pi0_backend_kind;
 typedef enum { PI0_WEIGHTS_BF16 = 0, PI0_WEIGHTS_F32 = 1 } pi0_weight_kind;
 
 typedef struct {
-    int n_threads;    /* worker threads per state; 0 = online CPUs */
+    int n_threads;    /* worker threads per state; 0 = the CPUs this process may use (affinity) */
     int backend;      /* pi0_backend_kind: FAST (optimized kernels) or REF (float32 oracle) */
     int strict;       /* 1: any op that would fall back from fast to ref fails with UNSUPPORTED */
     int weights;      /* pi0_weight_kind: dtype the fast path packs weights into at load */
@@ -81,7 +81,7 @@ typedef struct {
     void *progress_user;
 } pi0_params;
 
-/* Defaults: n_threads 0 (all online CPUs), backend FAST, strict 0, weights BF16, no progress. */
+/* Defaults: n_threads 0 (the CPUs in the affinity mask), backend FAST, strict 0, weights BF16, no progress. */
 PI0_API pi0_params pi0_params_default(void);
 
 /* ---- model ------------------------------------------------------------------------------- */

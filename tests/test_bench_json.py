@@ -5,12 +5,14 @@ Runs `BUILD/pi0 bench --model tests/data/pi0_tiny --runs 3 --steps 4 --json` and
 object; every timing is named ({"min": s, "median": s}, min <= median, both >= 0); one entry per
 denoising step; the run parameters echo the command line; and the int8 peak's instruction set agrees
 with what the kernel reports in /proc/cpuinfo (independent of our CPUID code): avx512_vnni ->
-"avx512-vnni" with a positive rate, else avx_vnni -> "avx-vnni", else "none" with 0. Speeds are
-never asserted. Skips (0 passed, 0 failed) when BUILD/pi0 does not exist.
+"avx512-vnni" with a positive rate, else avx_vnni -> "avx-vnni", else "none" with 0. Default thread
+count: under `taskset -c <one cpu>` (util-linux) the bench reports 1 thread (the affinity mask, not
+every online CPU: what a pinned `pi0 serve` replica relies on). Speeds are never asserted. Skips (0 passed, 0 failed) when BUILD/pi0 does not exist.
 Usage: /usr/bin/python3 tests/test_bench_json.py BUILD_DIR.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -78,6 +80,19 @@ def main():
           "step_s: one {min, median} per step")
     for k in ("peak_fp32_gflops", "peak_bf16_gflops", "peak_int8_gops", "load_s", "peak_rss_gib"):
         check(isinstance(j.get(k), (int, float)) and j[k] >= 0, f"{k} is a number >= 0")
+    # Pinned to one CPU, the default thread count (--threads 0) must be 1: the affinity mask.
+    taskset = shutil.which("taskset")
+    if taskset:
+        cpu = min(os.sched_getaffinity(0))
+        p = subprocess.run([taskset, "-c", str(cpu), PI0, "bench", "--model", model, "--runs", "1", "--steps", "1",
+                            "--json"], capture_output=True, text=True, timeout=300)
+        try:
+            th = json.loads(p.stdout).get("threads") if p.returncode == 0 else f"exit {p.returncode}"
+        except ValueError:
+            th = "no JSON"
+        check(th == 1, f"under taskset -c {cpu}: threads {th} (want 1; {len(os.sched_getaffinity(0))} CPUs here)")
+    else:
+        print("skip: taskset not installed (util-linux)")
     flags = cpu_flags()
     isa, gops = j.get("peak_int8_isa"), j.get("peak_int8_gops", -1)
     if flags is None:

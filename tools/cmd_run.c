@@ -53,7 +53,7 @@ static void usage(FILE *f) {
             "  --seed N            noise seed when the inputs have no noise                        [default: 0]\n"
             "  --steps N           denoising steps                               [default: the config's (10)]\n"
             "  --backend B         fast | ref                                                   [default: %s]\n"
-            "  --threads N         worker threads, 0 = all online CPUs                          [default: %d]\n"
+            "  --threads N         worker threads, 0 = the CPUs this process may use (taskset)  [default: %d]\n"
             "  --quiet             print only the summary line, not the action table\n",
             p.backend == PI0_BACKEND_FAST ? "fast" : "ref", p.n_threads);
     if (f == stdout) rtc_cli_usage();

@@ -62,6 +62,10 @@ static void *worker_main(void *p) {
 }
 
 int pi0_cpu_count(void) {
+    /* The CPUs this process may run on (taskset, numactl, a cgroup cpuset), not every online CPU: a
+     * replica pinned to 2 of 32 cores must start 2 threads, not 32 that share 2 cores. */
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : (int)n;
 }

@@ -17,7 +17,7 @@ pi0_status pi0_pool_new(int n_threads, pi0_pool **out);
 void pi0_pool_free(pi0_pool *pool);
 int pi0_pool_size(const pi0_pool *pool);
 void pi0_pool_run(pi0_pool *pool, pi0_pool_fn fn, void *arg);
-/* Number of online CPUs (>= 1). */
+/* Number of CPUs this process may run on (its affinity mask, e.g. under taskset; >= 1). */
 int pi0_cpu_count(void);
 
 #endif
