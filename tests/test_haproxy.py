@@ -2,8 +2,8 @@
 """test_haproxy.py - the "Serving many robots" recipe: `pi0 serve` replicas pinned to their own cores
 behind HAProxy (tools/haproxy/pi0-fleet.sh running tools/haproxy/pi0.cfg), on loopback only.
 
-Starts pi0-fleet.sh with 2 replicas of tests/data/pi0_tiny (LIBERO preset, --seed 7, one CPU each)
-and HAProxy on a free 127.0.0.1 port, then runs 8 openpi-protocol robots through HAProxy at once,
+Starts pi0-fleet.sh with 2 replicas of tests/data/pi0_tiny (LIBERO preset, --seed 7, --max-queue 0,
+one CPU each) and HAProxy on a free 127.0.0.1 port, then runs 8 openpi-protocol robots through HAProxy at once,
 each sending its own observation 6 times and "executing" each chunk for 50 ms while keeping its
 session. While the queue is non-empty (both replicas hold a robot, the others wait in HAProxy's
 queue) replica 1 is hit: killed with SIGKILL, then (a new fleet) frozen with SIGSTOP, where the
@@ -363,7 +363,7 @@ def main():
     bad = [c[1] for c in cases if isinstance(c[1], str)]
     if not check(not bad, f"pi0 run --seed {SEED} on the {N_ROBOTS} robots' observations" + (f": {bad[0]}" if bad else "")):
         finish()
-    serve_extra = ["--robot", "libero", "--seed", str(SEED), "--quiet", *extra]
+    serve_extra = ["--robot", "libero", "--seed", str(SEED), "--quiet", "--max-queue", "0", *extra]
     scenario("dies (SIGKILL)", signal.SIGKILL, tmp.name, cases, serve_extra)
     scenario("hangs (SIGSTOP: the port still accepts, nothing answers)", signal.SIGSTOP, tmp.name, cases, serve_extra)
     finish()

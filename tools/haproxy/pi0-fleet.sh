@@ -10,7 +10,8 @@
 # those ports. Robots connect to --listen [127.0.0.1:8000]. Printed on stdout, one line each:
 #   replica I pid PID cpus LIST port PORT
 #   haproxy pid PID listening on HOST:PORT
-# SIGINT/SIGTERM stop HAProxy and every replica (SIGTERM: the running request finishes first).
+# SIGINT/SIGTERM stop HAProxy and every replica (pi0 serve drains: see its --drain-secs). Pass
+# `--max-queue 0` after `--` so each replica refuses a second request instead of queueing it.
 # The script does not restart a replica that dies: HAProxy stops routing to it (health check on
 # /healthz) and its robots reconnect to the others; run each replica as a systemd unit with
 # Restart=always if it should come back. The pi0 binary: $PI0, else build/pi0 next to this script's
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
         --listen) listen=${2:?--listen needs a value}; shift 2 ;;
         --stats-socket) stats=${2:?--stats-socket needs a value}; shift 2 ;;
         --) shift; serve_args=("$@"); break ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
 done
