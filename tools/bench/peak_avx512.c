@@ -39,10 +39,11 @@ double pi0_peak_bf16_avx512(long iters) {
 
 /* vpdpbusd: each 32-bit lane adds four u8 x s8 products (4 multiplies + 4 adds = 8 int ops), so one
  * instruction is 16 lanes x 8 = 128 ops. AVX512_VNNI is not in this file's compile flags (the
- * Makefile's _avx512 rule), so this one function enables it; it is called only when
- * rt/cpu.h reports avx512vnni. Constants are small so the int32 accumulators never overflow. */
+ * Makefile's _avx512 rule), so this one function enables it; it is called only when rt/cpu.h
+ * reports avx512vnni. The s8 bytes are +1, -1, +1, -1: every instruction adds 0, so the int32
+ * accumulators never move and cannot overflow however long the loop runs. */
 __attribute__((target("avx512vnni"))) double pi0_peak_int8_avx512vnni(long iters) {
-    const __m512i x = _mm512_set1_epi8(1), y = _mm512_set1_epi8(-1);
+    const __m512i x = _mm512_set1_epi8(1), y = _mm512_set1_epi32((int)0xFF01FF01);
     __m512i a0 = _mm512_set1_epi32(0), a1 = _mm512_set1_epi32(1), a2 = _mm512_set1_epi32(2), a3 = _mm512_set1_epi32(3);
     __m512i a4 = _mm512_set1_epi32(4), a5 = _mm512_set1_epi32(5), a6 = _mm512_set1_epi32(6), a7 = _mm512_set1_epi32(7);
     __m512i a8 = _mm512_set1_epi32(8), a9 = _mm512_set1_epi32(9), a10 = _mm512_set1_epi32(10), a11 = _mm512_set1_epi32(11);
