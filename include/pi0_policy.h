@@ -47,7 +47,10 @@ typedef struct {
 } pi0_robot_obs;
 
 typedef struct {
-    const char *robot;           /* "raw" (default), "aloha", "droid", "libero" */
+    const char *robot;           /* "raw" (default), "aloha", "droid", "libero". With "raw" and a LeRobot
+                                    checkpoint dir (config.json input_features), the checkpoint's own
+                                    cameras, state and processor statistics are used (README "LeRobot
+                                    checkpoints"); norm_stats_path must then be NULL */
     const char *tokenizer_path;  /* NULL: searched in the checkpoint, the Hugging Face cache, the openpi
                                     cache (README "Using a real checkpoint") */
     const char *norm_stats_path; /* NULL: <ckpt>/norm_stats.json or the one <ckpt>/assets/.../norm_stats.json */

@@ -128,10 +128,10 @@ def flat(stats):
     return {f"{k}.{s}": v for k, d in stats.items() for s, v in d.items()}
 
 
-def write_processors(d, kind, features, norm_map, stats, L, relative=None):
+def write_processors(d, kind, features, norm_map, stats, L, relative=None, rename=None):
     eps = 1e-08
     nconf = {"eps": eps, "features": features, "norm_map": norm_map}
-    pre_steps = [{"registry_name": "rename_observations_processor", "config": {"rename_map": {}}},
+    pre_steps = [{"registry_name": "rename_observations_processor", "config": {"rename_map": rename or {}}},
                  {"registry_name": "to_batch_processor", "config": {}}]
     rel = {"registry_name": "relative_actions_processor",
            "config": relative or {"enabled": False, "exclude_joints": ["gripper"], "action_names": None}}
@@ -161,7 +161,8 @@ def write_processors(d, kind, features, norm_map, stats, L, relative=None):
             json.dump({"name": name, "steps": steps}, f, indent=2)
 
 
-def make_ckpt(root, name, src, kind, cams, state_dim, action_dim, norm_map, stats, L, relative=None, features=True):
+def make_ckpt(root, name, src, kind, cams, state_dim, action_dim, norm_map, stats, L, relative=None, features=True,
+              rename=None):
     d = os.path.join(root, name)
     os.makedirs(d)
     src_cfg = json.load(open(os.path.join(src, "config.json")))
@@ -172,7 +173,7 @@ def make_ckpt(root, name, src, kind, cams, state_dim, action_dim, norm_map, stat
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(cfg, f, indent=4)
     feats = dict(cfg["input_features"], **cfg["output_features"]) if features else {}
-    write_processors(d, kind, feats, norm_map, stats, L, relative)
+    write_processors(d, kind, feats, norm_map, stats, L, relative, rename)
     os.makedirs(os.path.join(d, "tokenizer"))   # newer LeRobot saves the tokenizer inside the checkpoint
     shutil.copy(TOK, os.path.join(d, "tokenizer", "tokenizer.model"))
     return d, cfg
@@ -343,12 +344,15 @@ def main():
         # 1. π0 fine-tune, MEAN_STD; 3 cameras declared, 2 given (side masked); 6-dim state and action.
         cams = [("top", (480, 640)), ("wrist", (56, 56)), ("side", (40, 30))]
         st = dataset_stats(rng, cams, 6, 6)
-        d, cfg = make_ckpt(tmp, "pi0_ft", src0, "pi0", cams, 6, 6, ms, st, 12)
+        d, cfg = make_ckpt(tmp, "pi0_ft", src0, "pi0", cams, 6, 6, ms, st, 12,
+                           rename={"observation.images.cam_high": "observation.images.top"})
         state = rng.normal(size=6).astype(F32)
         imgs = {"top": top, "wrist": wrist}
         want, err = expected(tmp, pi0, d, cfg, "pi0", imgs, state, " pick_up the cube ", st, 1)
-        got, e2 = robot_cli(pi0, d, tmp, imgs, state, " pick_up the cube ", 1, {"wrist": "observation.images.wrist"})
-        compare("LeRobot π0 MEAN_STD fine-tune, pi0 run (side camera masked)", got, want, err + e2)
+        got, e2 = robot_cli(pi0, d, tmp, imgs, state, " pick_up the cube ", 1,
+                            {"top": "cam_high", "wrist": "observation.images.wrist"})
+        compare("LeRobot π0 MEAN_STD fine-tune, pi0 run (top given by its rename_map source name cam_high, side "
+                "camera masked)", got, want, err + e2)
         got, e2 = robot_api(helper, d, tmp, {"observation.images.top": top.astype(F32) / F32(255),
                                              "wrist": wrist, "observation.state": state}, " pick_up the cube ", 2)
         want, err = expected(tmp, pi0, d, cfg, "pi0", {"top": top.astype(F32) / F32(255), "wrist": wrist}, state,

@@ -206,8 +206,12 @@ static int lr_key_is(const pi0_lerobot *lr, const char *k, const char *full) {
     const char *short_name = !strncmp(full, LR_IMG_PREFIX, strlen(LR_IMG_PREFIX)) ? full + strlen(LR_IMG_PREFIX)
                              : !strncmp(full, "observation.", 12) ? full + 12 : NULL;
     if (short_name && !strcmp(k, short_name)) return 1;
-    for (int i = 0; i < lr->n_renames; i++)
-        if (!strcmp(lr->rename_to[i], full) && !strcmp(lr->rename_from[i], k)) return 1;
+    for (int i = 0; i < lr->n_renames; i++) {
+        if (strcmp(lr->rename_to[i], full)) continue;
+        const char *from = lr->rename_from[i];
+        if (!strcmp(from, k)) return 1;
+        if (!strncmp(from, LR_IMG_PREFIX, strlen(LR_IMG_PREFIX)) && !strcmp(from + strlen(LR_IMG_PREFIX), k)) return 1;
+    }
     return 0;
 }
 
