@@ -13,7 +13,8 @@ deterministic, so a reply routed to the wrong client or corrupted under load is 
 
 Reports throughput (requests / wall time of the loaded phase) and client-side latency p50 / p99
 (send to reply received, so it includes queueing behind other clients) plus the mean model time the
-server reports (policy_timing.infer_ms). Then, if /tmp/pi0-random-full exists (make it with
+server reports (policy_timing.infer_ms) and the server process's CPU time per request in the loaded
+phase (user + system, /proc; less sensitive to other work on the machine than wall time). Then, if /tmp/pi0-random-full exists (make it with
 `build/pi0 gen-random --preset full --out /tmp/pi0-random-full`), the same on the full-size random
 π0 with fewer clients and requests (default 2 x 3).
 
@@ -96,6 +97,16 @@ class Server:
         return self.proc.returncode
 
 
+def cpu_s(pid):
+    """User + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            v = f.read().rsplit(")", 1)[1].split()
+        return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return float("nan")
+
+
 def check_reply(raw, horizon, ref):
     """None if raw is a correct reply (equal to ref when given), else what is wrong."""
     if not isinstance(raw, bytes):
@@ -168,6 +179,7 @@ def load(label, pi0, model, extra, n_clients, n_req):
                    for i in range(n_clients)]
         for t in threads:
             t.start()
+        cpu0 = cpu_s(srv.proc.pid)
         try:
             barrier.wait(timeout=TIMEOUT)
         except threading.BrokenBarrierError:
@@ -176,6 +188,7 @@ def load(label, pi0, model, extra, n_clients, n_req):
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
+        cpu = cpu_s(srv.proc.pid) - cpu0   # the server's CPU time in the loaded phase (less load-dependent)
     finally:
         rc = srv.stop()
     lat = np.array([x[0] for o in outs for x in o])
@@ -191,10 +204,12 @@ def load(label, pi0, model, extra, n_clients, n_req):
         "max_ms": float(lat.max()) if lat.size else float("nan"),
         "infer_ms_mean": float(np.mean(infer)) if infer else float("nan"),
         "load_s": srv.load_s, "exit": rc, "loadavg_1min_before": load_before,
+        "server_cpu_ms_per_req": cpu * 1e3 / ok_n if ok_n else float("nan"),
     }
     print(f"{label}: {ok_n}/{total} replies correct, {res['req_per_s']:.1f} req/s, latency p50 {res['p50_ms']:.1f} ms, "
           f"p99 {res['p99_ms']:.1f} ms, max {res['max_ms']:.1f} ms; model {res['infer_ms_mean']:.1f} ms/request "
-          f"(server-reported mean); wall {wall:.2f} s; server start {srv.load_s:.1f} s; exit {rc}; "
+          f"(server-reported mean); server CPU {res['server_cpu_ms_per_req']:.2f} ms/request; wall {wall:.2f} s; "
+          f"server start {srv.load_s:.1f} s; exit {rc}; "
           f"1-min load average before {load_before:.2f}", flush=True)
     for b in bad[:5]:
         print(f"  error: {b}")

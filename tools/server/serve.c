@@ -153,7 +153,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
         } else if (!strcmp(a, "--drain-secs")) {
             if (parse_int(v, 1, 3600, &o->drain_secs)) { fprintf(stderr, "error: --drain-secs %s: expected 1..3600\n", v); return 2; }
         } else if (!strcmp(a, "--steps")) {
-            if (parse_int(v, 1, 1000000, &o->steps)) { fprintf(stderr, "error: --steps %s: expected 1..1000000\n", v); return 2; }
+            if (parse_int(v, 1, 10000, &o->steps)) { fprintf(stderr, "error: --steps %s: expected 1..10000\n", v); return 2; }
         } else if (!strcmp(a, "--seed")) {
             if (tool_parse_u64(v, &o->seed)) { fprintf(stderr, "error: --seed %s: expected an unsigned integer\n", v); return 2; }
             o->fixed_seed = 1;

@@ -491,8 +491,7 @@ int pi0_ws_start(const pi0_ws_opts *o, pi0_ws_server **out, char *err, size_t er
     atomic_init(&s->net_stop, 0);
     atomic_init(&s->net_done, 0);
 
-    /* Errors only (lws warns on every malformed client frame), plus info lines for the 431 hook. */
-    lws_set_log_level(LLL_ERR | LLL_INFO, pi0_ws_lws_log);
+    lws_set_log_level(LLL_ERR, pi0_ws_lws_log);   /* lws warns on every malformed client frame */
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = o->port;

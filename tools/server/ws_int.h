@@ -115,8 +115,8 @@ void pi0_ws_sock_ready(pi0_ws_server *s, struct lws *wsi);
 void pi0_ws_sock_gone(pi0_ws_server *s, struct lws *wsi);
 /* Free what pi0_ws_limits_init allocated. */
 void pi0_ws_limits_free(pi0_ws_server *s);
-/* libwebsockets log sink (levels LLL_ERR | LLL_INFO): prints errors, answers 431 to a request
- * whose headers overflowed lws' buffer (lws itself closes it without a reply). */
+/* libwebsockets log sink (set for LLL_ERR): prints errors, answers 431 to a request whose headers
+ * overflowed lws' buffer (lws itself closes it without a reply; see ws_limits.c). */
 void pi0_ws_lws_log(int level, const char *line);
 
 #endif

@@ -203,7 +203,8 @@ void pi0_ws_sweep_start(pi0_ws_server *s) { lws_sul_schedule(s->ctx, 0, &s->swee
  * calls no user callback before it shuts the socket down. Its log lines are the only hooks, and
  * both come on the network thread in the same call chain: "Ran out of header data space" (error)
  * while that connection is parsed, then "shutdown conn: ... (sk FD, ...)" (info) just before it
- * shuts down that socket's sending side. The second one tells us the socket: answer 431 there. */
+ * shuts down that socket's sending side. The second one tells us the socket: answer 431 there.
+ * Info lines are enabled only between the two (formatting them for every request costs CPU). */
 static _Thread_local int header_overflow;
 
 static void reply_431(int fd) {
@@ -224,12 +225,16 @@ void pi0_ws_lws_log(int level, const char *line) {
     if (level == LLL_INFO) {   /* enabled only for the hook above; not printed */
         const char *sk = header_overflow && strstr(line, "shutdown conn:") ? strstr(line, "(sk ") : NULL;
         int fd;
-        if (sk && sscanf(sk, "(sk %d", &fd) == 1 && fd >= 0) {
+        if (sk && sscanf(sk, "(sk %d", &fd) == 1 && fd >= 0) reply_431(fd);
+        if (sk || !header_overflow) {
             header_overflow = 0;
-            reply_431(fd);
+            lws_set_log_level(LLL_ERR, pi0_ws_lws_log);
         }
         return;
     }
-    if (strstr(line, "Ran out of header data space")) header_overflow = 1;
+    if (strstr(line, "Ran out of header data space")) {
+        header_overflow = 1;
+        lws_set_log_level(LLL_ERR | LLL_INFO, pi0_ws_lws_log);
+    }
     fprintf(stderr, "pi0 serve: libwebsockets %s: %s", level == LLL_ERR ? "error" : "warning", line);
 }
