@@ -359,6 +359,10 @@ def main():
                              " pick_up the cube ", st, 2)
         compare("LeRobot π0 MEAN_STD fine-tune, pi0_policy with a float [0,1] image", got, want, err + e2)
 
+        r = subprocess.run([pi0, "info", "--model", d], capture_output=True, text=True)
+        check("cameras top, wrist, side" in r.stdout and "state [6] MEAN_STD, action [6] MEAN_STD, chunk 5 rows" in r.stdout,
+              "pi0 info shows the LeRobot description: " + " | ".join(l.strip() for l in r.stdout.splitlines() if
+                                                                         "cameras" in l or "state [" in l))
         server_case(pi0, d, cfg, tmp, top, wrist, st, rng)
 
         # 2. π0.5 fine-tune, QUANTILES; 2 cameras; 7-dim state / action; state bins at both ends.

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "debug.h"
+#include "io/lerobot.h"
 #include "io/safetensors.h"
 #include "tools_common.h"
 
@@ -57,6 +58,23 @@ int cmd_info(int argc, char **argv) {
     printf("expert       width %d, depth %d, mlp %d\n", c->expert_width, c->expert_depth, c->expert_mlp_dim);
     printf("attention    %d heads, %d kv heads, head dim %d, rope base %g\n", c->n_heads, c->n_kv_heads, c->head_dim,
            (double)c->rope_base);
+    if (pi0_lerobot_is_checkpoint(model)) {   /* what pi0 run / serve take from a LeRobot checkpoint */
+        pi0_lerobot *lr;
+        if (pi0_lerobot_load(model, c->action_dim, &lr) != PI0_OK) {
+            printf("lerobot      (processor files unreadable: %s)\n", pi0_last_error());
+        } else {
+            static const char *modes[] = {"IDENTITY", "MEAN_STD", "MIN_MAX", "QUANTILES", "QUANTILE10", "MIN_MAX"};
+            printf("lerobot      cameras");
+            for (int i = 0; i < lr->n_cams; i++) {
+                const char *k = lr->cams[i];
+                printf("%s %s", i ? "," : "", strncmp(k, "observation.images.", 19) ? k : k + 19);
+            }
+            printf("\n             state [%d] %s, action [%d] %s, chunk %d rows (LeRobot executes n_action_steps %d)%s%s\n",
+                   lr->state_dim, modes[lr->state_norm.mode], lr->action_dim, modes[lr->action_unnorm.mode], lr->chunk_size,
+                   lr->n_action_steps, lr->relative ? ", relative actions" : "", lr->old_layout ? ", lerobot <= 0.3 layout" : "");
+            pi0_lerobot_free(lr);
+        }
+    }
     printf("\nparameters per part:\n");
     for (int p = 0; p < N_PARTS; p++) printf("  %-32s %14lld\n", part_names[p], (long long)parts[p]);
     printf("  %-32s %14lld  (%.2f GB as stored)\n", "total bound", (long long)n_params, (double)n_bytes / 1e9);
