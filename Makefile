@@ -49,13 +49,14 @@ $(BUILD)/pi0: $(TOOL_OBJ) $(LIB)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(CC) $(CFLAGS) $(LDSAN) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-test: deps all
-	BUILD=$(BUILD) bash tests/run.sh
+# With the ARM tools present (mk/arm.mk: ARM_READY), the suite includes the AArch64 tests under qemu.
+test: deps all $(if $(ARM_READY),arm-build)
+	BUILD=$(BUILD) ARM_BUILD=$(if $(ARM_READY),$(ARM_BUILD)) ARM_CPUS="$(ARM_CPUS)" bash tests/run.sh
 
 # Sanitizers: a separate build tree so the normal objects stay optimized.
 san:
 	$(MAKE) BUILD=build-san OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
-	        LDSAN="-fsanitize=address,undefined" test
+	        LDSAN="-fsanitize=address,undefined" ARM_READY= test
 
 demo: deps all
 	bash tools/demo.sh $(BUILD)
@@ -82,6 +83,6 @@ deps:
 	  else echo "missing Debian packages; run: sudo apt-get install -y$$missing"; exit 1; fi; fi
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-arm
 
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:%=%.d)

@@ -7,10 +7,10 @@
 # library and tests never need it, so it is deliberately not in DEBS.
 ISA_X86 := avx512 avx2
 ISA_ARM := neonbf16 neon
-TARGET_ARCH := $(firstword $(subst -, ,$(shell $(CC) -dumpmachine 2>/dev/null)))
-ifeq ($(TARGET_ARCH),x86_64)
+PI0_ARCH := $(firstword $(subst -, ,$(shell $(CC) -dumpmachine 2>/dev/null)))
+ifeq ($(PI0_ARCH),x86_64)
 ISA_OTHER := $(ISA_ARM)
-else ifeq ($(TARGET_ARCH),aarch64)
+else ifeq ($(PI0_ARCH),aarch64)
 ISA_OTHER := $(ISA_X86)
 else
 ISA_OTHER := $(ISA_X86) $(ISA_ARM)
