@@ -40,7 +40,7 @@ typedef struct pi0_variant_desc {
     const char *name;        /* spelling in config.json ("variant", "model_type", "type") */
     const char *marker;      /* a tensor only this family has, to recognize it when config.json does not
                               * say (normalized name), or NULL for the fallback family */
-    /* defaults that depend on the family (pi0_variant_set) */
+    /* defaults that depend on the family (config.c, pi0_variant_set; discrete_state_input: pi0_load) */
     int max_token_len;       /* L */
     int discrete_state_input;/* state written into the prompt as discretized text */
     int quantile_norm;       /* openpi normalizes state and actions by quantiles (q01, q99), not z-score */
