@@ -71,8 +71,14 @@ PI0_API void pi0_log_set(pi0_log_fn fn, void *user);
 typedef enum { PI0_BACKEND_FAST = 0, PI0_BACKEND_REF = 1 } pi0_backend_kind;
 typedef enum { PI0_WEIGHTS_BF16 = 0, PI0_WEIGHTS_F32 = 1 } pi0_weight_kind;
 
+/* Limits checked by pi0_load (n_threads) and pi0_infer / config.json (n_steps); the pi0 command's
+ * options use the same ones. */
+#define PI0_MAX_THREADS 1024
+#define PI0_MAX_STEPS 10000
+
 typedef struct {
-    int n_threads;    /* worker threads per state; 0 = the CPUs this process may use (affinity) */
+    int n_threads;    /* worker threads per state; 0 = the CPUs this process may use (affinity);
+                         at most PI0_MAX_THREADS */
     int backend;      /* pi0_backend_kind: FAST (optimized kernels) or REF (float32 oracle) */
     int strict;       /* 1: any op that would fall back from fast to ref fails with UNSUPPORTED */
     int weights;      /* pi0_weight_kind: dtype the fast path packs weights into at load */

@@ -75,8 +75,8 @@ pi0_status pi0_load(const char *dir, const pi0_params *p, pi0_ctx **out) {
         s = pi0_err(PI0_ERR_ARG, "pi0_load: weights kind %d unknown (0 bf16, 1 f32)", ctx->params.weights);
         goto fail;
     }
-    if (ctx->params.n_threads < 0 || ctx->params.n_threads > 1024) {
-        s = pi0_err(PI0_ERR_ARG, "pi0_load: n_threads %d out of range 0..1024", ctx->params.n_threads);
+    if (ctx->params.n_threads < 0 || ctx->params.n_threads > PI0_MAX_THREADS) {
+        s = pi0_err(PI0_ERR_ARG, "pi0_load: n_threads %d out of range 0..%d", ctx->params.n_threads, PI0_MAX_THREADS);
         goto fail;
     }
     char path[4096];
@@ -196,7 +196,8 @@ pi0_status pi0_infer(pi0_state *st, const pi0_obs *obs, const pi0_run_params *rp
                        c->action_horizon, c->action_dim, want);
     pi0_run_params defaults = pi0_run_params_default();
     if (!rp) rp = &defaults;
-    if (rp->n_steps < 0 || rp->n_steps > 10000) return pi0_err(PI0_ERR_ARG, "n_steps = %d, expected 0..10000", rp->n_steps);
+    if (rp->n_steps < 0 || rp->n_steps > PI0_MAX_STEPS)
+        return pi0_err(PI0_ERR_ARG, "n_steps = %d, expected 0..%d", rp->n_steps, PI0_MAX_STEPS);
     pi0_status s = check_obs(c, obs);
     if (s == PI0_OK) s = check_finite_inputs(c, obs, noise, rp);
     if (s == PI0_OK) s = pi0_rtc_check(c, rp->rtc);

@@ -41,36 +41,30 @@ static const char *component(const char *site) {
     return "denoise";
 }
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: pi0 audit --model DIR --inputs CASE.safetensors [--json] [--strict] [--backend fast|ref]\n"
-            "                 [--weights bf16|f32] [--threads N] [--steps N]\n"
-            "\n"
-            "Run one inference (after a warm-up) and print, per component (vision, prefix, denoise), each op site's\n"
-            "path (fast/ref), calls, time and share of the total, every fallback with its reason, and the allocations\n"
-            "and bytes copied inside the denoising loop. --strict makes any fallback an error. --json prints the same\n"
-            "as one JSON object (keys fast_fraction, fallbacks, denoise_allocs, denoise_bytes_copied, total_ms, sites).\n"
-            "CASE is a model-level input file, e.g. DIR/sample_inputs.safetensors from `pi0 gen-random`.\n");
-}
-
 int cmd_audit(int argc, char **argv) {
     const char *model = NULL, *inputs = NULL;
     int json = 0, steps = 0;
     tool_load_opts lo = tool_load_defaults();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        if (!strcmp(a, "--json")) { json = 1; continue; }
-        int r = tool_parse_load_opt(argc, argv, &i, &lo);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (i + 1 < argc && !strcmp(a, "--model")) model = argv[++i];
-        else if (i + 1 < argc && !strcmp(a, "--inputs")) inputs = argv[++i];
-        else if (i + 1 < argc && !strcmp(a, "--steps")) {
-            if (tool_parse_int(argv[++i], 1, 10000, &steps)) { fprintf(stderr, "error: --steps: bad value\n"); return 2; }
-        } else { fprintf(stderr, "error: unknown option or missing value: %s\n", a); usage(stderr); return 2; }
-    }
-    if (!model || !inputs) { fprintf(stderr, "error: --model and --inputs are required\n"); usage(stderr); return 2; }
+    opt_load_block lb;
+    const opt_spec opts[] = {
+        {.name = "--model", .type = OPT_STR, .dest = &model, .meta = "DIR", .help = "checkpoint directory", .required = 1},
+        {.name = "--inputs", .type = OPT_STR, .dest = &inputs, .meta = "CASE", .required = 1,
+         .help = "model-level inputs (.safetensors, e.g. DIR/sample_inputs.safetensors from `pi0 gen-random`)"},
+        OPT_STEPS(&steps),
+        {.name = "--json", .type = OPT_FLAG, .dest = &json, .help = "one JSON object instead of the tables"},
+        {0},
+    };
+    const opt_group groups[] = {{NULL, opts}, {"Loading", opt_load_options(&lb, &lo, 0)}};
+    const opt_cmd cmd = {
+        .name = "audit",
+        .usage = "pi0 audit --model DIR --inputs CASE [--json] [--strict] [--steps N] [--backend fast|ref]\n"
+                 "          [--weights bf16|f32] [--threads N]",
+        .about = "Run one inference (after a warm-up) and print, per component (vision, prefix, denoise), each op site's\n"
+                 "path (fast/ref), calls, time and share of the total, every fallback with its reason, and the allocations\n"
+                 "and bytes copied inside the denoising loop. --strict makes any fallback an error. --json prints the same\n"
+                 "as one JSON object (keys fast_fraction, fallbacks, denoise_allocs, denoise_bytes_copied, total_ms, sites)."};
+    int r = opt_parse(&cmd, groups, 2, argc, argv, NULL);
+    if (r) return r == OPT_HELP ? 0 : 2;
     pi0_ctx *ctx;
     if (tool_load(model, &lo, &ctx) != PI0_OK) return cli_error("%s", pi0_last_error());
     const pi0_config *c = pi0_config_of(ctx);

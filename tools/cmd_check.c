@@ -119,28 +119,27 @@ int cmd_check(int argc, char **argv) {
     int steps = 0;
     double min_pcc = 0.999;
     tool_load_opts lo = tool_load_defaults();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: pi0 check --model DIR --inputs CASE.safetensors [--steps N] [--min-pcc P] [--weights bf16|f32]\n"
-                   "                 [--threads N]\n\n"
-                   "Run the reference path and the fast path (strict) on the same inputs and print, per component, the\n"
-                   "PCC and max relative error of fast vs ref: vision output, prefix embeddings, every layer's K/V, suffix\n"
-                   "embeddings, each step's velocity (fast run from the reference's x_k, t_k), actions. Exit 1 if any\n"
-                   "PCC < --min-pcc [default 0.999]. The reference path is slow at full size (minutes).\n");
-            return 0;
-        }
-        int r = tool_parse_load_opt(argc, argv, &i, &lo);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (i + 1 < argc && !strcmp(a, "--model")) model = argv[++i];
-        else if (i + 1 < argc && !strcmp(a, "--inputs")) inputs = argv[++i];
-        else if (i + 1 < argc && !strcmp(a, "--steps")) {
-            if (tool_parse_int(argv[++i], 1, 1000, &steps)) { fprintf(stderr, "error: --steps: bad value\n"); return 2; }
-        } else if (i + 1 < argc && !strcmp(a, "--min-pcc")) min_pcc = atof(argv[++i]);
-        else { fprintf(stderr, "error: unknown option or missing value: %s (see pi0 check --help)\n", a); return 2; }
-    }
-    if (!model || !inputs) { fprintf(stderr, "error: --model and --inputs are required (see pi0 check --help)\n"); return 2; }
+    opt_load_block lb;
+    const opt_spec opts[] = {
+        {.name = "--model", .type = OPT_STR, .dest = &model, .meta = "DIR", .help = "checkpoint directory", .required = 1},
+        {.name = "--inputs", .type = OPT_STR, .dest = &inputs, .meta = "CASE", .required = 1,
+         .help = "model-level inputs (.safetensors, e.g. DIR/sample_inputs.safetensors)"},
+        OPT_STEPS(&steps),
+        {.name = "--min-pcc", .type = OPT_DOUBLE, .dest = &min_pcc, .meta = "P", .lo = -1, .hi = 1,
+         .help = "exit 1 if any component's PCC is below P"},
+        {0},
+    };
+    const opt_group groups[] = {{NULL, opts}, {"Loading (the reference path is always ref, the fast path fast and strict)",
+                                               opt_load_options(&lb, &lo, 1)}};
+    const opt_cmd cmd = {
+        .name = "check",
+        .usage = "pi0 check --model DIR --inputs CASE [--steps N] [--min-pcc P] [--weights bf16|f32] [--threads N]",
+        .about = "Run the reference path and the fast path (strict) on the same inputs and print, per component, the\n"
+                 "PCC and max relative error of fast vs ref: vision output, prefix embeddings, every layer's K/V, suffix\n"
+                 "embeddings, each step's velocity (fast run from the reference's x_k, t_k), actions. Exit 1 if any\n"
+                 "PCC < --min-pcc. The reference path is slow at full size (minutes)."};
+    int r = opt_parse(&cmd, groups, 2, argc, argv, NULL);
+    if (r) return r == OPT_HELP ? 0 : 2;
     tool_load_opts lr = lo;
     lr.params.backend = PI0_BACKEND_REF;
     lo.params.backend = PI0_BACKEND_FAST;

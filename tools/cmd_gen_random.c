@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "debug.h"
 #include "io/safetensors.h"
+#include "opts.h"
 #include "pi0.h"
 
 typedef struct {
@@ -143,59 +144,38 @@ static pi0_status write_sample(const pi0_config *c, const char *path, uint64_t s
     return r;
 }
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: pi0 gen-random --preset tiny|full|tiny-pi05|full-pi05 --out DIR [--dtype f32|bf16] [--seed N]\n"
-            "\n"
-            "Write a random checkpoint (DIR/config.json, DIR/model.safetensors, LeRobot tensor names) and a sample\n"
-            "observation DIR/sample_inputs.safetensors for `pi0 run --inputs`.\n"
-            "\n"
-            "  --preset P   tiny: the test data's sizes (~0.2 M parameters); full: π0 (3.24 G parameters,\n"
-            "               6.5 GB in bf16); *-pi05: the π0.5 variant                         [required]\n"
-            "  --out DIR    output directory (created if missing)                             [required]\n"
-            "  --dtype T    f32 or bf16                                                       [default: f32 for tiny, bf16 for full]\n"
-            "  --seed N     random seed                                                       [default: 0]\n"
-            "  --action-dim N  model action/state width (e.g. 32 to serve 14-dim ALOHA from a tiny model)\n"
-            "                                                                                 [default: the preset's]\n");
-}
-
 int cmd_gen_random(int argc, char **argv) {
-    const char *preset = NULL, *out = NULL, *dtype = NULL;
+    const char *out = NULL;
     unsigned long long seed = 0;
-    int action_dim = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        if (i + 1 >= argc) { fprintf(stderr, "error: %s needs a value (or unknown option)\n", a); usage(stderr); return 2; }
-        if (!strcmp(a, "--preset")) preset = argv[++i];
-        else if (!strcmp(a, "--out")) out = argv[++i];
-        else if (!strcmp(a, "--dtype")) dtype = argv[++i];
-        else if (!strcmp(a, "--action-dim")) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 4096) { fprintf(stderr, "error: --action-dim: '%s' not in 1..4096\n", argv[i]); return 2; }
-            action_dim = (int)v;
-        }
-        else if (!strcmp(a, "--seed")) {
-            char *end;
-            errno = 0;
-            seed = strtoull(argv[++i], &end, 10);
-            if (*end || errno) { fprintf(stderr, "error: --seed: '%s' is not a number\n", argv[i]); return 2; }
-        } else { fprintf(stderr, "error: unknown option '%s'\n", a); usage(stderr); return 2; }
-    }
-    if (!preset || !out) { fprintf(stderr, "error: --preset and --out are required\n"); usage(stderr); return 2; }
+    int action_dim = 0, preset = 0, dtype = -1; /* dtype: -1 = the preset's */
+    const opt_spec opts[] = {
+        {.name = "--preset", .type = OPT_CHOICE, .dest = &preset, .choices = "tiny|full|tiny-pi05|full-pi05", .required = 1,
+         .help = "tiny: the test data's sizes (~0.2 M parameters); full: π0 (3.24 G parameters,\n"
+                 "6.5 GB in bf16); tiny-pi05, full-pi05: the π0.5 variant"},
+        {.name = "--out", .type = OPT_STR, .dest = &out, .meta = "DIR", .required = 1,
+         .help = "output directory (created if missing)"},
+        {.name = "--dtype", .type = OPT_CHOICE, .dest = &dtype, .choices = "f32|bf16", .def = "f32 for tiny, bf16 for full",
+         .help = "weight dtype"},
+        OPT_SEED(&seed, "random seed"),
+        {.name = "--action-dim", .type = OPT_INT, .dest = &action_dim, .meta = "N", .lo = 1, .hi = 4096,
+         .def = "the preset's", .help = "model action/state width (e.g. 32 to serve 14-dim ALOHA from a tiny model)"},
+        {0},
+    };
+    const opt_group groups[] = {{NULL, opts}};
+    const opt_cmd cmd = {
+        .name = "gen-random",
+        .usage = "pi0 gen-random --preset tiny|full|tiny-pi05|full-pi05 --out DIR [--dtype f32|bf16] [--seed N]\n"
+                 "               [--action-dim N]",
+        .about = "Write a random checkpoint (DIR/config.json, DIR/model.safetensors, LeRobot tensor names) and a sample\n"
+                 "observation DIR/sample_inputs.safetensors for `pi0 run --inputs`."};
+    int r = opt_parse(&cmd, groups, 1, argc, argv, NULL);
+    if (r) return r == OPT_HELP ? 0 : 2;
     pi0_config c;
-    int full = 0;
-    if (!strcmp(preset, "tiny")) pi0_config_tiny(&c, PI0_VARIANT_PI0);
-    else if (!strcmp(preset, "tiny-pi05")) pi0_config_tiny(&c, PI0_VARIANT_PI05);
-    else if (!strcmp(preset, "full")) { pi0_config_full(&c, PI0_VARIANT_PI0); full = 1; }
-    else if (!strcmp(preset, "full-pi05")) { pi0_config_full(&c, PI0_VARIANT_PI05); full = 1; }
-    else { fprintf(stderr, "error: --preset '%s' unknown (tiny, full, tiny-pi05, full-pi05)\n", preset); return 2; }
+    int full = preset == 1 || preset == 3;
+    if (full) pi0_config_full(&c, preset == 3 ? PI0_VARIANT_PI05 : PI0_VARIANT_PI0);
+    else pi0_config_tiny(&c, preset == 2 ? PI0_VARIANT_PI05 : PI0_VARIANT_PI0);
     if (action_dim) c.action_dim = action_dim;
-    pi0_dtype dt = full ? PI0_DT_BF16 : PI0_DT_F32;
-    if (dtype && !strcmp(dtype, "f32")) dt = PI0_DT_F32;
-    else if (dtype && !strcmp(dtype, "bf16")) dt = PI0_DT_BF16;
-    else if (dtype) { fprintf(stderr, "error: --dtype '%s' unknown (f32, bf16)\n", dtype); return 2; }
+    pi0_dtype dt = dtype == 0 ? PI0_DT_F32 : dtype == 1 ? PI0_DT_BF16 : full ? PI0_DT_BF16 : PI0_DT_F32;
 
     if (mkdir(out, 0755) != 0 && errno != EEXIST) return cli_error("%s: cannot create directory: %s", out, strerror(errno));
     char path[4096];

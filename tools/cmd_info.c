@@ -25,15 +25,15 @@ static void count_part(const char *name, int nd, const int64_t *shape, void *use
 
 int cmd_info(int argc, char **argv) {
     const char *model = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: pi0 info --model DIR\n\nShow the configuration, parameters per part, dtypes and bytes of a checkpoint.\n");
-            return 0;
-        }
-        if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
-        else { fprintf(stderr, "error: unknown option '%s'\nusage: pi0 info --model DIR\n", argv[i]); return 2; }
-    }
-    if (!model) { fprintf(stderr, "error: --model is required\nusage: pi0 info --model DIR\n"); return 2; }
+    const opt_spec opts[] = {
+        {.name = "--model", .type = OPT_STR, .dest = &model, .meta = "DIR", .help = "checkpoint directory", .required = 1},
+        {0},
+    };
+    const opt_group groups[] = {{NULL, opts}};
+    const opt_cmd cmd = {.name = "info", .usage = "pi0 info --model DIR",
+                         .about = "Show the configuration, parameters per part, dtypes and bytes of a checkpoint."};
+    int r = opt_parse(&cmd, groups, 1, argc, argv, NULL);
+    if (r) return r == OPT_HELP ? 0 : 2;
     tool_load_opts o = tool_load_defaults();
     o.params.backend = PI0_BACKEND_REF; /* map and check only: no packing */
     o.progress = 0;

@@ -25,41 +25,6 @@
 
 #define MAX_IMAGES 8
 
-static void usage(FILE *f) {
-    pi0_params p = pi0_params_default();
-    fprintf(f,
-            "usage: pi0 run --model DIR --inputs CASE.safetensors [options]\n"
-            "       pi0 run --model DIR --image NAME=PATH... --prompt TEXT [--state V1,V2,...] [options]\n"
-            "\n"
-            "Sample one action chunk and print it.\n"
-            "\n"
-            "  --model DIR         checkpoint directory (config.json + model.safetensors)          [required]\n"
-            "  --inputs FILE       model-level inputs (tensors images, image_masks, tokens, token_masks, state,\n"
-            "                      optional noise, num_steps); output = normalized model actions\n"
-            "  --image NAME=PATH   a camera image (PNG/JPEG, any size); NAME as the robot preset names it\n"
-            "                      (raw: base_0_rgb, left_wrist_0_rgb, right_wrist_0_rgb; libero: observation/image,\n"
-            "                      observation/wrist_image; droid: observation/exterior_image_1_left,\n"
-            "                      observation/wrist_image_left; aloha: cam_high, cam_left_wrist, cam_right_wrist;\n"
-            "                      a LeRobot checkpoint, no --robot: its cameras, <cam> or observation.images.<cam>)\n"
-            "  --prompt TEXT       the instruction\n"
-            "  --state V,...       raw robot state (robot units)\n"
-            "  --robot NAME        raw | libero | droid | aloha | aloha_sim                       [default: raw]\n"
-            "  --tokenizer FILE    SentencePiece model [default: searched in DIR, the Hugging Face cache\n"
-            "                      (google/paligemma-3b-pt-224), the openpi cache; see README]\n"
-            "  --norm-stats FILE   openpi norm_stats.json [default: DIR/norm_stats.json or DIR/assets/.../norm_stats.json]\n"
-            "  --asset-id ID       use DIR/assets/ID/norm_stats.json (e.g. physical-intelligence/libero)\n"
-            "  --discrete-state-input true|false   π0.5: state in the prompt [default: config.json, else the\n"
-            "                      robot's openpi training config (libero false), else true]\n"
-            "  --out FILE          write the actions: .safetensors, .json or .npy\n"
-            "  --seed N            noise seed when the inputs have no noise                        [default: 0]\n"
-            "  --steps N           denoising steps                               [default: the config's (10)]\n"
-            "  --backend B         fast | ref                                                   [default: %s]\n"
-            "  --threads N         worker threads, 0 = the CPUs this process may use (taskset)  [default: %d]\n"
-            "  --quiet             print only the summary line, not the action table\n",
-            p.backend == PI0_BACKEND_FAST ? "fast" : "ref", p.n_threads);
-    if (f == stdout) rtc_cli_usage();
-}
-
 typedef struct {
     const char *model, *inputs, *prompt, *state, *robot, *tokenizer, *norm_stats, *asset_id, *out;
     const char *images[MAX_IMAGES];
@@ -70,50 +35,73 @@ typedef struct {
     rtc_cli rtc;
 } run_opts;
 
+/* --image NAME=PATH, repeatable: dest is the run_opts. */
+static const char *add_image(const char *arg, void *dest) {
+    run_opts *o = dest;
+    if (o->n_images == MAX_IMAGES) return "too many images (at most 8)";
+    if (!strchr(arg, '=') || arg[0] == '=') return "expected NAME=PATH";
+    o->images[o->n_images++] = arg;
+    return NULL;
+}
+
 static int parse(int argc, char **argv, run_opts *o) {
     memset(o, 0, sizeof *o);
     o->load = tool_load_defaults();
     o->discrete_state = -1;
     rtc_cli_init(&o->rtc);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        if (!strcmp(a, "--quiet")) { o->quiet = 1; continue; }
-        int r = tool_parse_load_opt(argc, argv, &i, &o->load);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        if (i + 1 >= argc) { fprintf(stderr, "error: unknown option or missing value: %s\n", a); return 2; }
-        const char *v = argv[++i];
-        int rr = rtc_cli_option(&o->rtc, a, v);
-        if (rr < 0) return 2;
-        if (rr > 0) continue;
-        if (!strcmp(a, "--model")) o->model = v;
-        else if (!strcmp(a, "--inputs")) o->inputs = v;
-        else if (!strcmp(a, "--prompt")) o->prompt = v;
-        else if (!strcmp(a, "--state")) o->state = v;
-        else if (!strcmp(a, "--robot")) o->robot = v;
-        else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
-        else if (!strcmp(a, "--norm-stats")) o->norm_stats = v;
-        else if (!strcmp(a, "--asset-id")) o->asset_id = v;
-        else if (!strcmp(a, "--discrete-state-input")) {
-            if ((o->discrete_state = tool_parse_bool(v)) < 0) {
-                fprintf(stderr, "error: --discrete-state-input: '%s' is not true or false\n", v);
-                return 2;
-            }
-        } else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--image")) {
-            if (o->n_images == MAX_IMAGES) { fprintf(stderr, "error: at most %d --image\n", MAX_IMAGES); return 2; }
-            if (!strchr(v, '=')) { fprintf(stderr, "error: --image expects NAME=PATH, got '%s'\n", v); return 2; }
-            o->images[o->n_images++] = v;
-        } else if (!strcmp(a, "--seed")) {
-            if (tool_parse_u64(v, &o->seed)) { fprintf(stderr, "error: --seed: '%s' is not a number\n", v); return 2; }
-        } else if (!strcmp(a, "--steps")) {
-            if (tool_parse_int(v, 1, 10000, &o->steps)) { fprintf(stderr, "error: --steps: '%s' not in 1..10000\n", v); return 2; }
-        } else { fprintf(stderr, "error: unknown option '%s'\n", a); return 2; }
-    }
-    if (!o->model) { fprintf(stderr, "error: --model is required\n"); return 2; }
-    if (!o->inputs && !o->n_images) { fprintf(stderr, "error: give --inputs FILE or --image NAME=PATH\n"); return 2; }
-    if (o->inputs && o->n_images) { fprintf(stderr, "error: --inputs and --image are exclusive\n"); return 2; }
+    opt_load_block lb;
+    rtc_opt_block rb;
+    const opt_spec opts[] = {
+        {.name = "--model", .type = OPT_STR, .dest = &o->model, .meta = "DIR", .required = 1,
+         .help = "checkpoint directory (config.json + model.safetensors)"},
+        {.name = "--inputs", .type = OPT_STR, .dest = &o->inputs, .meta = "FILE",
+         .help = "model-level inputs (tensors images, image_masks, tokens, token_masks, state,\n"
+                 "optional noise, num_steps); output = normalized model actions"},
+        {.name = "--image", .type = OPT_CUSTOM, .dest = o, .parse = add_image, .repeat = 1, .meta = "NAME=PATH",
+         .help = "a camera image (PNG/JPEG, any size); NAME as the robot preset names it\n"
+                 "(raw: base_0_rgb, left_wrist_0_rgb, right_wrist_0_rgb; libero: observation/image,\n"
+                 "observation/wrist_image; droid: observation/exterior_image_1_left,\n"
+                 "observation/wrist_image_left; aloha: cam_high, cam_left_wrist, cam_right_wrist;\n"
+                 "a LeRobot checkpoint, no --robot: its cameras, <cam> or observation.images.<cam>)"},
+        {.name = "--prompt", .type = OPT_STR, .dest = &o->prompt, .meta = "TEXT", .help = "the instruction"},
+        {.name = "--state", .type = OPT_STR, .dest = &o->state, .meta = "V,...", .help = "raw robot state (robot units)"},
+        {.name = "--robot", .type = OPT_STR, .dest = &o->robot, .meta = "NAME", .def = "raw",
+         .help = "raw | libero | droid | aloha | aloha_sim"},
+        {.name = "--tokenizer", .type = OPT_STR, .dest = &o->tokenizer, .meta = "FILE",
+         .def = "searched in DIR, the Hugging Face cache (google/paligemma-3b-pt-224), the openpi cache; see README",
+         .help = "SentencePiece model"},
+        {.name = "--norm-stats", .type = OPT_STR, .dest = &o->norm_stats, .meta = "FILE",
+         .def = "DIR/norm_stats.json or DIR/assets/.../norm_stats.json", .help = "openpi norm_stats.json"},
+        {.name = "--asset-id", .type = OPT_STR, .dest = &o->asset_id, .meta = "ID",
+         .help = "use DIR/assets/ID/norm_stats.json (e.g. physical-intelligence/libero)"},
+        {.name = "--discrete-state-input", .type = OPT_BOOL, .dest = &o->discrete_state,
+         .def = "config.json, else the robot's openpi training config (libero false), else true",
+         .help = "π0.5: state in the prompt"},
+        {.name = "--out", .type = OPT_STR, .dest = &o->out, .meta = "FILE", .help = "write the actions: .safetensors, .json or .npy"},
+        OPT_SEED(&o->seed, "noise seed when the inputs have no noise"),
+        OPT_STEPS(&o->steps),
+        {.name = "--quiet", .type = OPT_FLAG, .dest = &o->quiet, .help = "print only the summary line, not the action table"},
+        {0},
+    };
+    const opt_group groups[] = {
+        {NULL, opts},
+        {"Loading", opt_load_options(&lb, &o->load, 0)},
+        {"Real-time chunking (the previous chunk guides this one; README \"Real-time chunking\")", rtc_cli_options(&rb, &o->rtc)},
+    };
+    const opt_cmd cmd = {
+        .name = "run",
+        .usage = "pi0 run --model DIR --inputs CASE.safetensors [--out FILE] [--seed N] [--steps N]\n"
+                 "        [--backend fast|ref] [--weights bf16|f32] [--threads N] [--strict]\n"
+                 "pi0 run --model DIR --image NAME=PATH... --prompt TEXT [--state V1,V2,...] [--robot NAME]\n"
+                 "        [--tokenizer FILE] [--norm-stats FILE] [--asset-id ID] [--discrete-state-input true|false]\n"
+                 "        [--out FILE] [--seed N]\n"
+                 "pi0 run ... --prev-actions FILE --delay D --horizon S [--rtc-mode identity|fd]\n"
+                 "        [--rtc-schedule linear|exp|ones|zeros] [--rtc-beta B] [--rtc-fd-step E] [--taps FILE]",
+        .about = "Sample one action chunk and print it."};
+    int r = opt_parse(&cmd, groups, 3, argc, argv, NULL);
+    if (r) return r == OPT_HELP ? 0 : 2;
+    if (!o->inputs && !o->n_images) return opt_usage_error(&cmd, "give --inputs FILE or --image NAME=PATH");
+    if (o->inputs && o->n_images) return opt_usage_error(&cmd, "--inputs and --image are exclusive");
     return -1;
 }
 
@@ -249,10 +237,7 @@ static int run_robot(run_opts *o, pi0_ctx *ctx, double load_s) {
 int cmd_run(int argc, char **argv) {
     run_opts o;
     int r = parse(argc, argv, &o);
-    if (r >= 0) {
-        if (r) fprintf(stderr, "run 'pi0 run --help' for usage\n");
-        return r;
-    }
+    if (r >= 0) return r;
     pi0_ctx *ctx;
     double t0 = tool_now();
     if (tool_load(o.model, &o.load, &ctx) != PI0_OK) return cli_error("%s", pi0_last_error());

@@ -13,46 +13,21 @@
 #include "cli.h"
 #include "io/prompt.h"
 #include "io/tokenizer.h"
+#include "tools_common.h"
 
-#define PI0_DEFAULT_LEN 48   /* openpi Pi0Config.max_token_len for π0 */
+#define PI0_DEFAULT_LEN 48   /* openpi Pi0Config.max_token_len for π0 (shown in --help) */
 #define PI05_DEFAULT_LEN 200 /* and for π0.5 */
 #define MAX_STATE 256
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: pi0 tokenize --tokenizer FILE [--raw] [--pi05 --state V1,V2,...] [--max-len N] [--no-pad] TEXT...\n"
-            "\n"
-            "Print the token ids of each TEXT, one line per TEXT, as the model receives them.\n"
-            "\n"
-            "  --tokenizer FILE  SentencePiece BPE model (PaliGemma's paligemma_tokenizer.model) [required]\n"
-            "  --raw             plain SentencePiece encode: no cleaning, no BOS, no newline, no padding\n"
-            "  --pi05            π0.5 layout: [bos] + encode(\"Task: T, State: S;\\nAction: \") [default: π0 layout\n"
-            "                    [bos] + encode(T) + encode(\"\\n\")], T cleaned as openpi does\n"
-            "  --state V,...     normalized robot state for --pi05 (each value is discretized into 256 bins)\n"
-            "  --max-len N       prompt length: pad with 0 or truncate [default: %d for π0, %d for π0.5]\n"
-            "  --no-pad          print only the real tokens (mask 1), not the padding\n"
-            "  -h, --help        this text\n",
-            PI0_DEFAULT_LEN, PI05_DEFAULT_LEN);
-}
+/* --state V,...: dest is a tok_state. */
+typedef struct {
+    double v[MAX_STATE];
+    int n; /* -1: not given */
+} tok_state;
 
-static int usage_error(const char *msg, const char *arg) {
-    fprintf(stderr, "error: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-    fprintf(stderr, "run 'pi0 tokenize --help' for usage\n");
-    return 2;
-}
-
-static int parse_state(const char *s, double *out, int cap, int *n) {
-    *n = 0;
-    for (;;) {
-        char *end;
-        errno = 0;
-        double v = strtod(s, &end);
-        if (end == s || errno == ERANGE || (*end != ',' && *end != '\0')) return -1;
-        if (*n == cap) return -1;
-        out[(*n)++] = v;
-        if (*end == '\0') return 0;
-        s = end + 1;
-    }
+static const char *parse_state(const char *arg, void *dest) {
+    tok_state *st = dest;
+    return tool_parse_floats(arg, st->v, MAX_STATE, &st->n) ? "expected comma-separated numbers (at most 256)" : NULL;
 }
 
 static void print_ids(const int32_t *ids, int n) {
@@ -62,49 +37,38 @@ static void print_ids(const int32_t *ids, int n) {
 
 int cmd_tokenize(int argc, char **argv) {
     const char *path = NULL;
-    int raw = 0, pi05 = 0, no_pad = 0, max_len = 0, n_state = -1, first_text = argc;
-    double state[MAX_STATE];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--raw")) {
-            raw = 1;
-        } else if (!strcmp(a, "--pi05")) {
-            pi05 = 1;
-        } else if (!strcmp(a, "--no-pad")) {
-            no_pad = 1;
-        } else if (!strcmp(a, "--tokenizer") || !strcmp(a, "--state") || !strcmp(a, "--max-len")) {
-            if (i + 1 >= argc) return usage_error("missing value for", a);
-            const char *v = argv[++i];
-            if (!strcmp(a, "--tokenizer")) {
-                path = v;
-            } else if (!strcmp(a, "--state")) {
-                if (parse_state(v, state, MAX_STATE, &n_state))
-                    return usage_error("--state wants comma-separated numbers (at most 256)", v);
-            } else {
-                char *end;
-                long m = strtol(v, &end, 10);
-                if (end == v || *end || m < 1 || m > 1000000) return usage_error("--max-len wants 1..1000000", v);
-                max_len = (int)m;
-            }
-        } else if (!strcmp(a, "--")) {
-            first_text = i + 1;
-            break;
-        } else if (a[0] == '-' && a[1] == '-') {
-            return usage_error("unknown option", a);
-        } else {
-            first_text = i;
-            break;
-        }
-    }
-    if (!path) return usage_error("--tokenizer FILE is required", NULL);
-    if (first_text >= argc) return usage_error("no TEXT given", NULL);
+    int raw = 0, pi05 = 0, no_pad = 0, max_len = 0, first_text = argc;
+    tok_state st = {.n = -1};
+    const opt_spec opts[] = {
+        {.name = "--tokenizer", .type = OPT_STR, .dest = &path, .meta = "FILE", .required = 1,
+         .help = "SentencePiece BPE model (PaliGemma's paligemma_tokenizer.model)"},
+        {.name = "--raw", .type = OPT_FLAG, .dest = &raw,
+         .help = "plain SentencePiece encode: no cleaning, no BOS, no newline, no padding"},
+        {.name = "--pi05", .type = OPT_FLAG, .dest = &pi05,
+         .help = "π0.5 layout: [bos] + encode(\"Task: T, State: S;\\nAction: \") (default: π0 layout\n"
+                 "[bos] + encode(T) + encode(\"\\n\")), T cleaned as openpi does"},
+        {.name = "--state", .type = OPT_CUSTOM, .dest = &st, .parse = parse_state, .meta = "V,...",
+         .help = "normalized robot state for --pi05 (each value is discretized into 256 bins)"},
+        {.name = "--max-len", .type = OPT_INT, .dest = &max_len, .meta = "N", .lo = 1, .hi = 1000000,
+         .def = "48 for π0, 200 for π0.5", .help = "prompt length: pad with 0 or truncate"},
+        {.name = "--no-pad", .type = OPT_FLAG, .dest = &no_pad, .help = "print only the real tokens (mask 1), not the padding"},
+        {0},
+    };
+    const opt_group groups[] = {{NULL, opts}};
+    const opt_cmd cmd = {
+        .name = "tokenize",
+        .usage = "pi0 tokenize --tokenizer FILE [--raw] [--pi05 --state V,...] [--max-len N] [--no-pad] TEXT...",
+        .about = "Print the token ids of each TEXT, one line per TEXT, as the model receives them.",
+        .positional = "TEXT..."};
+    int r = opt_parse(&cmd, groups, 1, argc, argv, &first_text);
+    if (r) return r == OPT_HELP ? 0 : 2;
+    int n_state = st.n;
+    double *state = st.v;
+    if (first_text >= argc) return opt_usage_error(&cmd, "no TEXT given");
     if (raw && (pi05 || n_state >= 0 || max_len || no_pad))
-        return usage_error("--raw cannot be combined with --pi05, --state, --max-len or --no-pad", NULL);
-    if (pi05 && n_state < 0) return usage_error("--pi05 needs --state", NULL);
-    if (!pi05 && n_state >= 0) return usage_error("--state is only used with --pi05", NULL);
+        return opt_usage_error(&cmd, "--raw cannot be combined with --pi05, --state, --max-len or --no-pad");
+    if (pi05 && n_state < 0) return opt_usage_error(&cmd, "--pi05 needs --state");
+    if (!pi05 && n_state >= 0) return opt_usage_error(&cmd, "--state is only used with --pi05");
     if (!max_len) max_len = pi05 ? PI05_DEFAULT_LEN : PI0_DEFAULT_LEN;
 
     pi0_tokenizer *tok = NULL;

@@ -20,61 +20,47 @@ void rtc_cli_free(rtc_cli *o) {
     o->prev = NULL;
 }
 
-void rtc_cli_usage(void) {
-    pi0_rtc_params d = pi0_rtc_params_default();
-    printf("\nReal-time chunking (the previous chunk guides this one; README \"Real-time chunking\"):\n"
-           "  --prev-actions FILE the previous chunk as `pi0 run --out` wrote it (.npy or .safetensors 'actions'),\n"
-           "                      model units with --inputs, robot units with --image; rows S.. are used\n"
-           "  --delay D           inference delay d in control steps (old rows the robot still executes)\n"
-           "  --horizon S         execution horizon s: rows of the previous chunk executed when this\n"
-           "                      observation was taken (d <= s <= H - d)\n"
-           "  --rtc-mode M        identity (guided, identity Jacobian) | fd (finite-difference J·e, one\n"
-           "                      more expert pass per step) | training                 [default: identity]\n"
-           "  --rtc-schedule S    linear | exp | ones | zeros                             [default: linear]\n"
-           "  --rtc-beta B        guidance limit beta                                      [default: %g]\n"
-           "  --rtc-fd-step E     fd probe size (largest |x| change)                       [default: 0.01]\n"
-           "  --taps FILE         write the RTC tensors of every step (rtc.y, rtc.w, denoise.sNN.x / v /\n"
-           "                      v_model / rtc_corr) to a safetensors file\n",
-           (double)d.max_guidance);
+static const int mode_vals[] = {PI0_RTC_GUIDED, PI0_RTC_GUIDED_FD, PI0_RTC_TRAINED, PI0_RTC_GUIDED};
+
+static int params_block(opt_spec *s, pi0_rtc_params *p) {
+    int n = 0;
+    s[n++] = (opt_spec){.name = "--rtc-mode", .type = OPT_CHOICE, .dest = &p->mode, .choices = "identity|fd|training|guided",
+                        .vals = mode_vals,
+                        .help = "identity (guided, identity Jacobian; 'guided' is the same) | fd (finite-difference\n"
+                                "J·e, one more expert pass per step) | training (not implemented)"};
+    s[n++] = (opt_spec){.name = "--rtc-schedule", .type = OPT_CHOICE, .dest = &p->schedule, .choices = "linear|exp|ones|zeros",
+                        .help = "prefix-weight schedule"};
+    s[n++] = (opt_spec){.name = "--rtc-beta", .type = OPT_FLOAT, .dest = &p->max_guidance, .meta = "B", .lo = 0, .lo_open = 1,
+                        .help = "guidance limit beta"};
+    s[n++] = (opt_spec){.name = "--rtc-fd-step", .type = OPT_FLOAT, .dest = &p->fd_step, .meta = "E", .lo = 0,
+                        .def = "0 = 0.01", .help = "fd probe size (largest |x| change)"};
+    return n;
 }
 
-int rtc_params_option(pi0_rtc_params *p, const char *opt, const char *val) {
-    if (!strcmp(opt, "--rtc-mode")) {
-        if (!strcmp(val, "identity") || !strcmp(val, "guided")) p->mode = PI0_RTC_GUIDED;
-        else if (!strcmp(val, "fd")) p->mode = PI0_RTC_GUIDED_FD;
-        else if (!strcmp(val, "training")) p->mode = PI0_RTC_TRAINED;
-        else { fprintf(stderr, "error: --rtc-mode: '%s', expected identity, fd or training\n", val); return -1; }
-    } else if (!strcmp(opt, "--rtc-schedule")) {
-        static const char *names[4] = {"linear", "exp", "ones", "zeros"};
-        int k = -1;
-        for (int i = 0; i < 4; i++) if (!strcmp(val, names[i])) k = i;
-        if (k < 0) { fprintf(stderr, "error: --rtc-schedule: '%s', expected linear, exp, ones or zeros\n", val); return -1; }
-        p->schedule = k;
-    } else if (!strcmp(opt, "--rtc-beta") || !strcmp(opt, "--rtc-fd-step")) {
-        char *end;
-        errno = 0;
-        double v = strtod(val, &end);
-        if (errno || end == val || *end) { fprintf(stderr, "error: %s: '%s' is not a number\n", opt, val); return -1; }
-        if (!strcmp(opt, "--rtc-beta") ? !(v > 0) : !(v >= 0)) {
-            fprintf(stderr, "error: %s: %s, expected a number %s\n", opt, val, !strcmp(opt, "--rtc-beta") ? "> 0" : ">= 0");
-            return -1;
-        }
-        if (!strcmp(opt, "--rtc-beta")) p->max_guidance = (float)v; else p->fd_step = (float)v;
-    } else return 0;
-    return 1;
+const opt_spec *rtc_params_options(rtc_opt_block *blk, pi0_rtc_params *p) {
+    memset(blk, 0, sizeof *blk);
+    params_block(blk->s, p);
+    return blk->s;
 }
 
-int rtc_cli_option(rtc_cli *o, const char *opt, const char *val) {
-    int r = rtc_params_option(&o->params, opt, val);
-    if (r) return r;
-    if (!strcmp(opt, "--prev-actions")) o->prev_path = val;
-    else if (!strcmp(opt, "--taps")) o->taps_path = val;
-    else if (!strcmp(opt, "--delay")) {
-        if (tool_parse_int(val, 0, 100000, &o->delay)) { fprintf(stderr, "error: --delay: '%s' is not a step count >= 0\n", val); return -1; }
-    } else if (!strcmp(opt, "--horizon")) {
-        if (tool_parse_int(val, 0, 100000, &o->horizon)) { fprintf(stderr, "error: --horizon: '%s' is not a step count >= 0\n", val); return -1; }
-    } else return 0;
-    return 1;
+const opt_spec *rtc_cli_options(rtc_opt_block *blk, rtc_cli *o) {
+    memset(blk, 0, sizeof *blk);
+    opt_spec *s = blk->s;
+    int n = 0;
+    s[n++] = (opt_spec){.name = "--prev-actions", .type = OPT_STR, .dest = &o->prev_path, .meta = "FILE",
+                        .help = "the previous chunk as `pi0 run --out` wrote it (.npy or .safetensors 'actions'),\n"
+                                "model units with --inputs, robot units with --image; rows S.. are used"};
+    s[n++] = (opt_spec){.name = "--delay", .type = OPT_INT, .dest = &o->delay, .meta = "D", .lo = 0, .hi = 100000,
+                        .def = "none", .help = "inference delay d in control steps (old rows the robot still executes)"};
+    s[n++] = (opt_spec){.name = "--horizon", .type = OPT_INT, .dest = &o->horizon, .meta = "S", .lo = 0, .hi = 100000,
+                        .def = "none",
+                        .help = "execution horizon s: rows of the previous chunk executed when this\n"
+                                "observation was taken (d <= s <= H - d)"};
+    n += params_block(s + n, &o->params);
+    s[n++] = (opt_spec){.name = "--taps", .type = OPT_STR, .dest = &o->taps_path, .meta = "FILE",
+                        .help = "write the RTC tensors of every step (rtc.y, rtc.w, denoise.sNN.x / v /\n"
+                                "v_model / rtc_corr) to a safetensors file"};
+    return s;
 }
 
 /* .npy reader for what tool_write_actions writes (and numpy's np.save of a 2-D/3-D float array). */

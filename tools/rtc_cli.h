@@ -3,6 +3,7 @@
 #ifndef PI0_RTC_CLI_H
 #define PI0_RTC_CLI_H
 
+#include "opts.h"
 #include "pi0.h"
 
 typedef struct {
@@ -15,13 +16,12 @@ typedef struct {
 
 void rtc_cli_init(rtc_cli *o);
 void rtc_cli_free(rtc_cli *o);
-/* If `opt` is one of ours, consume `val` and return 1; 0 if not ours; -1 after a usage error. */
-int rtc_cli_option(rtc_cli *o, const char *opt, const char *val);
-/* --rtc-mode, --rtc-schedule, --rtc-beta, --rtc-fd-step into p (also used by pi0 serve); same
- * returns as rtc_cli_option. */
-int rtc_params_option(pi0_rtc_params *p, const char *opt, const char *val);
-/* Usage lines for --help. */
-void rtc_cli_usage(void);
+/* The options --prev-actions, --delay, --horizon, --taps and the --rtc-* block into *o (pi0 run). */
+typedef struct { opt_spec s[12]; } rtc_opt_block;
+const opt_spec *rtc_cli_options(rtc_opt_block *blk, rtc_cli *o);
+/* Only --rtc-mode, --rtc-schedule, --rtc-beta, --rtc-fd-step into *p (pi0 serve: the rest comes with
+ * each request). */
+const opt_spec *rtc_params_options(rtc_opt_block *blk, pi0_rtc_params *p);
 /* Read the previous chunk [rows, cols] (cols must equal `cols` when > 0: the model's action_dim for
  * model-level runs; robot-level runs pass 0 and the policy checks the robot's columns) and point
  * o->params at rows S..rows-1.

@@ -19,38 +19,19 @@ double tool_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int tool_parse_u64(const char *s, unsigned long long *out) {
-    char *end;
-    errno = 0;
-    *out = strtoull(s, &end, 10);
-    return (!*s || *end || errno || *s == '-') ? -1 : 0;
-}
-
-int tool_parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return -1;
-    *out = (int)v;
-    return 0;
-}
-
-int tool_parse_bool(const char *s) {
-    if (!strcmp(s, "true") || !strcmp(s, "1")) return 1;
-    if (!strcmp(s, "false") || !strcmp(s, "0")) return 0;
-    return -1;
-}
-
 int tool_parse_floats(const char *s, double *out, int cap, int *n) {
     *n = 0;
     for (;;) {
-        char *end;
-        errno = 0;
-        double v = strtod(s, &end);
-        if (end == s || errno || (*end != ',' && *end != '\0') || *n == cap) return -1;
-        out[(*n)++] = v;
-        if (!*end) return 0;
-        s = end + 1;
+        const char *comma = strchr(s, ',');
+        char item[128];
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        if (len >= sizeof item || *n == cap) return -1;
+        memcpy(item, s, len);
+        item[len] = 0;
+        if (opt_parse_double(item, &out[*n])) return -1;
+        (*n)++;
+        if (!comma) return 0;
+        s = comma + 1;
     }
 }
 
@@ -59,30 +40,6 @@ tool_load_opts tool_load_defaults(void) {
     o.params = pi0_params_default();
     o.progress = isatty(2);
     return o;
-}
-
-int tool_parse_load_opt(int argc, char **argv, int *i, tool_load_opts *o) {
-    const char *a = argv[*i];
-    if (!strcmp(a, "--strict")) { o->params.strict = 1; return 1; }
-    if (!strcmp(a, "--no-progress")) { o->progress = 0; return 1; }
-    if (!strcmp(a, "--progress")) { o->progress = 1; return 1; }
-    int is = !strcmp(a, "--backend") || !strcmp(a, "--threads") || !strcmp(a, "--weights");
-    if (!is) return 0;
-    if (*i + 1 >= argc) { fprintf(stderr, "error: %s needs a value\n", a); return -1; }
-    const char *v = argv[++*i];
-    if (!strcmp(a, "--backend")) {
-        if (!strcmp(v, "fast")) o->params.backend = PI0_BACKEND_FAST;
-        else if (!strcmp(v, "ref")) o->params.backend = PI0_BACKEND_REF;
-        else { fprintf(stderr, "error: --backend '%s' unknown (fast, ref)\n", v); return -1; }
-    } else if (!strcmp(a, "--weights")) {
-        if (!strcmp(v, "bf16")) o->params.weights = PI0_WEIGHTS_BF16;
-        else if (!strcmp(v, "f32")) o->params.weights = PI0_WEIGHTS_F32;
-        else { fprintf(stderr, "error: --weights '%s' unknown (bf16, f32)\n", v); return -1; }
-    } else if (tool_parse_int(v, 0, 1024, &o->params.n_threads)) {
-        fprintf(stderr, "error: --threads '%s' not in 0..1024\n", v);
-        return -1;
-    }
-    return 1;
 }
 
 /* Load progress on stderr: what the library is doing (bytes packed of the total), percent and seconds
@@ -105,10 +62,6 @@ static void show_progress(float f, const char *what, void *user) {
         if (prog.tty) fputc('\n', stderr);
         prog.t0 = 0;
     }
-}
-
-void tool_progress_attach(pi0_params *p) {
-    if (isatty(2)) p->progress = show_progress;
 }
 
 pi0_status tool_load(const char *dir, const tool_load_opts *o, pi0_ctx **ctx) {

@@ -1,31 +1,19 @@
-/* tools_common.h - helpers shared by the pi0 subcommands: load options, number parsing, case files
+/* tools_common.h - helpers shared by the pi0 subcommands: loading with progress, number lists, case files
  * (model-level inputs in the test data's tensor names), writing actions, timing. */
 #ifndef PI0_TOOLS_COMMON_H
 #define PI0_TOOLS_COMMON_H
 
 #include <stdint.h>
 
+#include "opts.h"
 #include "pi0.h"
 
-typedef struct {
-    pi0_params params;
-    int progress; /* print load progress on stderr (on by default when stderr is a terminal) */
-} tool_load_opts;
-
+/* pi0_params_default() and progress on when stderr is a terminal; the options of opt_load_options. */
 tool_load_opts tool_load_defaults(void);
-/* If argv[*i] is --backend, --threads, --strict, --weights or --no-progress, consume it (and its
- * value) and return 1; return 0 if it is not one of them, -1 after printing a usage error. */
-int tool_parse_load_opt(int argc, char **argv, int *i, tool_load_opts *o);
 pi0_status tool_load(const char *dir, const tool_load_opts *o, pi0_ctx **ctx);
-/* Set p->progress to the stderr progress line when stderr is a terminal (for callers of pi0_load). */
-void tool_progress_attach(pi0_params *p);
 
 double tool_now(void);
-int tool_parse_u64(const char *s, unsigned long long *out);
-int tool_parse_int(const char *s, int lo, int hi, int *out);
-/* "true"/"1" -> 1, "false"/"0" -> 0, anything else -> -1. */
-int tool_parse_bool(const char *s);
-/* Comma-separated numbers; 0 ok, -1 bad syntax or more than cap. */
+/* Comma-separated numbers (each as opt_parse_double); 0 ok, -1 bad syntax or more than cap. */
 int tool_parse_floats(const char *s, double *out, int cap, int *n);
 
 /* Model-level inputs from a safetensors file: images [1, N, C, S, S], image_masks [1, N],

@@ -164,7 +164,7 @@ pi0_status pi0_config_parse(const char *buf, size_t len, const char *path, pi0_c
     /* LeRobot spellings first, so the explicit test-data / openpi fields win when both exist. */
     TRY(get_int(path, root, "max_action_dim", &c->action_dim, 1, 4096));
     TRY(get_int(path, root, "chunk_size", &c->action_horizon, 1, 4096));
-    TRY(get_int(path, root, "num_inference_steps", &c->n_steps, 1, 10000));
+    TRY(get_int(path, root, "num_inference_steps", &c->n_steps, 1, PI0_MAX_STEPS));
     TRY(get_int(path, root, "tokenizer_max_length", &c->max_token_len, 1, 65536));
     TRY(get_real(path, root, "min_period", &c->time_min_period, 0, 1e12));
     TRY(get_real(path, root, "max_period", &c->time_max_period, 0, 1e12));
@@ -196,7 +196,7 @@ pi0_status pi0_config_parse(const char *buf, size_t len, const char *path, pi0_c
     if (n_cams > c->n_image_slots) c->n_image_slots = n_cams;
     TRY(get_int(path, root, "action_dim", &c->action_dim, 1, 4096));
     TRY(get_int(path, root, "action_horizon", &c->action_horizon, 1, 4096));
-    TRY(get_int(path, root, "num_denoising_steps", &c->n_steps, 1, 10000));
+    TRY(get_int(path, root, "num_denoising_steps", &c->n_steps, 1, PI0_MAX_STEPS));
     TRY(get_int(path, root, "max_token_len", &c->max_token_len, 1, 65536));
     TRY(get_bool(path, root, "discrete_state_input", &c->discrete_state_input));
     TRY(get_int(path, root, "vocab_size", &c->vocab_size, 1, BIG));

@@ -72,7 +72,8 @@ int pi0_cpu_count(void) {
 
 pi0_status pi0_pool_new(int n_threads, pi0_pool **out) {
     *out = NULL;
-    if (n_threads < 1 || n_threads > 1024) return pi0_err(PI0_ERR_ARG, "n_threads %d out of range 1..1024", n_threads);
+    if (n_threads < 1 || n_threads > PI0_MAX_THREADS)
+        return pi0_err(PI0_ERR_ARG, "n_threads %d out of range 1..%d", n_threads, PI0_MAX_THREADS);
     pi0_pool *pool = calloc(1, sizeof *pool);
     if (!pool) return pi0_err(PI0_ERR_NOMEM, "thread pool: out of memory");
     pool->n = n_threads;

@@ -14,12 +14,9 @@
 #include "../tools_common.h"
 #include "rt/threadpool.h"
 
-#define MAX_RUNS 64
-#define MAX_STEPS 64
-
 typedef struct {
-    double t0, vision_end, prefix_end, step_end[MAX_STEPS];
-    int last_prefix_layer;
+    double t0, vision_end, prefix_end, *step_end; /* step_end[n_steps] */
+    int last_prefix_layer, n_steps;
 } stage_clock;
 
 static void clock_tap(const pi0_tensor_view *t, void *user) {
@@ -27,7 +24,7 @@ static void clock_tap(const pi0_tensor_view *t, void *user) {
     int l, s;
     if (!strcmp(t->name, "prefix.embs")) c->vision_end = tool_now();
     else if (sscanf(t->name, "prefix.v.L%d", &l) == 1 && l == c->last_prefix_layer) c->prefix_end = tool_now();
-    else if (sscanf(t->name, "denoise.s%d.x", &s) == 1 && s >= 0 && s < MAX_STEPS && t->name[strlen(t->name) - 1] == 'x')
+    else if (sscanf(t->name, "denoise.s%d.x", &s) == 1 && s >= 0 && s < c->n_steps && t->name[strlen(t->name) - 1] == 'x')
         c->step_end[s] = tool_now();
 }
 
@@ -42,49 +39,39 @@ static void min_med(double *v, int n, double *mn, double *md) {
     *md = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: pi0 bench (--model DIR | --random tiny|full|tiny-pi05|full-pi05) [--images N] [--valid-images K]\n"
-            "                 [--tokens L] [--steps S] [--threads T] [--runs R] [--backend fast|ref] [--weights bf16|f32]\n"
-            "                 [--json]\n"
-            "\n"
-            "Time load, vision, prefix, each denoising step and the total (min and median over R runs after a warm-up),\n"
-            "with achieved GFLOP/s per stage as a fraction of this machine's peak (measured first: fp32 FMA, bf16 dot and\n"
-            "int8 dot (vpdpbusd: AVX-512 VNNI, else AVX-VNNI, else none)), and peak RSS.\n"
-            "  --json          one JSON object; each timing is {\"min\": s, \"median\": s}\n"
-            "  --random P      generate (once, cached in /tmp/pi0-random-P) a random checkpoint of preset P\n"
-            "  --images N      camera slots given (default: the config's, 3)\n"
-            "  --valid-images K  slots with a camera present (default 1; the others are empty and skipped)\n"
-            "  --tokens L      valid prompt tokens (default: max_token_len, 48 for π0)\n"
-            "  --steps S       denoising steps (default: the config's, 10)\n"
-            "  --runs R        timed runs (default 3)\n");
-}
-
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL, *random = NULL;
     int images = 0, valid = 1, tokens = 0, steps = 0, runs = 3, json = 0;
     tool_load_opts lo = tool_load_defaults();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        if (!strcmp(a, "--json")) { json = 1; continue; }
-        int r = tool_parse_load_opt(argc, argv, &i, &lo);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (i + 1 >= argc) { fprintf(stderr, "error: unknown option or missing value: %s\n", a); return 2; }
-        const char *v = argv[++i];
-        int bad = 0;
-        if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--random")) random = v;
-        else if (!strcmp(a, "--images")) bad = tool_parse_int(v, 1, 8, &images);
-        else if (!strcmp(a, "--valid-images")) bad = tool_parse_int(v, 0, 8, &valid);
-        else if (!strcmp(a, "--tokens")) bad = tool_parse_int(v, 1, 65536, &tokens);
-        else if (!strcmp(a, "--steps")) bad = tool_parse_int(v, 1, MAX_STEPS, &steps);
-        else if (!strcmp(a, "--runs")) bad = tool_parse_int(v, 1, MAX_RUNS, &runs);
-        else { fprintf(stderr, "error: unknown option '%s'\n", a); usage(stderr); return 2; }
-        if (bad) { fprintf(stderr, "error: %s: bad value '%s'\n", a, v); return 2; }
-    }
-    if (!!model == !!random) { fprintf(stderr, "error: give exactly one of --model or --random\n"); usage(stderr); return 2; }
+    opt_load_block lb;
+    const opt_spec opts[] = {
+        {.name = "--model", .type = OPT_STR, .dest = &model, .meta = "DIR", .help = "checkpoint directory"},
+        {.name = "--random", .type = OPT_STR, .dest = &random, .meta = "P",
+         .help = "tiny | full | tiny-pi05 | full-pi05: generate (once, cached in /tmp/pi0-random-P) a random\n"
+                 "checkpoint of preset P and time it"},
+        {.name = "--images", .type = OPT_INT, .dest = &images, .meta = "N", .lo = 1, .hi = 8, .def = "the config's, 3",
+         .help = "camera slots given"},
+        {.name = "--valid-images", .type = OPT_INT, .dest = &valid, .meta = "K", .lo = 0, .hi = 8,
+         .help = "slots with a camera present (the others are empty and skipped)"},
+        {.name = "--tokens", .type = OPT_INT, .dest = &tokens, .meta = "L", .lo = 1, .hi = 65536,
+         .def = "max_token_len, 48 for π0", .help = "valid prompt tokens"},
+        {.name = "--steps", .type = OPT_INT, .dest = &steps, .meta = "N", .help = "denoising steps", .lo = 1,
+         .hi = OPT_STEPS_MAX, .def = "the config's (10)"},
+        {.name = "--runs", .type = OPT_INT, .dest = &runs, .meta = "R", .lo = 1, .hi = 1000, .help = "timed runs"},
+        {.name = "--json", .type = OPT_FLAG, .dest = &json, .help = "one JSON object; each timing is {\"min\": s, \"median\": s}"},
+        {0},
+    };
+    const opt_group groups[] = {{NULL, opts}, {"Loading", opt_load_options(&lb, &lo, 0)}};
+    const opt_cmd cmd = {
+        .name = "bench",
+        .usage = "pi0 bench (--model DIR | --random tiny|full|tiny-pi05|full-pi05) [--images N] [--valid-images K]\n"
+                 "          [--tokens L] [--steps N] [--runs R] [--threads N] [--backend fast|ref] [--weights bf16|f32] [--json]",
+        .about = "Time load, vision, prefix, each denoising step and the total (min and median over R runs after a warm-up),\n"
+                 "with achieved GFLOP/s per stage as a fraction of this machine's peak (measured first: fp32 FMA, bf16 dot and\n"
+                 "int8 dot (vpdpbusd: AVX-512 VNNI, else AVX-VNNI, else none)), and peak RSS."};
+    int r = opt_parse(&cmd, groups, 2, argc, argv, NULL);
+    if (r) return r == OPT_HELP ? 0 : 2;
+    if (!!model == !!random) return opt_usage_error(&cmd, "give exactly one of --model or --random");
     char dir[512];
     if (random) {
         snprintf(dir, sizeof dir, "/tmp/pi0-random-%s", random);
@@ -98,13 +85,12 @@ int cmd_bench(int argc, char **argv) {
         }
         model = dir;
     }
-    int n_threads = lo.params.n_threads > 0 ? lo.params.n_threads : pi0_cpu_count();
-    pi0_peak peak = pi0_measure_peak(n_threads, 0.3);
-
     double t0 = tool_now();
     pi0_ctx *ctx;
     if (tool_load(model, &lo, &ctx) != PI0_OK) return cli_error("%s", pi0_last_error());
     double load_s = tool_now() - t0;
+    int n_threads = lo.params.n_threads > 0 ? lo.params.n_threads : pi0_cpu_count();
+    pi0_peak peak = pi0_measure_peak(n_threads, 0.3); /* after the load: a bad checkpoint fails at once */
     const pi0_config *c = pi0_config_of(ctx);
     if (!images) images = c->n_image_slots;
     if (images > c->n_image_slots) {
@@ -133,11 +119,17 @@ int cmd_bench(int argc, char **argv) {
     rp.n_steps = n_steps;
     rp.tap = clock_tap;
     rp.tap_user = &clk;
-    double tv[MAX_RUNS], tp[MAX_RUNS], td[MAX_RUNS], tt[MAX_RUNS], ts[MAX_STEPS][MAX_RUNS];
+    /* per run: vision, prefix, denoise, total; per step and run: ts[k * runs + r] */
+    double *tv = malloc((size_t)runs * 4 * sizeof *tv), *tp = tv + runs, *td = tp + runs, *tt = td + runs;
+    double *ts = malloc((size_t)n_steps * runs * sizeof *ts), *step_end = malloc((size_t)n_steps * sizeof *step_end);
+    double *smin = malloc((size_t)n_steps * 2 * sizeof *smin), *smed = smin + n_steps;
     double fl_vision = 0, fl_prefix = 0, fl_denoise = 0;
-    int rc = 0;
+    int rc = (!tv || !ts || !step_end || !smin) ? cli_error("out of memory") : 0;
     for (int r = -1; r < runs && rc == 0; r++) { /* r = -1: warm-up */
         memset(&clk, 0, sizeof clk);
+        memset(step_end, 0, (size_t)n_steps * sizeof *step_end);
+        clk.step_end = step_end;
+        clk.n_steps = n_steps;
         clk.last_prefix_layer = c->vlm_depth - 1;
         pi0_exec_reset_stats(pi0_state_exec(st));
         clk.t0 = tool_now();
@@ -148,7 +140,7 @@ int cmd_bench(int argc, char **argv) {
         tp[r] = clk.prefix_end - clk.vision_end;
         td[r] = clk.step_end[n_steps - 1] - clk.prefix_end;
         tt[r] = end - clk.t0;
-        for (int k = 0; k < n_steps; k++) ts[k][r] = clk.step_end[k] - (k ? clk.step_end[k - 1] : clk.prefix_end);
+        for (int k = 0; k < n_steps; k++) ts[(size_t)k * runs + r] = clk.step_end[k] - (k ? clk.step_end[k - 1] : clk.prefix_end);
         const pi0_exec *ex = pi0_state_exec(st);
         fl_vision = fl_prefix = fl_denoise = 0;
         for (int i = 0; i < ex->n_sites; i++) {
@@ -163,12 +155,12 @@ int cmd_bench(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     double rss_gib = (double)ru.ru_maxrss / (1024.0 * 1024.0);
     if (rc == 0) {
-        double vmin, vmed, pmin, pmed, dmin, dmed, tmin, tmed, smin[MAX_STEPS], smed[MAX_STEPS];
+        double vmin, vmed, pmin, pmed, dmin, dmed, tmin, tmed;
         min_med(tv, runs, &vmin, &vmed);
         min_med(tp, runs, &pmin, &pmed);
         min_med(td, runs, &dmin, &dmed);
         min_med(tt, runs, &tmin, &tmed);
-        for (int k = 0; k < n_steps; k++) min_med(ts[k], runs, &smin[k], &smed[k]);
+        for (int k = 0; k < n_steps; k++) min_med(ts + (size_t)k * runs, runs, &smin[k], &smed[k]);
         int bf16 = lo.params.backend == PI0_BACKEND_FAST && lo.params.weights == PI0_WEIGHTS_BF16 && peak.bf16_gflops > 0;
         double pk = bf16 ? peak.bf16_gflops : peak.fp32_gflops;
         const char *pkname = bf16 ? "bf16" : "fp32";
@@ -213,6 +205,7 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     free(img); free(state); free(act); free(imask); free(tok); free(tmask);
+    free(tv); free(ts); free(step_end); free(smin);
     pi0_state_free(st);
     pi0_free(ctx);
     return rc;

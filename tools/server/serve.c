@@ -36,135 +36,95 @@
 #include "ws.h"
 
 typedef struct {
-    const char *model, *host, *robot, *norm_stats, *tokenizer, *default_prompt, *backend, *asset_id;
+    const char *model, *host, *robot, *norm_stats, *tokenizer, *default_prompt, *asset_id;
     int discrete_state;          /* --discrete-state-input; -1 auto */
-    int port, max_frame_mib, threads, quiet, max_clients, ping_secs;
+    int port, max_frame_mib, quiet, max_clients, ping_secs;
     int max_queue;               /* -1: no limit */
     int idle_secs, min_rate_kib, max_buffer_mib, steps, drain_secs;
     int allow_encoded;           /* --allow-encoded-images */
     int fixed_seed;              /* --seed given */
     unsigned long long seed;
     pi0_rtc_params rtc;          /* --rtc-*: real-time chunking for requests that send its keys */
+    tool_load_opts load;         /* --backend, --weights, --threads, --strict, --progress */
 } serve_opts;
 
-static void usage(FILE *f) {
-    pi0_params p = pi0_params_default();
-    pi0_policy_params pp = pi0_policy_params_default();
-    fprintf(f,
-            "usage: pi0 serve --model DIR [options]\n"
-            "Serve a policy over openpi's websocket protocol (msgpack-numpy, metadata on connect,\n"
-            "GET /healthz). Stop with SIGINT or SIGTERM: the running request is cancelled, its client and\n"
-            "queued ones get an error and close 1001, and the server exits 0 within the drain time.\n"
-            "No authentication: keep the default 127.0.0.1, or see README \"Security\" for a proxy with TLS.\n"
-            "\n"
-            "  --model DIR            checkpoint directory (required)\n"
-            "  --host ADDR            address or host name to bind [127.0.0.1]; 0.0.0.0 = all interfaces\n"
-            "                         (openpi's default; prints a warning: there is no authentication)\n"
-            "  --port N               TCP port [8000]; 0 = any free port\n"
-            "  --robot NAME           raw | aloha | droid | libero [%s]\n"
-            "  --norm-stats FILE      norm_stats.json [looked up under DIR]\n"
-            "  --asset-id ID          use DIR/assets/ID/norm_stats.json (when DIR has several)\n"
-            "  --tokenizer FILE       SentencePiece model [looked up under DIR, then the Hugging Face\n"
-            "                         and openpi caches]\n"
-            "  --discrete-state-input true|false  π0.5: state in the prompt [config.json, else the\n"
-            "                         robot's openpi training config (libero false), else true]\n"
-            "  --default-prompt TEXT  prompt for requests without one [none]\n"
-            "  --max-frame-mib N      largest accepted message, MiB [64]\n"
-            "  --max-clients N        WebSocket clients served at once; one more is closed with\n"
-            "                         code 1013 (try again later) [64]\n"
-            "  --ping-secs N          ping a client silent for N s, drop it after 2N s [20]\n"
-            "  --max-queue N          requests that may wait behind the running one; one more is refused\n"
-            "                         with an error and close 1013 (try again later) [no limit]\n"
-            "  --idle-secs N          close a client that sent no request N s after connecting (1008) [60]\n"
-            "  --min-rate-kib N       close a client whose request arrives slower than N KiB/s once 5 s\n"
-            "                         have passed (1008); 0 = no minimum [16]\n"
-            "  --max-buffer-mib N     memory for all buffered requests; a message that does not fit is\n"
-            "                         refused with close 1013 [1/8 of the RAM, at least 2 messages]\n"
-            "  --drain-secs N         on SIGINT/SIGTERM, time to flush replies and closes [3]\n"
-            "  --steps N              denoising steps [the checkpoint's, openpi: 10]\n"
-            "  --allow-encoded-images accept PNG/JPEG bytes (1-D uint8 arrays) as images; openpi clients send\n"
-            "                         decoded arrays, and decoding is costly [refused]\n"
-            "  --seed N               every request uses noise seed N (deterministic replies)\n"
-            "                         [fresh noise per request, as openpi: seed = random base + request\n"
-            "                         number, logged per request]\n"
-            "  --threads N            inference threads; 0 = online CPUs [%d]\n"
-            "  --backend ref|fast     kernels [%s]\n"
-            "  --quiet                log errors only (default: one line per connection and request)\n"
-            "  --rtc-mode identity|fd, --rtc-schedule linear|exp|ones|zeros, --rtc-beta B, --rtc-fd-step E\n"
-            "                         real-time chunking for requests that send 'rtc_prev_actions' and\n"
-            "                         'rtc_inference_delay' (README \"Real-time chunking\") [identity, linear, 10]\n"
-            "Prints \"listening on HOST:PORT\" on stdout once the socket is bound.\n",
-            pp.robot ? pp.robot : "raw", p.n_threads, p.backend == PI0_BACKEND_REF ? "ref" : "fast");
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) return -1;
-    *out = (int)v;
-    return 0;
-}
-
+/* Returns 0 to serve, 1 after --help, 2 after a usage error. */
 static int parse_args(int argc, char **argv, serve_opts *o) {
     *o = (serve_opts){.host = "127.0.0.1", .port = 8000, .max_frame_mib = 64, .max_clients = 64, .ping_secs = 20,
                       .max_queue = -1, .idle_secs = 60, .min_rate_kib = 16, .drain_secs = 3};
-    o->threads = pi0_params_default().n_threads;
+    o->load = tool_load_defaults();
     o->discrete_state = -1;
     o->rtc = pi0_rtc_params_default();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 1; }
-        if (!strcmp(a, "--quiet")) { o->quiet = 1; continue; }
-        if (!strcmp(a, "--allow-encoded-images")) { o->allow_encoded = 1; continue; }
-        if (i + 1 >= argc) { fprintf(stderr, "error: %s needs a value (or is unknown)\n", a); return 2; }
-        const char *v = argv[++i];
-        int r;
-        if (!strcmp(a, "--model")) o->model = v;
-        else if (!strcmp(a, "--host")) o->host = v;
-        else if (!strcmp(a, "--robot")) o->robot = v;
-        else if (!strcmp(a, "--norm-stats")) o->norm_stats = v;
-        else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
-        else if (!strcmp(a, "--asset-id")) o->asset_id = v;
-        else if (!strcmp(a, "--discrete-state-input")) {
-            if ((o->discrete_state = tool_parse_bool(v)) < 0) {
-                fprintf(stderr, "error: --discrete-state-input %s: expected true or false\n", v);
-                return 2;
-            }
-        } else if (!strcmp(a, "--default-prompt")) o->default_prompt = v;
-        else if (!strcmp(a, "--backend")) {
-            if (strcmp(v, "ref") && strcmp(v, "fast")) { fprintf(stderr, "error: --backend %s: expected ref or fast\n", v); return 2; }
-            o->backend = v;
-        } else if (!strcmp(a, "--port")) {
-            if (parse_int(v, 0, 65535, &o->port)) { fprintf(stderr, "error: --port %s: expected 0..65535\n", v); return 2; }
-        } else if (!strcmp(a, "--max-frame-mib")) {
-            if (parse_int(v, 1, 4096, &o->max_frame_mib)) { fprintf(stderr, "error: --max-frame-mib %s: expected 1..4096\n", v); return 2; }
-        } else if (!strcmp(a, "--max-clients")) {
-            if (parse_int(v, 1, 100000, &o->max_clients)) { fprintf(stderr, "error: --max-clients %s: expected 1..100000\n", v); return 2; }
-        } else if (!strcmp(a, "--ping-secs")) {
-            if (parse_int(v, 1, 3600, &o->ping_secs)) { fprintf(stderr, "error: --ping-secs %s: expected 1..3600\n", v); return 2; }
-        } else if (!strcmp(a, "--max-queue")) {
-            if (parse_int(v, 0, 100000, &o->max_queue)) { fprintf(stderr, "error: --max-queue %s: expected 0..100000\n", v); return 2; }
-        } else if (!strcmp(a, "--idle-secs")) {
-            if (parse_int(v, 1, 86400, &o->idle_secs)) { fprintf(stderr, "error: --idle-secs %s: expected 1..86400\n", v); return 2; }
-        } else if (!strcmp(a, "--min-rate-kib")) {
-            if (parse_int(v, 0, 1 << 20, &o->min_rate_kib)) { fprintf(stderr, "error: --min-rate-kib %s: expected 0..1048576\n", v); return 2; }
-        } else if (!strcmp(a, "--max-buffer-mib")) {
-            if (parse_int(v, 1, 1 << 20, &o->max_buffer_mib)) { fprintf(stderr, "error: --max-buffer-mib %s: expected 1..1048576\n", v); return 2; }
-        } else if (!strcmp(a, "--drain-secs")) {
-            if (parse_int(v, 1, 3600, &o->drain_secs)) { fprintf(stderr, "error: --drain-secs %s: expected 1..3600\n", v); return 2; }
-        } else if (!strcmp(a, "--steps")) {
-            if (parse_int(v, 1, 10000, &o->steps)) { fprintf(stderr, "error: --steps %s: expected 1..10000\n", v); return 2; }
-        } else if (!strcmp(a, "--seed")) {
-            if (tool_parse_u64(v, &o->seed)) { fprintf(stderr, "error: --seed %s: expected an unsigned integer\n", v); return 2; }
-            o->fixed_seed = 1;
-        } else if (!strcmp(a, "--threads")) {
-            if (parse_int(v, 0, 4096, &o->threads)) { fprintf(stderr, "error: --threads %s: expected 0..4096\n", v); return 2; }
-        } else if ((r = rtc_params_option(&o->rtc, a, v)) != 0) {
-            if (r < 0) return 2;
-        } else { fprintf(stderr, "error: unknown option %s (see pi0 serve --help)\n", a); return 2; }
-    }
-    if (!o->model) { fprintf(stderr, "error: --model DIR is required (see pi0 serve --help)\n"); return 2; }
-    return 0;
+    opt_load_block lb;
+    rtc_opt_block rb;
+    const opt_spec opts[] = {
+        {.name = "--model", .type = OPT_STR, .dest = &o->model, .meta = "DIR", .help = "checkpoint directory", .required = 1},
+        {.name = "--host", .type = OPT_STR, .dest = &o->host, .meta = "ADDR",
+         .help = "address or host name to bind; 0.0.0.0 = all interfaces\n"
+                 "(openpi's default; prints a warning: there is no authentication)"},
+        {.name = "--port", .type = OPT_INT, .dest = &o->port, .meta = "N", .lo = 0, .hi = 65535,
+         .help = "TCP port; 0 = any free port"},
+        {.name = "--robot", .type = OPT_STR, .dest = &o->robot, .meta = "NAME", .def = "raw",
+         .help = "raw | libero | droid | aloha | aloha_sim"},
+        {.name = "--norm-stats", .type = OPT_STR, .dest = &o->norm_stats, .meta = "FILE", .def = "looked up under DIR",
+         .help = "norm_stats.json"},
+        {.name = "--asset-id", .type = OPT_STR, .dest = &o->asset_id, .meta = "ID",
+         .help = "use DIR/assets/ID/norm_stats.json (when DIR has several)"},
+        {.name = "--tokenizer", .type = OPT_STR, .dest = &o->tokenizer, .meta = "FILE",
+         .def = "looked up under DIR, then the Hugging Face and openpi caches", .help = "SentencePiece model"},
+        {.name = "--discrete-state-input", .type = OPT_BOOL, .dest = &o->discrete_state,
+         .def = "config.json, else the robot's openpi training config (libero false), else true",
+         .help = "π0.5: state in the prompt"},
+        {.name = "--default-prompt", .type = OPT_STR, .dest = &o->default_prompt, .meta = "TEXT",
+         .help = "prompt for requests without one"},
+        {.name = "--max-frame-mib", .type = OPT_INT, .dest = &o->max_frame_mib, .meta = "N", .lo = 1, .hi = 4096,
+         .help = "largest accepted message, MiB"},
+        {.name = "--max-clients", .type = OPT_INT, .dest = &o->max_clients, .meta = "N", .lo = 1, .hi = 100000,
+         .help = "WebSocket clients served at once; one more is closed with\ncode 1013 (try again later)"},
+        {.name = "--ping-secs", .type = OPT_INT, .dest = &o->ping_secs, .meta = "N", .lo = 1, .hi = 3600,
+         .help = "ping a client silent for N s, drop it after 2N s"},
+        {.name = "--max-queue", .type = OPT_INT, .dest = &o->max_queue, .meta = "N", .lo = 0, .hi = 100000, .def = "no limit",
+         .help = "requests that may wait behind the running one; one more is refused\n"
+                 "with an error and close 1013 (try again later)"},
+        {.name = "--idle-secs", .type = OPT_INT, .dest = &o->idle_secs, .meta = "N", .lo = 1, .hi = 86400,
+         .help = "close a client that sent no request N s after connecting (1008)"},
+        {.name = "--min-rate-kib", .type = OPT_INT, .dest = &o->min_rate_kib, .meta = "N", .lo = 0, .hi = 1 << 20,
+         .help = "close a client whose request arrives slower than N KiB/s once 5 s\nhave passed (1008); 0 = no minimum"},
+        {.name = "--max-buffer-mib", .type = OPT_INT, .dest = &o->max_buffer_mib, .meta = "N", .lo = 1, .hi = 1 << 20,
+         .def = "1/8 of the RAM, at least 2 messages",
+         .help = "memory for all buffered requests; a message that does not fit is\nrefused with close 1013"},
+        {.name = "--drain-secs", .type = OPT_INT, .dest = &o->drain_secs, .meta = "N", .lo = 1, .hi = 3600,
+         .help = "on SIGINT/SIGTERM, time to flush replies and closes"},
+        {.name = "--steps", .type = OPT_INT, .dest = &o->steps, .meta = "N", .help = "denoising steps", .lo = 1,
+         .hi = OPT_STEPS_MAX, .def = "the checkpoint's, openpi: 10"},
+        {.name = "--allow-encoded-images", .type = OPT_FLAG, .dest = &o->allow_encoded,
+         .help = "accept PNG/JPEG bytes (1-D uint8 arrays) as images; openpi clients send\n"
+                 "decoded arrays, and decoding is costly (default: refused)"},
+        {.name = "--seed", .type = OPT_U64, .dest = &o->seed, .meta = "N", .seen = &o->fixed_seed,
+         .def = "fresh noise per request, as openpi: seed = random base + request number, logged",
+         .help = "every request uses noise seed N (deterministic replies)"},
+        {.name = "--quiet", .type = OPT_FLAG, .dest = &o->quiet, .help = "log errors only (default: one line per connection and request)"},
+        {0},
+    };
+    const opt_group groups[] = {
+        {NULL, opts},
+        {"Loading", opt_load_options(&lb, &o->load, 0)},
+        {"Real-time chunking for requests that send 'rtc_prev_actions' and 'rtc_inference_delay'\n"
+         "(README \"Real-time chunking\")", rtc_params_options(&rb, &o->rtc)},
+    };
+    const opt_cmd cmd = {
+        .name = "serve",
+        .usage = "pi0 serve --model DIR [--host 127.0.0.1] [--port 8000] [--robot NAME] [--norm-stats FILE] [--tokenizer FILE]\n"
+                 "          [--asset-id ID] [--discrete-state-input true|false] [--default-prompt TEXT] [--max-frame-mib N]\n"
+                 "          [--max-clients N] [--ping-secs N] [--seed N] [--max-queue N] [--idle-secs N] [--min-rate-kib N]\n"
+                 "          [--max-buffer-mib N] [--drain-secs N] [--steps N] [--allow-encoded-images]\n"
+                 "          [--backend fast|ref] [--weights bf16|f32] [--threads N] [--strict] [--rtc-mode identity|fd] ...",
+        .about = "Serve a policy over openpi's websocket protocol (msgpack-numpy, metadata on connect,\n"
+                 "GET /healthz). Stop with SIGINT or SIGTERM: the running request is cancelled, its client and\n"
+                 "queued ones get an error and close 1001, and the server exits 0 within the drain time.\n"
+                 "No authentication: keep the default 127.0.0.1, or see README \"Security\" for a proxy with TLS.",
+        .epilogue = "Prints \"listening on HOST:PORT\" on stdout once the socket is bound."};
+    return opt_parse(&cmd, groups, 3, argc, argv, NULL);
 }
 
 // ---- request handler (worker thread) ---------------------------------------------------------
@@ -298,17 +258,13 @@ int cmd_serve(int argc, char **argv) {
     if (rc) return rc == 1 ? 0 : rc;
     signal(SIGPIPE, SIG_IGN);
 
-    pi0_params p = pi0_params_default();
-    p.n_threads = o.threads;
-    if (o.backend) p.backend = strcmp(o.backend, "ref") ? PI0_BACKEND_FAST : PI0_BACKEND_REF;
-    tool_progress_attach(&p);  /* a full-size F32 checkpoint takes a while to convert */
     pi0_ctx *ctx = NULL;
     pi0_policy *pol = NULL;
     pi0_ws_server *srv = NULL;
     pi0_mpk_bytes hello = {0};
     char err[512];
     rc = 1;
-    if (pi0_load(o.model, &p, &ctx) != PI0_OK) { cli_error("%s", pi0_last_error()); goto done; }
+    if (tool_load(o.model, &o.load, &ctx) != PI0_OK) { cli_error("%s", pi0_last_error()); goto done; }
     pi0_policy_params pp = pi0_policy_params_default();
     if (o.robot) pp.robot = o.robot;
     if (o.tokenizer) pp.tokenizer_path = o.tokenizer;
