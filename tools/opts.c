@@ -98,7 +98,17 @@ static int store(const opt_cmd *cmd, const opt_spec *o, const char *arg) {
         return 0;
     case OPT_CHOICE: {
         int k = choice_index(o->choices, arg);
-        if (k < 0) return opt_usage_error(cmd, "%s: '%s' unknown (%s)", o->name, arg, o->choices);
+        if (k < 0) { /* "a|b|c" as "a, b or c" */
+            char list[256];
+            size_t n = 0;
+            for (const char *p = o->choices; *p && n + 4 < sizeof list; p++) {
+                if (*p != '|') { list[n++] = *p; continue; }
+                const char *more = strchr(p + 1, '|');
+                n += (size_t)snprintf(list + n, sizeof list - n, more ? ", " : " or ");
+            }
+            list[n < sizeof list ? n : sizeof list - 1] = 0;
+            return opt_usage_error(cmd, "%s: '%s' unknown, expected %s", o->name, arg, list);
+        }
         *(int *)o->dest = o->vals ? o->vals[k] : k;
         return 0;
     }
