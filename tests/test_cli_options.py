@@ -146,6 +146,14 @@ def main():
                     key += (re.search(r"\[default: ([^\]]*)\]", body).group(1),)
                 seen.setdefault(key, []).append(cmd)
         check(len(seen) == 1, f"{n}: one range/default on {sum(len(v) for v in seen.values())} commands: {seen}")
+    # --seed is a full 64-bit unsigned value (pi0 serve logs seeds above 2^63 that pi0 run must take)
+    for cmd, opts in helps.items():
+        if "--seed" in opts:
+            rc, _, err = run(pi0, [cmd, "--seed", str(2**64 - 1)] + BASE[cmd])
+            check(rc == 1, f"{cmd} --seed 2^64-1 accepted (exit {rc}: {err.strip()[:80]!r})")
+            for v in (str(2**64), "-1"):
+                rc, _, err = run(pi0, [cmd, "--seed", v] + BASE[cmd])
+                check(rc == 2 and "--seed" in err, f"{cmd} --seed {v}: exit {rc}")
     # --threads' maximum is the one pi0_load checks: the library refuses max + 1 (called via python
     # ctypes on the shared library would need the struct layout; pi0 run at max parses, load fails on
     # the model, and the range printed equals the message pi0_load gives for max + 1 in test_loader_bad)

@@ -18,6 +18,15 @@ int opt_parse_ll(const char *s, long long *out) {
     return 0;
 }
 
+int opt_parse_ull(const char *s, unsigned long long *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *s == '-' || *s == '+' || *end || errno || end == s) return -1;
+    *out = v;
+    return 0;
+}
+
 int opt_parse_double(const char *s, double *out) {
     char *end;
     errno = 0;
@@ -71,14 +80,20 @@ static int store(const opt_cmd *cmd, const opt_spec *o, const char *arg) {
     range_text(o, rng, sizeof rng);
     switch (o->type) {
     case OPT_STR: *(const char **)o->dest = arg; return 0;
-    case OPT_INT: case OPT_U64: {
+    case OPT_INT: {
         long long v;
-        if (opt_parse_ll(arg, &v) || (o->type == OPT_U64 && arg[0] == '-'))
-            return opt_usage_error(cmd, "%s: '%s' is not an integer (%s)", o->name, arg, rng);
-        if ((double)v < o->lo || ((o->type == OPT_INT || o->hi > 0) && (double)v > o->hi))
+        if (opt_parse_ll(arg, &v)) return opt_usage_error(cmd, "%s: '%s' is not an integer (%s)", o->name, arg, rng);
+        if ((double)v < o->lo || (double)v > o->hi) return opt_usage_error(cmd, "%s: %s is out of range %s", o->name, arg, rng);
+        *(int *)o->dest = (int)v;
+        return 0;
+    }
+    case OPT_U64: {
+        unsigned long long v;
+        if (opt_parse_ull(arg, &v))
+            return opt_usage_error(cmd, "%s: '%s' is not an unsigned integer (%s)", o->name, arg, rng);
+        if ((double)v < o->lo || (o->hi > 0 && (double)v > o->hi))
             return opt_usage_error(cmd, "%s: %s is out of range %s", o->name, arg, rng);
-        if (o->type == OPT_INT) *(int *)o->dest = (int)v;
-        else *(unsigned long long *)o->dest = (unsigned long long)v;
+        *(unsigned long long *)o->dest = v;
         return 0;
     }
     case OPT_DOUBLE: case OPT_FLOAT: {

@@ -73,8 +73,9 @@ void opt_help(const opt_cmd *cmd, const opt_group *groups, int n_groups, FILE *f
 /* A usage error naming the command's --help; returns OPT_USAGE (2). */
 int opt_usage_error(const opt_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The one integer and the one float parser (strict: the whole string, no overflow). 0 ok. */
+/* The integer (signed, unsigned) and float parsers (strict: the whole string, no overflow, finite). 0 ok. */
 int opt_parse_ll(const char *s, long long *out);
+int opt_parse_ull(const char *s, unsigned long long *out);
 int opt_parse_double(const char *s, double *out);
 
 /* Shared ranges: every command that takes these uses the same limits (and the library checks the
