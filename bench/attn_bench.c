@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ops/ops.h"
+#include "ops/fast/fast.h"
 #include "rt/cpu.h"
 
 typedef struct { const char *what; int64_t nq, nk; int n_heads, n_kv, hd; } shape;
