@@ -22,22 +22,7 @@ if not os.path.isabs(BUILD):
     BUILD = os.path.join(ROOT, BUILD)
 PI0 = os.path.join(BUILD, "pi0")
 
-passed = failed = 0
-
-
-def check(ok, label):
-    global passed, failed
-    print(("ok   " if ok else "FAIL ") + label, flush=True)
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-    return ok
-
-
-def finish():
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+from tally import check, finish  # noqa: E402 (the shared pass/fail counter, tests/tally.py)
 
 
 def cpu_flags():

@@ -61,22 +61,7 @@ SEED = 7
 N_ROBOTS, N_REQUESTS, EXEC_S = 8, 6, 0.05
 RETRY_SLEEP = 0.5    # openpi's client sleeps 5 s between refused connection attempts
 
-passed = failed = 0
-
-
-def check(ok, label):
-    global passed, failed
-    print(("ok   " if ok else "FAIL ") + label, flush=True)
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-    return ok
-
-
-def finish(skipped=0):
-    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
-    sys.exit(1 if failed else 0)
+from tally import check, finish  # noqa: E402 (the shared pass/fail counter, tests/tally.py)
 
 
 def find_haproxy():

@@ -58,22 +58,7 @@ REASON = "Internal server error. Traceback included in previous frame."
 TIMEOUT = 60.0  # seconds for any single wait (the tiny model runs in milliseconds)
 SEED = 7        # --seed of the deterministic servers and of the `pi0 run` they are compared with
 
-passed = failed = 0
-
-
-def check(ok, label):
-    global passed, failed
-    print(("ok   " if ok else "FAIL ") + label, flush=True)
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-    return ok
-
-
-def finish():
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+from tally import check, finish  # noqa: E402 (the shared pass/fail counter, tests/tally.py)
 
 
 # ---- msgpack-numpy (PI0_IO.md §4.3) -----------------------------------------------------------

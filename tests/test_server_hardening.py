@@ -51,17 +51,8 @@ import test_server as ts  # noqa: E402 (helpers: Server, connect, raw_ws, frames
 from openpi_msgpack import packb, unpackb  # noqa: E402
 
 PI0, ROOT, TIMEOUT, SEED = ts.PI0, ts.ROOT, ts.TIMEOUT, ts.SEED
-passed = failed = 0
-
-
-def check(ok, label):
-    global passed, failed
-    print(("ok   " if ok else "FAIL ") + label, flush=True)
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-    return ok
+from tally import check  # noqa: E402 (the shared pass/fail counter, tests/tally.py)
+import tally  # noqa: E402
 
 
 def libero_obs(seed=1, **kw):
@@ -633,8 +624,7 @@ def main():
     session("decode cancel", [*seeded, "--allow-encoded-images", "--max-frame-mib", "8"], decode_cancel)
     parity(tmp.name)
     tmp.cleanup()
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    tally.finish()
 
 
 if __name__ == "__main__":
