@@ -113,6 +113,9 @@ typedef struct {
     int n_heads, n_kv_heads, head_dim;             /* 8, 1, 256 (shared by both experts) */
     float rms_eps, ln_eps, rope_base;              /* 1e-6, 1e-6, 10000 */
     double time_min_period, time_max_period;       /* 0.004, 4.0 (double: they scale phases of ~1e3 rad) */
+    int rtc_training_max_delay; /* trained with clean action prefixes of up to this many rows (LeRobot
+                                   PI05Config field of the same name; 0 = not trained for it): the
+                                   largest delay of PI0_RTC_TRAINED */
 } pi0_config;
 
 typedef struct pi0_ctx pi0_ctx;     /* weights + config; read-only after load, shareable */
@@ -214,8 +217,14 @@ PI0_API pi0_run_params pi0_run_params_default(void);
  *   v <- v - g·c            with c = e (GUIDED: identity Jacobian, what LeRobot computes, no extra
  *                           cost) or c = J·e ≈ (Â(x + εe) - Â(x)) / ε (GUIDED_FD: one more expert
  *                           pass per step; J = dÂ/dx, the paper uses Jᵀe; c is scaled to |c| <= |e|)
- * Since dt < 0, subtracting g·c moves x towards Y. TRAINED (arXiv 2512.05964) is for checkpoints
- * trained with clean action prefixes; not implemented in this version (PI0_ERR_UNSUPPORTED). */
+ * Since dt < 0, subtracting g·c moves x towards Y.
+ *
+ * TRAINED (training-time RTC, arXiv 2512.05964; LeRobot PI05Config.rtc_training_max_delay): for π0.5
+ * checkpoints trained with clean action prefixes (pi0_config.rtc_training_max_delay > 0, else
+ * PI0_ERR_UNSUPPORTED, as for π0). No guidance: the first d rows of x are set to Y before and after
+ * every Euler step and their time is 0 (per-row time embedding, time MLP and adaptive-norm
+ * modulations), the other rows get the step's time; so actions[0..d-1] = Y exactly.
+ * d <= rtc_training_max_delay; schedule, max_guidance and fd_step are not used; d = 0 is no RTC. */
 typedef enum { PI0_RTC_GUIDED = 0, PI0_RTC_GUIDED_FD = 1, PI0_RTC_TRAINED = 2 } pi0_rtc_mode;
 typedef enum { PI0_RTC_LINEAR = 0, PI0_RTC_EXP = 1, PI0_RTC_ONES = 2, PI0_RTC_ZEROS = 3 } pi0_rtc_schedule;
 
@@ -223,7 +232,7 @@ struct pi0_rtc_params {
     int mode;                  /* pi0_rtc_mode */
     int schedule;              /* pi0_rtc_schedule of the prefix weights */
     float max_guidance;        /* beta > 0 */
-    int delay;                 /* d: 0 <= d <= s */
+    int delay;                 /* d: 0 <= d <= s (TRAINED: also d <= rtc_training_max_delay) */
     int horizon;               /* s: d <= s <= H - d */
     /* Y: [n_prev, prev_dim], H - s <= n_prev <= H (rows from H - s on have weight 0). pi0_infer:
      * normalized model units, columns beyond prev_dim (<= action_dim) taken as 0 like padded actions.

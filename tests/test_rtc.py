@@ -257,7 +257,7 @@ def main():
         (["--prev-actions", ppath, "--delay", "2", "--horizon", "4"], "execution horizon s = 4 > H - d = 5 - 2 = 3"),
         (["--prev-actions", os.path.join(tmp, "narrow.npy"), "--delay", "1", "--horizon", "1"], "7 action columns, expected 8"),
         (["--prev-actions", ppath, "--delay", "1"], "needs --prev-actions, --delay and --horizon together"),
-        (["--prev-actions", ppath, "--delay", "1", "--horizon", "1", "--rtc-mode", "training"], "not implemented"),
+        (["--prev-actions", ppath, "--delay", "1", "--horizon", "1", "--rtc-mode", "training"], "exists for π0.5 checkpoints only"),
         (["--prev-actions", ppath, "--delay", "1", "--horizon", "1", "--rtc-schedule", "cosine"], "expected linear, exp"),
     ):
         rc, log = run(pi0, "--model", ckpt, "--inputs", cpath, "--quiet", *args)

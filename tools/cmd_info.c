@@ -50,6 +50,9 @@ int cmd_info(int argc, char **argv) {
            state_where[pi0_config_state_input(c)]);
     printf("actions      horizon %d x dim %d, %d denoising steps, prompt %d tokens\n", c->action_horizon, c->action_dim,
            c->n_steps, c->max_token_len);
+    if (c->rtc_training_max_delay > 0)
+        printf("rtc          trained with clean action prefixes up to %d rows (--rtc-mode training, d <= %d)\n",
+               c->rtc_training_max_delay, c->rtc_training_max_delay);
     printf("images       %d slots of %dx%dx%d, patch %d -> %d tokens each\n", c->n_image_slots, c->image_size,
            c->image_size, c->n_channels, c->patch_size, (c->image_size / c->patch_size) * (c->image_size / c->patch_size));
     printf("vision       width %d, depth %d, mlp %d, heads %d\n", c->vision_width, c->vision_depth, c->vision_mlp_dim,

@@ -95,7 +95,7 @@ static int parse(int argc, char **argv, run_opts *o) {
                  "pi0 run --model DIR --image NAME=PATH... --prompt TEXT [--state V1,V2,...] [--robot NAME]\n"
                  "        [--tokenizer FILE] [--norm-stats FILE] [--asset-id ID] [--discrete-state-input true|false]\n"
                  "        [--out FILE] [--seed N]\n"
-                 "pi0 run ... --prev-actions FILE --delay D --horizon S [--rtc-mode identity|fd]\n"
+                 "pi0 run ... --prev-actions FILE --delay D --horizon S [--rtc-mode identity|fd|training]\n"
                  "        [--rtc-schedule linear|exp|ones|zeros] [--rtc-beta B] [--rtc-fd-step E] [--taps FILE]",
         .about = "Sample one action chunk and print it."};
     int r = opt_parse(&cmd, groups, 3, argc, argv, NULL);

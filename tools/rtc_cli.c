@@ -27,7 +27,8 @@ static int params_block(opt_spec *s, pi0_rtc_params *p) {
     s[n++] = (opt_spec){.name = "--rtc-mode", .type = OPT_CHOICE, .dest = &p->mode, .choices = "identity|fd|training|guided",
                         .vals = mode_vals,
                         .help = "identity (guided, identity Jacobian; 'guided' is the same) | fd (finite-difference\n"
-                                "J·e, one more expert pass per step) | training (not implemented)"};
+                                "J·e, one more expert pass per step) | training (training-time RTC: π0.5 checkpoints\n"
+                                "trained for it, config.json rtc_training_max_delay >= D)"};
     s[n++] = (opt_spec){.name = "--rtc-schedule", .type = OPT_CHOICE, .dest = &p->schedule, .choices = "linear|exp|ones|zeros",
                         .help = "prefix-weight schedule"};
     s[n++] = (opt_spec){.name = "--rtc-beta", .type = OPT_FLOAT, .dest = &p->max_guidance, .meta = "B", .lo = 0, .lo_open = 1,

@@ -230,6 +230,8 @@ pi0_status pi0_config_parse(const char *buf, size_t len, const char *path, pi0_c
     TRY(get_float(path, root, "siglip_layer_norm_eps", &c->ln_eps, 0, 1));
     TRY(get_real(path, root, "time_min_period", &c->time_min_period, 0, 1e12));
     TRY(get_real(path, root, "time_max_period", &c->time_max_period, 0, 1e12));
+    /* training-time RTC (LeRobot PI05Config): longest clean action prefix seen in training */
+    TRY(get_int(path, root, "rtc_training_max_delay", &c->rtc_training_max_delay, 0, 4095));
 
     /* Consistency the model code relies on. */
     if (c->image_size % c->patch_size)
@@ -246,6 +248,9 @@ pi0_status pi0_config_parse(const char *buf, size_t len, const char *path, pi0_c
         s = pi0_err(PI0_ERR_FORMAT, "%s: expert width %d is odd (time embedding needs sin/cos halves)", path, c->expert_width);
     else if (c->vlm_depth != c->expert_depth)
         s = pi0_err(PI0_ERR_FORMAT, "%s: VLM depth %d != expert depth %d", path, c->vlm_depth, c->expert_depth);
+    else if (c->rtc_training_max_delay >= c->action_horizon) /* LeRobot: 0 <= delay < chunk_size */
+        s = pi0_err(PI0_ERR_FORMAT, "%s: field 'rtc_training_max_delay': %d must be < the action horizon (chunk_size) %d",
+                    path, c->rtc_training_max_delay, c->action_horizon);
     else if (c->time_min_period > c->time_max_period)
         s = pi0_err(PI0_ERR_FORMAT, "%s: time_min_period %g > time_max_period %g", path, c->time_min_period,
                     c->time_max_period);
@@ -293,6 +298,7 @@ pi0_status pi0_config_save(const pi0_config *c, const char *path) {
             c->vision_mlp_dim, c->image_size, c->patch_size);
     fprintf(f, "  \"siglip_num_channels\": %d,\n  \"siglip_layer_norm_eps\": %g,\n  \"rms_norm_eps\": %g,\n", c->n_channels,
             (double)c->ln_eps, (double)c->rms_eps);
+    if (c->rtc_training_max_delay > 0) fprintf(f, "  \"rtc_training_max_delay\": %d,\n", c->rtc_training_max_delay);
     fprintf(f, "  \"rope_base\": %g,\n  \"time_min_period\": %.17g,\n  \"time_max_period\": %.17g\n}\n", (double)c->rope_base,
             c->time_min_period, c->time_max_period);
     if (fclose(f) != 0) return pi0_err(PI0_ERR_IO, "%s: write failed", path);

@@ -8,8 +8,10 @@
  * are run through the expert once before the loop, filling their K/V rows; each step then
  * processes only the H action rows. Each step computes its time-dependent inputs once (the
  * family's step_time), then the velocity at x_t (pi0_denoise_velocity), which real-time
- * chunking's finite-difference mode (rtc.c) calls a second time at a probe point. */
+ * chunking's finite-difference mode (rtc.c) calls a second time at a probe point. Training-time
+ * RTC keeps the first d action rows at Y and at time 0 (their own modulations, step.mods0). */
 #include <math.h>
+#include <string.h>
 
 #include "model/linear.h"
 #include "model/rtc.h"
@@ -41,12 +43,25 @@ static void expert_pass(pi0_state *st, int t0, int Ns, const float *mods, int st
                             .n = Ns - t0, .pos = st->pos + P + t0, .qcum = st->kcum + P + t0, .qpad = st->kpad + P + t0,
                             .kc = st->kc[l], .vc = st->vc[l], .koff = P + t0,
                             .mod = mods ? mods + (int64_t)l * 6 * We : NULL, .sites = expert_sites};
+        if (mods && st->step.mods0) { /* per-row time: families with adaptive norms have no state rows, */
+            g.mod0 = st->step.mods0 + (int64_t)l * 6 * We; /* so the call's rows are the action rows */
+            g.n0 = st->step.n0;
+        }
         pi0_gemma_block(st, &g);
         if (rp->tap && step >= 0 && st->ex.status == PI0_OK) {
             int64_t sh[2] = {Ns - t0, We};
             pi0_tap(rp, st->s_x + (int64_t)t0 * We, 2, sh, NULL, t0, "denoise.s%02d.expert.L%02d", step, l);
         }
     }
+}
+
+/* Training-time RTC: the modulations of the clamped rows, at time 0, once per inference. */
+static void prefix_time_cond(pi0_state *st, const pi0_variant_stages *vs) {
+    const pi0_config *c = &st->ctx->cfg;
+    time_embedding(st->tau, c->expert_width, 0.0, c->time_min_period, c->time_max_period);
+    pi0_step_cond sc = vs->step_time(st);
+    if (sc.mods)
+        memcpy(st->rtc_mods0, sc.mods, (2 * (size_t)c->expert_depth + 1) * 3 * c->expert_width * sizeof(float));
 }
 
 void pi0_denoise_velocity(pi0_state *st, const pi0_run_params *rp, int step) {
@@ -94,6 +109,7 @@ pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *
     for (int i = 0; i < A; i++) st->state_pad[i] = i < obs->state_dim && obs->state ? obs->state[i] : 0.0f;
     for (int i = 0; i < H * A; i++) st->x_t[i] = noise[i];
     pi0_rtc_begin(st, rp);
+    if (st->rtc_clamp) prefix_time_cond(st, vs);
 
     if (first && st->compact) {
         vs->embed_state(st);
@@ -109,10 +125,16 @@ pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *
         }
         time_embedding(st->tau, We, (double)t, c->time_min_period, c->time_max_period);
         st->step = vs->step_time(st);
+        if (st->rtc_clamp) { /* training-time RTC: rows [0, d) are Y at time 0 */
+            st->step.mods0 = st->rtc_mods0;
+            st->step.n0 = st->rtc_clamp;
+            pi0_rtc_clamp(st);
+        }
         pi0_denoise_velocity(st, rp, step);
         pi0_rtc_guide(st, rp, step, t); /* real-time chunking: no-op unless rp->rtc (rtc.c) */
         pi0_ew_args e = {.y = st->x_t, .a = st->x_t, .b = st->v_t, .n = (int64_t)H * A, .alpha = dt, .kind = PI0_EW_AXPY};
         pi0_op_ew(&st->ex, "expert.euler", &e);
+        if (st->rtc_clamp) pi0_rtc_clamp(st);
         if (rp->tap && st->ex.status == PI0_OK) {
             int64_t sa[2] = {H, A};
             pi0_tap(rp, st->v_t, 2, sa, NULL, 0, "denoise.s%02d.v", step);

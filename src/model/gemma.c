@@ -10,27 +10,43 @@
 
 enum { S_NORM1, S_Q, S_K, S_V, S_ROPE, S_ATTN, S_O, S_NORM2, S_MLP, S_DOWN };
 
-/* a = norm(x); for an adaptive norm also apply (1 + scale), + shift from mod (3D: scale, shift, gate). */
-static void pre_norm(pi0_state *st, const pi0_gemma_call *c, const float *w, const float *mod, const char *site) {
-    const pi0_config *cfg = &st->ctx->cfg;
-    pi0_norm_args n = {.y = c->a, .x = c->x, .w = mod ? NULL : w, .m = c->n, .d = c->D, .eps = cfg->rms_eps};
-    pi0_op_rmsnorm(&st->ex, site, &n);
-    if (mod) {
-        pi0_mod_args m = {.y = c->a, .scale = mod, .shift = mod + c->D, .m = c->n, .d = c->D, .kind = PI0_MOD_SCALE_SHIFT};
-        pi0_op_mod(&st->ex, site, &m);
+/* Adaptive norms: apply the (scale, shift, gate) triple at offset `at` of the layer's modulations:
+ * a = a·(1 + scale) + shift, or (gated) x += t ⊙ gate. Rows [0, n0) take mod0's triple (their own
+ * time, training-time RTC), the others mod's; n0 = 0 is one call over all rows. */
+static void modulate(pi0_state *st, const pi0_gemma_call *c, int64_t at, int gated, const char *site) {
+    int n0 = c->mod0 ? c->n0 : 0;
+    for (int part = 0; part < 2; part++) {
+        int r0 = part ? n0 : 0, m = part ? c->n - n0 : n0;
+        if (m <= 0) continue;
+        const float *mod = (part ? c->mod : c->mod0) + at;
+        int64_t o = (int64_t)r0 * c->D;
+        pi0_mod_args a = {.m = m, .d = c->D};
+        if (gated) {
+            a.y = c->x + o; a.f = c->t + o; a.gate = mod + 2 * c->D; a.kind = PI0_MOD_GATED_RESIDUAL;
+        } else {
+            a.y = c->a + o; a.scale = mod; a.shift = mod + c->D; a.kind = PI0_MOD_SCALE_SHIFT;
+        }
+        pi0_op_mod(&st->ex, site, &a);
     }
 }
 
-/* x += f (already accumulated by the matmul) or x += f ⊙ gate for adaptive norms. */
-static void project_residual(pi0_state *st, const pi0_gemma_call *c, const pi0_weight *w, const float *in,
-                             const float *gate, const char *site) {
-    if (!gate) {
+/* a = norm(x); for an adaptive norm (c->mod) then the modulation triple at `at`. */
+static void pre_norm(pi0_state *st, const pi0_gemma_call *c, const float *w, int64_t at, const char *site) {
+    const pi0_config *cfg = &st->ctx->cfg;
+    pi0_norm_args n = {.y = c->a, .x = c->x, .w = c->mod ? NULL : w, .m = c->n, .d = c->D, .eps = cfg->rms_eps};
+    pi0_op_rmsnorm(&st->ex, site, &n);
+    if (c->mod) modulate(st, c, at, 0, site);
+}
+
+/* x += f (already accumulated by the matmul) or, for adaptive norms, x += f ⊙ gate of the triple at `at`. */
+static void project_residual(pi0_state *st, const pi0_gemma_call *c, const pi0_weight *w, const float *in, int64_t at,
+                             const char *site) {
+    if (!c->mod) {
         pi0_linear_add(&st->ex, site, c->x, in, w, NULL, c->n);
         return;
     }
     pi0_linear(&st->ex, site, c->t, in, w, NULL, c->n);
-    pi0_mod_args r = {.y = c->x, .f = c->t, .gate = gate, .m = c->n, .d = c->D, .kind = PI0_MOD_GATED_RESIDUAL};
-    pi0_op_mod(&st->ex, site, &r);
+    modulate(st, c, at, 1, site);
 }
 
 void pi0_gemma_block(pi0_state *st, const pi0_gemma_call *c) {
@@ -38,9 +54,9 @@ void pi0_gemma_block(pi0_state *st, const pi0_gemma_call *c) {
     const pi0_gemma_layer *L = c->L;
     pi0_exec *ex = &st->ex;
     int64_t HD = (int64_t)cfg->n_heads * cfg->head_dim, KV = (int64_t)cfg->n_kv_heads * cfg->head_dim;
-    const float *mod1 = c->mod, *mod2 = c->mod ? c->mod + 3 * c->D : NULL;
+    int64_t mlp_at = 3 * (int64_t)c->D; /* the MLP norm's triple follows the attention norm's */
 
-    pre_norm(st, c, L->attn_norm, mod1, c->sites[S_NORM1]);
+    pre_norm(st, c, L->attn_norm, 0, c->sites[S_NORM1]);
     float *krows = c->kc + (int64_t)c->koff * KV, *vrows = c->vc + (int64_t)c->koff * KV;
     pi0_linear(ex, c->sites[S_K], krows, c->a, &L->k, NULL, c->n);
     pi0_linear(ex, c->sites[S_V], vrows, c->a, &L->v, NULL, c->n);
@@ -59,12 +75,12 @@ void pi0_gemma_block(pi0_state *st, const pi0_gemma_call *c) {
                              .hd = cfg->head_dim, .scale = 1.0f / sqrtf((float)cfg->head_dim),
                              .qc = c->qcum, .kc = st->kcum, .qpad = c->qpad, .kpad = st->kpad};
     pi0_op_attention(ex, c->sites[S_ATTN], &at);
-    project_residual(st, c, &L->o, c->o, mod1 ? mod1 + 2 * c->D : NULL, c->sites[S_O]);
+    project_residual(st, c, &L->o, c->o, 0, c->sites[S_O]);
 
-    pre_norm(st, c, L->mlp_norm, mod2, c->sites[S_NORM2]);
+    pre_norm(st, c, L->mlp_norm, mlp_at, c->sites[S_NORM2]);
     pi0_linear(ex, c->sites[S_MLP], c->g, c->a, &L->gate, NULL, c->n);
     pi0_linear(ex, c->sites[S_MLP], c->u, c->a, &L->up, NULL, c->n);
     pi0_ew_args ge = {.y = c->g, .a = c->g, .b = c->u, .n = (int64_t)c->n * c->Mx, .kind = PI0_EW_GELU_TANH_MUL};
     pi0_op_ew(ex, c->sites[S_MLP], &ge);
-    project_residual(st, c, &L->down, c->g, mod2 ? mod2 + 2 * c->D : NULL, c->sites[S_DOWN]);
+    project_residual(st, c, &L->down, c->g, mlp_at, c->sites[S_DOWN]);
 }

@@ -90,6 +90,10 @@ struct pi0_ctx {
 typedef struct {
     const float *cond; /* (We) the conditioning vector (tapped as denoise.sNN.cond), or NULL */
     const float *mods; /* (2·depth + 1, 3We) per-layer adaptive-norm (scale, shift, gate), or NULL */
+    /* Per-row time (training-time RTC): the first n0 action rows are at another time, whose
+     * modulations (same layout as mods) are mods0; n0 = 0: every row uses mods. */
+    const float *mods0;
+    int n0;
 } pi0_step_cond;
 
 /* Per-inference buffers, sized once at pi0_state_new for the configured maxima. */
@@ -132,6 +136,8 @@ struct pi0_state {
     float *rtc_e;         /* (H, A) e = W ⊙ (Y - Â), then the correction c */
     float *rtc_x, *rtc_v; /* (H, A) finite-difference probe x + εe and its velocity */
     int rtc_on;           /* guidance active for this inference (some W > 0) */
+    int rtc_clamp;        /* training-time RTC: rows [0, rtc_clamp) of x are Y at time 0 (0 = off) */
+    float *rtc_mods0;     /* (2·depth + 1, 3We) adaptive-norm modulations at time 0 (π0.5) */
     int n_prefix;         /* P of the current observation (kept rows) */
     int n_valid;          /* valid prefix tokens (positions of the suffix start here) */
 };
@@ -146,7 +152,8 @@ void pi0_vision_forward(pi0_state *st, const float *const *images, const int *sl
 /* gemma.c: one Gemma block over n rows of x (n, D). Keys/values of these rows are written to rows
  * [koff, koff + n) of kc/vc; queries attend to keys [0, koff + n) with the mask arrays (qcum/qpad
  * for the n query rows, st->kcum/kpad for keys). kv_only: stop after writing K/V (layer 17 of the
- * prefill). mod: π0.5 modulations for this layer (2 × 3D: attention norm, MLP norm) or NULL. */
+ * prefill). mod: π0.5 modulations for this layer (2 × 3D: attention norm, MLP norm) or NULL;
+ * mod0/n0: the first n0 rows' modulations when they differ (training-time RTC). */
 typedef struct {
     const pi0_gemma_layer *L;
     int D, Mx;
@@ -158,6 +165,7 @@ typedef struct {
     int koff;
     int kv_only;
     const float *mod;
+    const float *mod0; int n0;          /* rows [0, n0) use mod0 instead of mod (per-row time), n0 = 0: none */
     const char *const *sites;           /* 10 static site names: norm1 q k v rope attn o norm2 mlp down */
 } pi0_gemma_call;
 void pi0_gemma_block(pi0_state *st, const pi0_gemma_call *c);

@@ -4,7 +4,10 @@
  * (realtime_action, get_prefix_weights), translated to openpi's time (t: 1 -> 0, dt < 0):
  * kinetix integrates tau = 1 - t upwards with velocity -v, so its v + g·Jᵀe becomes v - g·Jᵀe here.
  * Nothing is allocated or copied: the buffers live in the state, the finite-difference probe swaps
- * the x_t / v_t pointers instead of copying. */
+ * the x_t / v_t pointers instead of copying. Training-time RTC (LeRobot policies/common/
+ * flow_matching.py euler_integrate's hard_prefix, policies/pi05/modeling_pi05.py
+ * _prepare_trained_rtc_prefix) has no guidance: rows [0, d) of x are set to Y (pi0_rtc_clamp) and
+ * conditioned at time 0 by denoise.c. */
 #include <math.h>
 
 #include "model/rtc.h"
@@ -46,9 +49,21 @@ pi0_status pi0_rtc_check(const pi0_config *c, const pi0_rtc_params *r) {
     int H = c->action_horizon, A = c->action_dim, d = r->delay, s = r->horizon;
     if (r->mode < PI0_RTC_GUIDED || r->mode > PI0_RTC_TRAINED)
         return pi0_err(PI0_ERR_ARG, "rtc.mode = %d, expected 0 (guided), 1 (guided_fd) or 2 (trained)", r->mode);
-    if (r->mode == PI0_RTC_TRAINED)
-        return pi0_err(PI0_ERR_UNSUPPORTED, "rtc.mode = trained (training-time RTC) is not implemented in this version; "
-                                            "use guided or guided_fd");
+    if (r->mode == PI0_RTC_TRAINED) {
+        /* LeRobot implements it for π0.5 only (PI05Config.rtc_training_max_delay; the per-token time
+         * enters through the adaptive norms). π0's time is concatenated into the action tokens and
+         * no public π0 trainer conditions on clean prefixes. */
+        if (c->variant != PI0_VARIANT_PI05)
+            return pi0_err(PI0_ERR_UNSUPPORTED, "rtc.mode = trained (training-time RTC) exists for π0.5 checkpoints only "
+                                                "(LeRobot PI05Config.rtc_training_max_delay); use guided or guided_fd");
+        if (c->rtc_training_max_delay <= 0)
+            return pi0_err(PI0_ERR_UNSUPPORTED, "rtc.mode = trained needs a checkpoint trained with clean action prefixes, "
+                                                "and this one's config.json has no rtc_training_max_delay > 0; use guided "
+                                                "or guided_fd");
+        if (d > c->rtc_training_max_delay)
+            return pi0_err(PI0_ERR_ARG, "rtc: delay d = %d > the checkpoint's rtc_training_max_delay = %d (training never "
+                                        "showed it a longer clean prefix)", d, c->rtc_training_max_delay);
+    }
     if (r->schedule < PI0_RTC_LINEAR || r->schedule > PI0_RTC_ZEROS)
         return pi0_err(PI0_ERR_ARG, "rtc.schedule = %d, expected 0 (linear), 1 (exp), 2 (ones) or 3 (zeros)", r->schedule);
     if (!(r->max_guidance > 0.0f) || !isfinite(r->max_guidance))
@@ -80,20 +95,28 @@ pi0_status pi0_rtc_check(const pi0_config *c, const pi0_rtc_params *r) {
 void pi0_rtc_begin(pi0_state *st, const pi0_run_params *rp) {
     const pi0_rtc_params *r = rp->rtc;
     st->rtc_on = 0;
+    st->rtc_clamp = 0;
     if (!r) return;
     const pi0_config *c = &st->ctx->cfg;
     int H = c->action_horizon, A = c->action_dim, cols = r->prev_dim ? r->prev_dim : A;
-    pi0_rtc_prefix_weights(r->schedule, r->delay, H - r->horizon, H, st->rtc_w);
+    int trained = r->mode == PI0_RTC_TRAINED;
+    pi0_rtc_prefix_weights(trained ? PI0_RTC_ZEROS : r->schedule, r->delay, H - r->horizon, H, st->rtc_w);
     for (int h = 0; h < H; h++) {
         for (int j = 0; j < A; j++)
             st->rtc_y[(size_t)h * A + j] = h < r->n_prev && j < cols ? r->prev_actions[(size_t)h * cols + j] : 0.0f;
-        if (st->rtc_w[h] != 0.0f) st->rtc_on = 1;
+        if (st->rtc_w[h] != 0.0f && !trained) st->rtc_on = 1;
     }
+    if (trained) st->rtc_clamp = r->delay; /* no guidance; W (zeros schedule) is only tapped: 1 on the clamped rows */
     if (rp->tap) {
         int64_t sy[2] = {H, A}, sw[1] = {H};
         pi0_tap(rp, st->rtc_y, 2, sy, NULL, 0, "rtc.y");
         pi0_tap(rp, st->rtc_w, 1, sw, NULL, 0, "rtc.w");
     }
+}
+
+void pi0_rtc_clamp(pi0_state *st) {
+    size_t n = (size_t)st->rtc_clamp * st->ctx->cfg.action_dim;
+    for (size_t i = 0; i < n; i++) st->x_t[i] = st->rtc_y[i];
 }
 
 /* e = W ⊙ (Y - (x - t·v)) on the rows with W > 0 (others 0); returns max |e|. */

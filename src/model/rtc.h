@@ -17,8 +17,13 @@ float pi0_rtc_guidance_weight(double t, double beta);
 /* Check r against the model (sizes, ranges, finite values); PI0_OK for r == NULL. */
 pi0_status pi0_rtc_check(const pi0_config *c, const pi0_rtc_params *r);
 
-/* Before the loop: fill st->rtc_y, st->rtc_w and st->rtc_on from rp->rtc (checked). */
+/* Before the loop: fill st->rtc_y, st->rtc_w, st->rtc_on (guidance) and st->rtc_clamp (training-time
+ * RTC: d) from rp->rtc (checked). */
 void pi0_rtc_begin(pi0_state *st, const pi0_run_params *rp);
+
+/* Training-time RTC (st->rtc_clamp = d > 0): rows [0, d) of st->x_t = Y, before the velocity and
+ * after the Euler update of every step. */
+void pi0_rtc_clamp(pi0_state *st);
 
 /* After the model velocity of this step is in st->v_t (for st->x_t at time t), replace it by the
  * guided velocity. GUIDED_FD runs one more velocity pass (pi0_denoise_velocity) at x + εe. */

@@ -74,6 +74,7 @@ static void layout(pi0_state *st, planner *p) {
     st->rtc_e = take(p, H * A, F);
     st->rtc_x = take(p, H * A, F);
     st->rtc_v = take(p, H * A, F);
+    st->rtc_mods0 = take(p, ada ? (2 * (size_t)c->expert_depth + 1) * 3 * We : 0, F);
 }
 
 pi0_status pi0_state_new(pi0_ctx *ctx, pi0_state **out) {

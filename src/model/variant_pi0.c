@@ -34,7 +34,7 @@ static void embed_state(pi0_state *st) {
 static pi0_step_cond step_time(pi0_state *st) {
     const pi0_weights *w = &st->ctx->w;
     pi0_linear(&st->ex, "suffix.time_mlp_in", st->tau_b, st->tau, &w->time_in_tau, w->time_in_b, 1);
-    return (pi0_step_cond){NULL, NULL};
+    return (pi0_step_cond){.cond = NULL, .mods = NULL};
 }
 
 /* action tokens = time_out(swish(W_act·a + tau_b)) with a = action_in(x_t) */

@@ -51,7 +51,7 @@ static pi0_step_cond step_time(pi0_state *st) {
     }
     pi0_linear(&st->ex, "suffix.adarms", st->mods + (int64_t)c->expert_depth * 6 * We, st->cond, &w->expert_norm_ada,
                w->expert_norm_ada_b, 1);
-    return (pi0_step_cond){st->cond, st->mods};
+    return (pi0_step_cond){.cond = st->cond, .mods = st->mods};
 }
 
 /* action tokens = action_in(x_t) */
@@ -64,10 +64,18 @@ static void embed_actions(pi0_state *st, float *rows) {
 static void final_norm(pi0_state *st, const float *xa) {
     const pi0_config *c = &st->ctx->cfg;
     int H = c->action_horizon, We = c->expert_width;
-    const float *fm = st->step.mods + (int64_t)c->expert_depth * 6 * We;
+    int64_t at = (int64_t)c->expert_depth * 6 * We;
+    int n0 = st->step.mods0 ? st->step.n0 : 0; /* rows [0, n0): their own time's modulation */
     pi0_norm_args n = {.y = st->s_a, .x = xa, .m = H, .d = We, .eps = c->rms_eps};
     pi0_op_rmsnorm(&st->ex, "expert.final_norm", &n);
-    pi0_mod_args m = {.y = st->s_a, .scale = fm, .shift = fm + We, .m = H, .d = We, .kind = PI0_MOD_SCALE_SHIFT};
+    if (n0 > 0) {
+        const float *f0 = st->step.mods0 + at;
+        pi0_mod_args m0 = {.y = st->s_a, .scale = f0, .shift = f0 + We, .m = n0, .d = We, .kind = PI0_MOD_SCALE_SHIFT};
+        pi0_op_mod(&st->ex, "expert.final_norm", &m0);
+    }
+    const float *fm = st->step.mods + at;
+    pi0_mod_args m = {.y = st->s_a + (int64_t)n0 * We, .scale = fm, .shift = fm + We, .m = H - n0, .d = We,
+                      .kind = PI0_MOD_SCALE_SHIFT};
     pi0_op_mod(&st->ex, "expert.final_norm", &m);
 }
 
