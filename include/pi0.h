@@ -69,7 +69,15 @@ PI0_API void pi0_log_set(pi0_log_fn fn, void *user);
 /* ---- load-time parameters ------------------------------------------------------------------ */
 
 typedef enum { PI0_BACKEND_FAST = 0, PI0_BACKEND_REF = 1 } pi0_backend_kind;
-typedef enum { PI0_WEIGHTS_BF16 = 0, PI0_WEIGHTS_F32 = 1 } pi0_weight_kind;
+/* What the fast path packs the matmul weights into at load (from the checkpoint's F32/BF16/F16):
+ *   BF16  every matrix in bf16 (exact for a bf16 checkpoint);
+ *   F32   every matrix in float32 (the kernels alone, no rounding of the weights);
+ *   INT8  the VLM's and the action expert's linear layers (q/k/v/o, gate/up, down) quantized to int8,
+ *         symmetric per output channel, activations quantized per token at run time; everything else
+ *         (vision tower, projector, action/state projections, time MLPs, π0.5 adaptive-norm layers)
+ *         packed bf16; the token embedding is always read as stored. Accuracy: pi0 check --weights int8.
+ * The reference backend ignores the kind: it always reads the stored weights in float32. */
+typedef enum { PI0_WEIGHTS_BF16 = 0, PI0_WEIGHTS_F32 = 1, PI0_WEIGHTS_INT8 = 2 } pi0_weight_kind;
 
 /* Limits checked by pi0_load (n_threads) and pi0_infer / config.json (n_steps); the pi0 command's
  * options use the same ones. */
@@ -81,7 +89,8 @@ typedef struct {
                          at most PI0_MAX_THREADS */
     int backend;      /* pi0_backend_kind: FAST (optimized kernels) or REF (float32 oracle) */
     int strict;       /* 1: any op that would fall back from fast to ref fails with UNSUPPORTED */
-    int weights;      /* pi0_weight_kind: dtype the fast path packs weights into at load */
+    int weights;      /* pi0_weight_kind: what the fast path packs weights into at load (BF16, F32, INT8;
+                         ignored by the reference backend) */
     /* Called during pi0_load with the fraction done (0..1) and what is happening; may be NULL. */
     void (*progress)(float fraction, const char *what, void *user);
     void *progress_user;

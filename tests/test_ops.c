@@ -274,6 +274,275 @@ static void test_matmul(void) {
     CHECK(!ok && strstr(why, "not packed"), "supports rejects an unpacked weight: '%s'", why);
 }
 
+/* ---- int8 matmul (weights int8 per output channel, activations int8 per row) -------------- */
+
+/* Accuracy contract of the int8 kind against the float reference, per output (row r, column j):
+ * the weight of column j is rounded with step sw_j = max_i |w_ji| / 127 and the activations of row
+ * r with step sx_r = max |x_ri| / 127 over its non-outlier channels (outlier channels are exact);
+ * each rounding error is at most half a step, and on random data the errors of the k terms are
+ * independent and uniform (variance step^2 / 12), so the output error has
+ *   sigma_rj^2 = sw_j^2 / 12 * sum_i x_ri^2 + sx_r^2 / 12 * sum_(i not outlier) w_ji^2
+ * (the product of the two errors is second order). Bound: |d| <= 6 sigma_rj + 1e-5 S (S = sum_i
+ * |x w| + |bias| + |y_in|: fp32 accumulation). For k <= 12 the sum of k uniform errors cannot pass
+ * sqrt(3k) sigma <= 6 sigma at all; for large k it is near Gaussian and 6 sigma is passed with
+ * probability ~2e-9 per output. The step sx_r is computed here from the planted outlier channels the
+ * test knows (not from what the implementation detected), so a missed outlier, a wrong scale or a
+ * wrong compensation shows up as errors far past the bound. Also PCC >= 0.999 per matrix.
+ * planted: 0 none; n > 0: channels 3, 3 + 37, ... (n of them) of every row set to +-(50..100) x the
+ * row's rms (the first one 1000x when planted is 5: massive beside moderate). outliers_on: the
+ * switch; with it off and planted channels the bound must clearly break (>= 20 % of outputs past it). */
+static int64_t int8_planted(int planted, int64_t k, int c) { return c < planted ? (3 + 37 * (int64_t)c) % k : -1; }
+
+static void test_int8_one(int64_t m, int64_t k, int64_t n, pi0_dtype dt, int acc, int bias, int nth, int pad,
+                          int planted, int outliers_on, int inject_nan) {
+    int64_t ldx = k + pad, ldy = n + 2 * pad;
+    float *wv = fbuf(n * k, 1.0f), *x = fbuf(m * ldx, 1.0f), *b = bias ? fbuf(n, 1.0f) : NULL;
+    uint8_t *is_out = calloc((size_t)k, 1);
+    for (int c = 0; c < planted; c++) is_out[int8_planted(planted, k, c)] = 1;
+    for (int64_t i = 0; i < m; i++)
+        for (int c = 0; c < planted; c++) {
+            float mag = (planted == 5 && c == 0) ? 1000.0f : 50.0f + 50.0f * (float)c / (float)planted;
+            x[i * ldx + int8_planted(planted, k, c)] = (frand() < 0 ? -mag : mag) * 0.57735f; /* rms of U(-1,1) */
+        }
+    if (inject_nan && m > 1) x[1 * ldx + k / 2] = NAN;
+    float *y0 = fbuf(m * ldy, 1.0f);
+    float *yr = fcopy(y0, m * ldy), *yf = fcopy(y0, m * ldy);
+    pi0_weight w = {.name = "test.w8", .dtype = dt, .data = make_weight_data(dt, wv, n * k), .rows = n, .cols = k};
+    pi0_status s = pi0_backend_prepare_weight(BE, &w, PI0_WEIGHTS_INT8);
+    CHECK(s == PI0_OK, "pack int8 %lldx%lld dtype %d", (long long)n, (long long)k, dt);
+    if (s != PI0_OK) return;
+    pi0_fast_int8_outliers(outliers_on);
+    pi0_matmul_args ar = {.y = yr, .x = x, .w = &w, .bias = b, .m = m, .ldx = ldx, .ldy = ldy, .accumulate = acc};
+    pi0_matmul_args af = ar;
+    af.y = yf;
+    RUN(REF->matmul, &ar, 1);
+    RUN(BE->matmul, &af, nth);
+    if (nth > 1) {
+        float *y1 = fcopy(y0, m * ldy);
+        pi0_matmul_args a1 = ar;
+        a1.y = y1;
+        RUN(BE->matmul, &a1, 1);
+        CHECK(!memcmp(y1, yf, sizeof(float) * (size_t)(m * ldy + GUARD)),
+              "int8 matmul m=%lld k=%lld n=%lld: nth=1 and nth=%d bit-identical", (long long)m, (long long)k,
+              (long long)n, nth);
+        free(y1);
+    }
+    pi0_fast_int8_outliers(1);
+    double *sw = malloc(sizeof(double) * (size_t)n);
+    for (int64_t j = 0; j < n; j++) {
+        double mx = 0;
+        for (int64_t i = 0; i < k; i++) mx = fmax(mx, fabs(pi0_weight_at(&w, j * k + i)));
+        sw[j] = mx / 127.0;
+    }
+    float *tol = malloc(sizeof(float) * (size_t)(m * ldy));
+    int64_t past = 0, counted = 0;
+    for (int64_t i = 0; i < m; i++) {
+        double sx = 0, x2 = 0;
+        for (int64_t p = 0; p < k; p++) {
+            double v = x[i * ldx + p];
+            if (!isfinite(v)) continue;
+            x2 += v * v;
+            if (!is_out[p]) sx = fmax(sx, fabs(v));
+        }
+        sx /= 127.0;
+        for (int64_t j = 0; j < ldy; j++) {
+            double S = 0, w2 = 0, t = 1e-7;
+            if (j < n) {
+                for (int64_t p = 0; p < k; p++) {
+                    double wv_ = pi0_weight_at(&w, j * k + p), xv = x[i * ldx + p];
+                    if (isfinite(xv)) S += fabs(xv * wv_);
+                    if (!is_out[p]) w2 += wv_ * wv_;
+                }
+                if (b) S += fabs(b[j]);
+                if (acc) S += fabs(y0[i * ldy + j]);
+                t = 6.0 * sqrt(sw[j] * sw[j] / 12.0 * x2 + sx * sx / 12.0 * w2) + 1e-5 * S + 1e-7;
+                if (isfinite(yr[i * ldy + j])) {
+                    counted++;
+                    past += fabs((double)yf[i * ldy + j] - yr[i * ldy + j]) > t;
+                }
+            }
+            tol[i * ldy + j] = (float)t;
+        }
+    }
+    char label[200];
+    snprintf(label, sizeof label, "int8 matmul m=%lld k=%lld n=%lld dt=%d acc=%d bias=%d nth=%d pad=%d planted=%d%s%s",
+             (long long)m, (long long)k, (long long)n, dt, acc, bias, nth, pad, planted,
+             planted && !outliers_on ? " outliers OFF" : "", inject_nan ? " nan" : "");
+    if (planted && !outliers_on)
+        CHECK(past * 5 >= counted, "%s: bound clearly broken without outlier handling: %lld of %lld outputs past it",
+              label, (long long)past, (long long)counted);
+    else
+        compare(label, yf, yr, m * ldy, tol, 0, m * n >= 64 && !inject_nan ? 0.999 : 0);
+    pi0_backend_release_weight(BE, &w);
+    free((void *)w.data); free(wv); free(x); free(b); free(y0); free(yr); free(yf); free(tol); free(sw); free(is_out);
+}
+
+/* The packed int8 weight against an independent quantization written here: per column scale =
+ * max |w| / 127, q = nearest-even(w / scale) (w / scale and w * (127 / max) agree to within one
+ * ulp; a value at a .5 tie in one and not the other would show up as a mismatch of 1, which the
+ * check allows and counts), the layout of fast.h, zero padding, wsum = 128 * sum q. */
+static void test_int8_pack(void) {
+    static const int64_t shapes[][2] = {{1, 1}, {37, 71}, {130, 33}, {65, 4}, {3, 1030}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int di = 0; di < 3; di++) {
+            int64_t n = shapes[s][0], k = shapes[s][1];
+            float *v = fbuf(n * k, 1.0f);
+            if (n > 2) for (int64_t i = 0; i < k; i++) v[2 * k + i] = 0.0f; /* a zero row */
+            void *data = make_weight_data((pi0_dtype)di, v, n * k);
+            pi0_weight w = {.name = "p8", .dtype = (pi0_dtype)di, .data = data, .rows = n, .cols = k};
+            pi0_fast_packed *p = NULL;
+            pi0_status st = pi0_fast_pack_weight(&p, data, (pi0_dtype)di, n, k, PI0_WEIGHTS_INT8, "p8");
+            int64_t bad = 0, off1 = 0, kp = (k + 3) & ~(int64_t)3;
+            if (st == PI0_OK) {
+                bad += p->kp != kp || p->n_panels != (n + 63) / 64 ||
+                       pi0_fast_packed_bytes(n, k, PI0_WEIGHTS_INT8) != (size_t)(p->n_panels * 64 * (kp + 8));
+                for (int64_t j = 0; j < p->n_panels * 64; j++) {
+                    double mx = 0;
+                    for (int64_t i = 0; j < n && i < k; i++) mx = fmax(mx, fabs(pi0_weight_at(&w, j * k + i)));
+                    double scale = mx / 127.0;
+                    int64_t sum = 0;
+                    for (int64_t i = 0; i < kp; i++) {
+                        int want = 0;
+                        if (j < n && i < k && scale > 0) want = (int)nearbyint(pi0_weight_at(&w, j * k + i) / scale);
+                        int got = ((const int8_t *)p->data)[(j / 64) * kp * 64 + (i / 4) * 256 + (j % 64) * 4 + i % 4];
+                        if (abs(got - want) == 1) off1++;
+                        else bad += got != want;
+                        sum += got;
+                    }
+                    bad += fabs(p->scale[j] - scale) > 1e-7 * scale || p->wsum[j] != 128 * sum;
+                }
+            }
+            CHECK(st == PI0_OK && bad == 0 && off1 <= 2, "int8 pack [%lld, %lld] dtype %d: q, scale, wsum, padding (%lld off by one at a tie)",
+                  (long long)n, (long long)k, di, (long long)off1);
+            pi0_fast_packed_free(p);
+            free(data); free(v);
+        }
+}
+
+/* Row quantization: the planted channels and only them are found (massive beside moderate ones
+ * too), at most CAP (the largest), none in a row with more than 4 CAP large values or in an
+ * ordinary row; the step is max |x| of the rest / 127; a NaN gives step NaN. */
+static void test_int8_rows(void) {
+    const int64_t k = 2048;
+    float *x = fbuf(k, 1.0f);
+    static const int counts[] = {0, 1, 4, 16, 17, 40, 65};
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        for (int64_t i = 0; i < k; i++) x[i] = frand();
+        int np = counts[c];
+        for (int o = 0; o < np; o++) x[(5 + 31 * o) % k] = (o % 2 ? -1.0f : 1.0f) * (o == 0 ? 600.0f : 30.0f + (float)o);
+        pi0_fast_i8_row r;
+        pi0_fast_i8_row_prepare(&r, x, k, NULL);
+        int want_n = np <= PI0_I8_OUTLIER_CAP ? np : np <= 4 * PI0_I8_OUTLIER_CAP ? PI0_I8_OUTLIER_CAP : 0;
+        int ok = r.n_out == want_n;
+        float rest = 0;
+        for (int64_t i = 0; i < k; i++) {
+            int found = 0;
+            for (int o = 0; o < r.n_out; o++) found |= r.out[o] == i;
+            if (!found) rest = fmaxf(rest, fabsf(x[i]));
+        }
+        for (int o = 0; o < r.n_out && ok; o++) { /* ascending, planted, and the largest ones */
+            ok &= (o == 0 || r.out[o] > r.out[o - 1]) && fabsf(x[r.out[o]]) >= 29.0f;
+            ok &= fabsf(x[r.out[o]]) >= rest;
+        }
+        ok &= r.step == rest / 127.0f;
+        CHECK(ok, "int8 row, %d planted channels: %d outliers (want %d), step %.4g (rest max / 127 = %.4g)", np,
+              r.n_out, want_n, r.step, rest / 127.0f);
+        pi0_fast_int8_outliers(0);
+        pi0_fast_i8_row_prepare(&r, x, k, NULL);
+        pi0_fast_int8_outliers(1);
+        float mx = 0;
+        for (int64_t i = 0; i < k; i++) mx = fmaxf(mx, fabsf(x[i]));
+        CHECK(r.n_out == 0 && r.step == mx / 127.0f, "int8 row, %d planted, outliers off: none, step max/127", np);
+    }
+    x[7] = NAN;
+    pi0_fast_i8_row r;
+    pi0_fast_i8_row_prepare(&r, x, k, NULL);
+    CHECK(isnan(r.step), "int8 row with a NaN: step NaN");
+    free(x);
+}
+
+/* Every ISA row against the portable int8 GEMM on the same packed weight: the quantized
+ * activations, the int32 sums and the compensation are integers, identical in every path, so the
+ * results differ only by the fp32 rounding of the k-block partial sums (the SIMD driver converts
+ * and adds one partial per k block of <= 4096 inputs; the portable one the whole sum once):
+ * identical bits with one k block, and |d| <= 4e-6 S with several (3 roundings of terms <= S per
+ * block, 2^-24 each), far below the ~1e-3 S a single wrong product would cause at k = 16384. */
+static void test_int8_variants(void) {
+    static const int64_t shapes[][4] = {{23, 75, 130, 0}, {50, 1024, 300, 4}, {7, 9001, 70, 5}, {9, 16387, 65, 4}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t m = shapes[s][0], k = shapes[s][1], n = shapes[s][2];
+        int planted = (int)shapes[s][3];
+        float *wv = fbuf(n * k, 1.0f), *x = fbuf(m * k, 1.0f), *bias = fbuf(n, 1.0f), *y0 = fbuf(m * n, 1.0f);
+        for (int64_t i = 0; i < m; i++)
+            for (int c = 0; c < planted; c++) x[i * k + int8_planted(planted, k, c)] = c == 0 ? 400.0f : -40.0f;
+        pi0_weight w = {.name = "v8", .dtype = PI0_DT_F32, .data = wv, .rows = n, .cols = k};
+        if (pi0_backend_prepare_weight(BE, &w, PI0_WEIGHTS_INT8) != PI0_OK) { CHECK(0, "pack"); return; }
+        const pi0_fast_packed *pk = w.packed;
+        float *tol = malloc(sizeof(float) * (size_t)(m * n));
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                double S = fabs(bias[j]) + fabs(y0[i * n + j]);
+                for (int64_t p = 0; p < k; p++) S += fabs((double)x[i * k + p] * wv[j * k + p]);
+                tol[i * n + j] = (float)(4e-6 * S);
+            }
+        float *yg = fcopy(y0, m * n);
+        pi0_fast_gemm_job j = {.c = yg, .ldc = n, .a = x, .lda = k, .b = pk, .bias = bias, .m = m,
+                               .accumulate = 1, .p0 = 0, .p1 = pk->n_panels};
+        pi0_fast_gemm_generic(&j);
+        for (int r = 0; r < pi0_fast_isa_count(); r++) {
+            const pi0_fast_isa *isa = pi0_fast_isa_at(r);
+            if (!pi0_fast_isa_available(isa)) continue;
+            float *yi = fcopy(y0, m * n);
+            j.c = yi;
+            pi0_fast_gemm_isa(isa, &j);
+            char label[160];
+            snprintf(label, sizeof label, "int8 gemm %s vs portable m=%lld k=%lld n=%lld planted=%d", isa->name,
+                     (long long)m, (long long)k, (long long)n, planted);
+            if (k <= 4096)
+                CHECK(!memcmp(yi, yg, sizeof(float) * (size_t)(m * n + GUARD)), "%s: bit-identical (one k block)", label);
+            else
+                compare(label, yi, yg, m * n, tol, 0, 0);
+            free(yi);
+        }
+        pi0_backend_release_weight(BE, &w);
+        free(wv); free(x); free(bias); free(y0); free(yg); free(tol);
+    }
+}
+
+static void test_matmul_int8(void) {
+    static const int64_t shapes[][3] = {{1, 1, 1},   {1, 7, 3},      {5, 17, 13},   {13, 64, 65},  {7, 33, 100},
+                                        {51, 256, 130}, {2, 513, 257}, {6, 2, 128},  {37, 300, 3}, {40, 2048, 300}};
+    int ns = (int)(sizeof shapes / sizeof shapes[0]);
+    for (int s = 0; s < ns; s++)
+        for (int nth = 1; nth <= 3; nth += 2) {
+            int64_t m = shapes[s][0], k = shapes[s][1], n = shapes[s][2];
+            test_int8_one(m, k, n, (pi0_dtype)((s + nth) % 3), s % 2, (s + nth) % 2, nth, s % 3 == 0 ? 0 : 3, 0, 1, 0);
+        }
+    test_int8_one(9, 40, 70, PI0_DT_F32, 0, 1, 2, 0, 0, 1, 1);                /* a NaN row stays NaN */
+    test_int8_one(6, 16387, 70, PI0_DT_BF16, 1, 1, 2, 1, 0, 1, 0);            /* 5 k blocks, odd k */
+    test_int8_one(250, 130, 600, PI0_DT_F32, 1, 1, 2, 3, 0, 1, 0);            /* row split */
+    test_int8_one(50, 1024, 600, PI0_DT_BF16, 0, 1, 2, 0, 0, 1, 0);           /* panel split */
+    test_int8_one(24, 2048, 130, PI0_DT_BF16, 0, 1, 2, 0, 4, 1, 0);           /* planted outliers: handled */
+    test_int8_one(24, 2048, 130, PI0_DT_BF16, 0, 1, 2, 0, 4, 0, 0);           /* ... and the switch off */
+    test_int8_one(12, 1031, 200, PI0_DT_F32, 1, 1, 3, 2, 5, 1, 0);            /* massive + moderate */
+    test_int8_one(12, 1031, 200, PI0_DT_F32, 1, 1, 3, 2, 5, 0, 0);
+}
+
+/* The int8 kind of the fast backend: packing, row quantization, then the matmul cases once per ISA
+ * row this CPU can run (each against the reference), and every row against the portable GEMM. */
+static void test_int8(void) {
+    test_int8_pack();
+    test_int8_rows();
+    for (int r = 0; r < pi0_fast_isa_count(); r++) {
+        const pi0_fast_isa *isa = pi0_fast_isa_at(r);
+        if (!pi0_fast_isa_force(isa)) continue;
+        printf("---- int8 matmul with ISA row %s\n", isa->name);
+        test_matmul_int8();
+    }
+    pi0_fast_isa_force(NULL);
+    test_int8_variants();
+}
+
 /* ---- attention ------------------------------------------------------------------------------ */
 
 /* masks: 0 = no mask arrays; 1 = qc/kc prefix-LM-like groups with some padded rows/keys (rows with
@@ -610,6 +879,7 @@ static void test_backend(void) {
     if (fast) {
         test_vec_kernel_sets();
         test_pack_bytes();
+        test_int8();
     }
     test_mod_rope();
     test_embed_patches();

@@ -7,9 +7,18 @@
  *   bf16 kind: panel p is [kp/2][64][2] uint16 (kp = k rounded up to even, pad zero): element
  *              (col j, in i) of panel p sits at p*kp*64 + (i/2)*128 + j*2 + (i%2), so one 64-byte
  *              load holds 16 columns x 2 consecutive inputs, the operand of vdpbf16ps;
- *   f32 kind:  panel p is [k][64] float: element (j, i) at p*k*64 + i*64 + j.
- * Any k-range [k0, k1) with k0 even is a contiguous slice of a panel, so kernels block over k
- * without a second layout.
+ *   f32 kind:  panel p is [k][64] float: element (j, i) at p*k*64 + i*64 + j;
+ *   int8 kind: panel p is [kp/4][64][4] int8 (kp = k rounded up to a multiple of 4, pad zero):
+ *              element (j, i) at p*kp*64 + (i/4)*256 + j*4 + (i%4), so one 64-byte load holds 16
+ *              columns x 4 consecutive inputs, the signed operand of vpdpbusd. The weights are
+ *              quantized symmetrically per output channel j (quant_int8.c): scale_j = max_i |w_ji|
+ *              / 127, q = round-to-nearest-even(w / scale_j) in [-127, 127] (a zero row: scale 0,
+ *              q 0). After the panels (n_panels*kp*64 bytes, a multiple of 64) come scale[j] (float)
+ *              and wsum[j] = 128 * sum_i q_ji (int32), n_panels*64 of each, zero past n: the
+ *              compensation of the unsigned activation offset (activations enter the kernels as
+ *              u8 = q + 128, so sum_i u8_i q_ji - wsum[j] = sum_i q_i q_ji exactly).
+ * Any k-range [k0, k1) with k0 a multiple of the kind's input group (2, 1, 4) is a contiguous
+ * slice of a panel, so kernels block over k without a second layout.
  */
 #ifndef PI0_FAST_H
 #define PI0_FAST_H
@@ -22,12 +31,14 @@
 #define PI0_FAST_NR 64
 
 typedef struct {
-    int kind;          /* pi0_weight_kind: PI0_WEIGHTS_BF16 or PI0_WEIGHTS_F32 */
+    int kind;          /* pi0_weight_kind: PI0_WEIGHTS_BF16, PI0_WEIGHTS_F32 or PI0_WEIGHTS_INT8 */
     int64_t n, k;      /* output columns (w->rows), inputs (w->cols) */
-    int64_t kp;        /* k rounded up to even (bf16 kind) or k (f32 kind) */
+    int64_t kp;        /* k rounded up to even (bf16), to a multiple of 4 (int8), or k (f32) */
     int64_t n_panels;  /* ceil(n / 64) */
     void *data;        /* 64-byte aligned panels, see above */
     size_t mapped;     /* pi0_fast_pack_weight: length of data's mmap (0 = from the heap) */
+    float *scale;      /* int8 kind: per-column weight scale, in data after the panels (else NULL) */
+    int32_t *wsum;     /* int8 kind: per-column compensation 128 * sum_i q_ji, after scale */
 } pi0_fast_packed;
 
 /* k blocks of a GEMM: kp cut into ceil(kp / kc_max) near-equal even blocks (1152 -> one block, 4304
@@ -37,6 +48,11 @@ typedef struct {
 static inline int64_t pi0_fast_kblock(int64_t kp, int64_t kc_max) {
     int64_t nkb = (kp + kc_max - 1) / kc_max;
     return ((kp + nkb - 1) / nkb + 1) & ~(int64_t)1;
+}
+/* The same with blocks a multiple of 4 (int8 kind: kp and kc_max multiples of 4). */
+static inline int64_t pi0_fast_kblock4(int64_t kp, int64_t kc_max) {
+    int64_t nkb = (kp + kc_max - 1) / kc_max;
+    return ((kp + nkb - 1) / nkb + 3) & ~(int64_t)3;
 }
 
 /* One GEMM job: c[m, cols of panels p0..p1) (=|+=) a[m, k] · Bᵀ + bias, B packed.
@@ -58,6 +74,43 @@ struct pi0_fast_isa;
 void pi0_fast_gemm(const pi0_fast_gemm_job *j);
 void pi0_fast_gemm_isa(const struct pi0_fast_isa *isa, const pi0_fast_gemm_job *j);
 void pi0_fast_gemm_generic(const pi0_fast_gemm_job *j);
+
+/* int8 kind (quant_int8.c): activations are quantized per row (token) with a dynamic scale over the
+ * whole row; a few outlier channels per row (|x_i| > PI0_I8_OUTLIER_T * rms of the rest, at most
+ * PI0_I8_OUTLIER_CAP) are left out of the int8 product (quantized as 0) and added exactly in fp32
+ * as a side product x_i * scale_j * q_ji. Why these numbers: quant_int8.c. */
+#define PI0_I8_OUTLIER_T 8.0f
+#define PI0_I8_OUTLIER_CAP 16
+/* One activation row's quantization: q_i = round(x_i * inv) in [-127, 127] (outliers: 0),
+ * x_i ~ q_i * step. step NaN when the row has a NaN or an infinity (its outputs are then NaN). */
+typedef struct {
+    float step, inv;
+    int n_out;                          /* outlier channels, indices ascending */
+    int32_t out[PI0_I8_OUTLIER_CAP];
+} pi0_fast_i8_row;
+/* Row statistics primitive (an ISA row may provide its own; it must give the same bits): over
+ * |x_i| for i < k, those <= thr add x_i^2 into lane i % 16 of lanes (in index order, multiply then
+ * add, no FMA) and their largest bit pattern into *maxbits (NaN > inf > finite); those > thr are
+ * counted in *count and the first `cap` of them (ascending) stored in idx. */
+typedef void (*pi0_fast_i8_scan_fn)(const float *x, int64_t k, float thr, float lanes[16], uint32_t *maxbits,
+                                    int64_t *count, int32_t *idx, int64_t cap);
+void pi0_fast_i8_scan_generic(const float *x, int64_t k, float thr, float lanes[16], uint32_t *maxbits,
+                              int64_t *count, int32_t *idx, int64_t cap);
+/* Quantization of the row x[0..k) (scan: the ISA's primitive, NULL = portable). */
+void pi0_fast_i8_row_prepare(pi0_fast_i8_row *r, const float *x, int64_t k, pi0_fast_i8_scan_fn scan);
+/* Portable block quantizer (the int8 kernels' A block): rows [0, mb) x inputs [k0, k0 + kc) to
+ * u8 = q + 128 (row stride lds bytes), 128 past k and at outlier channels. */
+void pi0_fast_i8_quantize_generic(void *dst, int64_t lds, const float *a, int64_t lda, int64_t mb, int64_t k0,
+                                  int64_t kc, int64_t k, const pi0_fast_i8_row *rq, const char *pf, int64_t pf_lines);
+/* Adds the outlier side product of rows [0, mb) to the columns of panel p:
+ * c[r, j] += scale_j * sum_o x[r, o] * q_jo over the row's outlier channels o. */
+void pi0_fast_i8_side(float *c, int64_t ldc, const float *a, int64_t lda, int64_t mb, const pi0_fast_i8_row *rq,
+                      const pi0_fast_packed *b, int64_t p);
+/* TEST-ONLY: outlier handling on (1, the default) or off (0); the environment variable
+ * PI0_INT8_OUTLIERS=0, read once at first use, starts it off (diagnostics). Not thread-safe: only
+ * while no op runs. */
+void pi0_fast_int8_outliers(int on);
+int pi0_fast_int8_outliers_on(void);
 
 /* Per-thread scratch owned by the fast backend: grown on first use (or when a bigger size is
  * asked), freed when the thread exits. slot 0..PI0_FAST_SCRATCH_SLOTS-1 lets one op hold several

@@ -6,8 +6,9 @@
  * flags by a pattern rule in mk/fast.mk, only on its architecture), its SIMD helpers (exp,
  * horizontal sums, tail masks) in simd_<isa>.h, its row `pi0_fast_isa_<isa>` in isa_<isa>.c, and
  * that row in isa.c's list (best first). A row may point at the portable kernels for what it does
- * not specialize. A new weight format (int8) is a new pi0_weight_kind index of `gemm` in every row
- * that implements it (NULL: the portable GEMM) plus its packed layout (pack.c).
+ * not specialize. A weight format is a pi0_weight_kind index of `gemm` in every row that implements
+ * it (NULL: the portable GEMM) plus its packed layout (pack.c); the int8 kind's kernels have their
+ * own output stage (pi0_fast_i8_epilogue) and quantizer, run by the same driver.
  *
  * Results are not bit-identical across rows (tests compare each row to the reference backend with
  * the tolerances of tests/test_ops.c): a sum of many terms depends on its order, and the rows differ
@@ -23,7 +24,7 @@
 
 #include "ops/fast/fast.h"
 
-#define PI0_FAST_FORMATS 2 /* packed weight formats, indexed by pi0_weight_kind: BF16, F32 */
+#define PI0_FAST_FORMATS 3 /* packed weight formats, indexed by pi0_weight_kind: BF16, F32, INT8 */
 #define PI0_FAST_MR_MAX 8  /* most rows a register tile may have */
 
 /* A register-tile microkernel: rows 0..R-1 of A (converted block, or the caller's fp32 rows) times
@@ -37,6 +38,25 @@ typedef void (*pi0_fast_gemm_kern)(const void *a, int64_t lda, const void *b, in
 typedef void (*pi0_fast_gemm_convert)(void *dst, int64_t lds, const float *a, int64_t lda, int64_t mb, int64_t k0,
                                       int64_t kc, int64_t k, const char *pf, int64_t pf_lines);
 
+/* int8 kind: what a kernel's output stage needs to dequantize its tile (rows r, columns j):
+ * c[r, j] = (loadc ? c[r, j] : 0) + (float)(sum_r,j - wsum[j]) * (step[r] * scale[j]) + bias[j],
+ * sum_r,j the int32 sum of u8 x s8 products over this k block; wsum and bias only in the last k
+ * block (else NULL). The outlier side product is added afterwards by the driver. */
+typedef struct {
+    const float *step;    /* per row of the tile: activation step (pi0_fast_i8_row.step) */
+    const float *scale;   /* per column: weight scale */
+    const int32_t *wsum;  /* per column: compensation, or NULL */
+    const float *bias;    /* per column, or NULL */
+    int loadc;
+} pi0_fast_i8_epilogue;
+typedef void (*pi0_fast_gemm_kern_i8)(const void *a, int64_t lda, const void *b, int64_t kk, float *c, int64_t ldc,
+                                      const pi0_fast_i8_epilogue *e, int64_t ncols, const char *pf, int64_t pf_n);
+/* Quantize rows [0, mb) x inputs [k0, k0+kc) of fp32 A into the u8 A block with each row's
+ * pi0_fast_i8_row (same bytes as pi0_fast_i8_quantize_generic); prefetch as convert does. */
+typedef void (*pi0_fast_gemm_quantize)(void *dst, int64_t lds, const float *a, int64_t lda, int64_t mb, int64_t k0,
+                                       int64_t kc, int64_t k, const pi0_fast_i8_row *rq, const char *pf,
+                                       int64_t pf_lines);
+
 /* One ISA's kernels for one weight format, run by the shared driver in matmul.c. */
 typedef struct {
     int mr;                        /* rows of the largest tile: kern[1..mr] are set */
@@ -47,6 +67,12 @@ typedef struct {
                                     * (fp32 rows), k blocks of exactly kc, bias in the first block */
     pi0_fast_gemm_convert convert; /* NULL when a_elem is 0 */
     pi0_fast_gemm_kern kern[PI0_FAST_MR_MAX + 1];
+    unsigned needs;                /* PI0_CAP_* bits needed beyond the row's (int8: a VNNI bit); a CPU
+                                    * without them runs the portable GEMM */
+    /* int8 kind (a_elem 1; kern unused): row statistics (NULL: portable), block quantizer, kernels */
+    pi0_fast_i8_scan_fn scan;
+    pi0_fast_gemm_quantize quantize;
+    pi0_fast_gemm_kern_i8 kern_i8[PI0_FAST_MR_MAX + 1];
 } pi0_fast_gemm_kernels;
 
 typedef struct pi0_fast_isa {

@@ -20,11 +20,15 @@
  * That lifts the m=50 action-expert GEMMs, which stream 600 MB of weights per step, by 10-15 %.
  * Driver, A in place (f32 kind): fp32 rows read directly, k blocks of exactly kc, the bias added in
  * the first block, no prefetch.
- * Without kernels for the weight format (or without memory for the A block) the portable
- * driver (matmul_generic.c) runs.
+ * Driver, int8 kind (gemm_int8): the converted driver with a quantizing conversion and the
+ * dequantization in the kernels' output stage (see there); k blocks of <= kc = 4096 inputs (same
+ * 256 KB weight slice).
+ * Without kernels for the weight format, or the CPU bits they need (g->needs), or without memory
+ * for the A block, the portable driver (matmul_generic.c) runs.
  */
 #include "ops/fast/fast.h"
 #include "ops/fast/isa.h"
+#include "rt/cpu.h"
 
 #define NR PI0_FAST_NR
 
@@ -33,13 +37,16 @@ typedef struct { size_t w_elem; int kgroup; } format_info;
 static const format_info g_formats[PI0_FAST_FORMATS] = {
     [PI0_WEIGHTS_BF16] = {2, 2},
     [PI0_WEIGHTS_F32] = {4, 1},
+    [PI0_WEIGHTS_INT8] = {1, 4},
 };
 
 /* One k block of one panel: its column groups x near-equal row tiles (50 rows in 9 tiles ->
- * 6,6,6,6,6,5,5,5,5). nx/nx_lines: the slice to prefetch, spread over the first kernel calls. */
+ * 6,6,6,6,6,5,5,5,5). nx/nx_lines: the slice to prefetch, spread over the first kernel calls.
+ * e (int8 kind, else NULL): the panel's dequantization (step of row 0, scale and wsum of column 0). */
 static void panel_block(const pi0_fast_gemm_kernels *g, const format_info *f, const char *a, int64_t lda,
                         size_t a_elem, int64_t m, const char *bp, int64_t kk, float *c, int64_t ldc, int loadc,
-                        const float *bias, int64_t ncols, const char *nx, int64_t nx_lines) {
+                        const float *bias, int64_t ncols, const char *nx, int64_t nx_lines,
+                        const pi0_fast_i8_epilogue *e) {
     const int64_t nb = (m + g->mr - 1) / g->mr;
     const size_t gstride = (size_t)g->cols * (size_t)f->kgroup * f->w_elem;
     for (int64_t gi = 0; gi * g->cols < ncols; gi++) {
@@ -48,8 +55,14 @@ static void panel_block(const pi0_fast_gemm_kernels *g, const format_info *f, co
             int64_t r0, r1;
             pi0_split(m, (int)t, (int)nb, &r0, &r1);
             int64_t pf_n = nx_lines < kk ? nx_lines : kk;
-            g->kern[r1 - r0](a + (size_t)(r0 * lda) * a_elem, lda, bp + (size_t)gi * gstride, kk, c + r0 * ldc + gi * g->cols,
-                             ldc, loadc, bs, ncols - gi * g->cols, nx, pf_n);
+            if (e) {
+                pi0_fast_i8_epilogue et = {e->step + r0, e->scale + gi * g->cols, e->wsum ? e->wsum + gi * g->cols : NULL,
+                                           bs, loadc};
+                g->kern_i8[r1 - r0](a + (size_t)(r0 * lda) * a_elem, lda, bp + (size_t)gi * gstride, kk,
+                                    c + r0 * ldc + gi * g->cols, ldc, &et, ncols - gi * g->cols, nx, pf_n);
+            } else
+                g->kern[r1 - r0](a + (size_t)(r0 * lda) * a_elem, lda, bp + (size_t)gi * gstride, kk,
+                                 c + r0 * ldc + gi * g->cols, ldc, loadc, bs, ncols - gi * g->cols, nx, pf_n);
             if (nx) { nx += 64 * pf_n; nx_lines -= pf_n; }
         }
     }
@@ -92,7 +105,7 @@ static void gemm_converted(const pi0_fast_gemm_kernels *g, const format_info *f,
                     nx_lines = kc2 * (int64_t)unit / 64;
                 }
                 panel_block(g, f, abuf, lds, ae, mb, bp, kk, j->c + i0 * j->ldc + p * NR, j->ldc, loadc, bias, ncols,
-                            nx, nx_lines);
+                            nx, nx_lines, NULL);
             }
         }
     }
@@ -111,7 +124,61 @@ static void gemm_in_place(const pi0_fast_gemm_kernels *g, const format_info *f, 
             int64_t ncols = n - p * NR < NR ? n - p * NR : NR;
             const float *bias = (k0 == 0 && j->bias) ? j->bias + p * NR : NULL;
             panel_block(g, f, (const char *)(j->a + k0), j->lda, sizeof(float), j->m, bp, kc / f->kgroup,
-                        j->c + p * NR, j->ldc, loadc, bias, ncols, NULL, 0);
+                        j->c + p * NR, j->ldc, loadc, bias, ncols, NULL, 0, NULL);
+        }
+    }
+}
+
+/* int8 kind: the converted-A driver with a quantizing conversion. Per m block the rows are first
+ * analysed over their whole k (pi0_fast_i8_row: step, outlier channels), so every k block uses the
+ * same quantization; then per k block the rows are quantized to u8 and the kernels sum u8 x s8 in
+ * int32 and dequantize in their output stage (wsum and bias in the last k block). After a panel's
+ * last k block its outlier side product is added while its C tile is still in cache. */
+static void gemm_int8(const pi0_fast_gemm_kernels *g, const format_info *f, const pi0_fast_gemm_job *j) {
+    const pi0_fast_packed *b = j->b;
+    const int64_t k = b->k, kp = b->kp, n = b->n, kcb = pi0_fast_kblock4(kp, g->kc);
+    const size_t unit = NR * f->w_elem, pstride = (size_t)kp * unit;
+    const int64_t lds = kcb + 64, mc = j->m < g->mc ? j->m : g->mc;
+    char *abuf = pi0_fast_scratch(0, (size_t)mc * (size_t)lds);
+    pi0_fast_i8_row *rq = pi0_fast_scratch(1, (size_t)mc * sizeof *rq);
+    float *step = pi0_fast_scratch(2, (size_t)mc * sizeof *step);
+    if (!abuf || !rq || !step) { pi0_fast_gemm_generic(j); return; }
+    const char *B = b->data;
+    int64_t n_mblk = (j->m + g->mc - 1) / g->mc;
+    for (int64_t ib = 0; ib < n_mblk; ib++) {
+        int64_t i0, i1;
+        pi0_split(j->m, (int)ib, (int)n_mblk, &i0, &i1);
+        int64_t mb = i1 - i0, n_out = 0;
+        const float *a = j->a + i0 * j->lda;
+        for (int64_t r = 0; r < mb; r++) {
+            pi0_fast_i8_row_prepare(&rq[r], a + r * j->lda, k, g->scan);
+            step[r] = rq[r].step;
+            n_out += rq[r].n_out;
+        }
+        for (int64_t k0 = 0; k0 < kp; k0 += kcb) {
+            int64_t kc = kp - k0 < kcb ? kp - k0 : kcb, kk = kc / f->kgroup, lines = kc * (int64_t)unit / 64;
+            int last = k0 + kc >= kp;
+            int64_t pf_p = k0 == 0 ? j->p0 : j->p0 + 1;
+            const char *pf = pf_p < j->p1 ? B + (size_t)pf_p * pstride + (size_t)k0 * unit : NULL;
+            g->quantize(abuf, lds, a, j->lda, mb, k0, kc, k, rq, pf, pf ? lines : 0);
+            int loadc = k0 > 0 || j->accumulate;
+            for (int64_t p = j->p0; p < j->p1; p++) {
+                const char *bp = B + (size_t)p * pstride + (size_t)k0 * unit;
+                int64_t ncols = n - p * NR < NR ? n - p * NR : NR;
+                const float *bias = (last && j->bias) ? j->bias + p * NR : NULL;
+                const char *nx = NULL;
+                int64_t nx_lines = 0;
+                if (p + 1 < j->p1) { nx = bp + pstride; nx_lines = lines; }
+                else if (!last) {
+                    int64_t kc2 = kp - (k0 + kc) < kcb ? kp - (k0 + kc) : kcb;
+                    nx = B + (size_t)j->p0 * pstride + (size_t)(k0 + kc) * unit;
+                    nx_lines = kc2 * (int64_t)unit / 64;
+                }
+                pi0_fast_i8_epilogue e = {step, b->scale + p * NR, last ? b->wsum + p * NR : NULL, NULL, 0};
+                float *c = j->c + i0 * j->ldc + p * NR;
+                panel_block(g, f, abuf, lds, 1, mb, bp, kk, c, j->ldc, loadc, bias, ncols, nx, nx_lines, &e);
+                if (last && n_out) pi0_fast_i8_side(c, j->ldc, a, j->lda, mb, rq, b, p);
+            }
         }
     }
 }
@@ -120,7 +187,9 @@ void pi0_fast_gemm_isa(const pi0_fast_isa *isa, const pi0_fast_gemm_job *j) {
     if (j->m <= 0 || j->p0 >= j->p1) return;
     int kind = j->b->kind;
     const pi0_fast_gemm_kernels *g = kind >= 0 && kind < PI0_FAST_FORMATS ? isa->gemm[kind] : NULL;
+    if (g && (pi0_cpu_caps_get()->flags & g->needs) != g->needs) g = NULL;
     if (!g) pi0_fast_gemm_generic(j);
+    else if (kind == PI0_WEIGHTS_INT8) gemm_int8(g, &g_formats[kind], j);
     else if (g->a_elem) gemm_converted(g, &g_formats[kind], j);
     else gemm_in_place(g, &g_formats[kind], j);
 }

@@ -1,8 +1,12 @@
 /* matmul_generic.c - portable C GEMM driver over the packed layout (fast.h): builds and runs on
- * any 64-bit target; used when the CPU has neither AVX2 nor AVX-512. Same numerics as the SIMD
- * drivers: bf16 kind rounds activations to bf16 and accumulates bf16 x bf16 products in fp32 (the
- * products are exact in fp32); f32 kind is plain fp32. One row x one 64-column panel at a time,
- * inner loop over 64 contiguous columns so the compiler can vectorize it.
+ * any 64-bit target; used when the CPU has neither AVX2 nor AVX-512, and for the int8 kind on rows
+ * without int8 kernels. Same numerics as the SIMD drivers: bf16 kind rounds activations to bf16
+ * and accumulates bf16 x bf16 products in fp32 (the products are exact in fp32); f32 kind is plain
+ * fp32; int8 kind quantizes each activation row (quant_int8.c), sums u8 x s8 products in int32
+ * over the whole k (exact), subtracts the compensation and dequantizes once:
+ * y = (float)(sum - wsum_j) * (step_r * scale_j) [+ y] [+ bias], then the outlier side product.
+ * One row x one 64-column panel at a time, inner loop over 64 contiguous columns so the compiler
+ * can vectorize it.
  */
 #include <string.h>
 
@@ -10,9 +14,46 @@
 
 #define NR PI0_FAST_NR
 
+/* int8 kind: one row at a time, quantized into a per-thread u8 row of kp bytes. */
+static void gemm_int8(const pi0_fast_gemm_job *j) {
+    const pi0_fast_packed *b = j->b;
+    const int64_t k = b->k, kp = b->kp, n = b->n;
+    uint8_t *u = pi0_fast_scratch(3, (size_t)kp);
+    for (int64_t i = 0; i < j->m; i++) {
+        const float *x = j->a + i * j->lda;
+        float *y = j->c + i * j->ldc;
+        pi0_fast_i8_row rq;
+        pi0_fast_i8_row_prepare(&rq, x, k, NULL);
+        uint8_t one[4];
+        if (u) pi0_fast_i8_quantize_generic(u, kp, x, 0, 1, 0, kp, k, &rq, NULL, 0);
+        for (int64_t p = j->p0; p < j->p1; p++) {
+            int32_t acc[NR];
+            int64_t ncols = n - p * NR < NR ? n - p * NR : NR;
+            for (int64_t c = 0; c < NR; c++) acc[c] = 0;
+            const int8_t *w = (const int8_t *)b->data + p * kp * NR;
+            for (int64_t g = 0; g < kp; g += 4) {
+                const uint8_t *ug = u ? u + g : one;
+                if (!u) pi0_fast_i8_quantize_generic(one, 4, x, 0, 1, g, 4, k, &rq, NULL, 0); /* no scratch */
+                const int8_t *wg = w + g * NR;
+                for (int64_t c = 0; c < NR; c++)
+                    acc[c] += ug[0] * wg[4 * c] + ug[1] * wg[4 * c + 1] + ug[2] * wg[4 * c + 2] + ug[3] * wg[4 * c + 3];
+            }
+            float *yp = y + p * NR;
+            for (int64_t c = 0; c < ncols; c++) {
+                float v = (float)(acc[c] - b->wsum[p * NR + c]) * (rq.step * b->scale[p * NR + c]);
+                if (j->accumulate) v = yp[c] + v;
+                if (j->bias) v += j->bias[p * NR + c];
+                yp[c] = v;
+            }
+            pi0_fast_i8_side(yp, j->ldc, x, j->lda, 1, &rq, b, p);
+        }
+    }
+}
+
 void pi0_fast_gemm_generic(const pi0_fast_gemm_job *j) {
     const pi0_fast_packed *b = j->b;
     const int64_t k = b->k, kp = b->kp, n = b->n;
+    if (b->kind == PI0_WEIGHTS_INT8) { gemm_int8(j); return; }
     for (int64_t i = 0; i < j->m; i++) {
         const float *x = j->a + i * j->lda;
         float *y = j->c + i * j->ldc;

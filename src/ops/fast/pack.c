@@ -1,7 +1,7 @@
 /* pack.c - the fast backend's weight packing (layout in fast.h) and its per-thread scratch.
  *
  * Packing runs at load: every matmul weight is converted from its stored dtype (F32, BF16, F16) to
- * the packed kind (bf16 rounded to nearest even, or f32) once. bf16 -> bf16 and anything -> f32
+ * the packed kind (bf16 rounded to nearest even, f32, or int8 quantized per output channel) once. bf16 -> bf16 and anything -> f32
  * are exact. An ISA row's filler (isa.h; AVX-512: pack_avx512.c, F32 and BF16 sources) writes the
  * same bytes as the portable filler here. Packing keeps no shared state, so the
  * loader may pack different weights on several threads at once. Nothing here runs per call except
@@ -9,6 +9,8 @@
  */
 #include "ops/fast/fast.h"
 
+#include <float.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +67,8 @@ static void *alloc_packed(size_t nbytes, size_t *mapped) {
 size_t pi0_fast_packed_bytes(int64_t n, int64_t k, int kind) {
     int64_t np = (n + PI0_FAST_NR - 1) / PI0_FAST_NR;
     if (kind == PI0_WEIGHTS_F32) return (size_t)np * (size_t)k * PI0_FAST_NR * sizeof(float);
+    if (kind == PI0_WEIGHTS_INT8) /* panels, then scale[] and wsum[] */
+        return (size_t)np * PI0_FAST_NR * ((size_t)((k + 3) & ~(int64_t)3) + sizeof(float) + sizeof(int32_t));
     int64_t kp = (k + 1) & ~(int64_t)1;
     return (size_t)np * (size_t)kp * PI0_FAST_NR * sizeof(uint16_t);
 }
@@ -73,15 +77,59 @@ static void init_header(pi0_fast_packed *p, void *data, int64_t n, int64_t k, in
     p->kind = kind;
     p->n = n;
     p->k = k;
-    p->kp = kind == PI0_WEIGHTS_F32 ? k : ((k + 1) & ~(int64_t)1);
+    p->kp = kind == PI0_WEIGHTS_F32 ? k : kind == PI0_WEIGHTS_INT8 ? ((k + 3) & ~(int64_t)3) : ((k + 1) & ~(int64_t)1);
     p->n_panels = (n + PI0_FAST_NR - 1) / PI0_FAST_NR;
     p->data = data;
+    p->scale = NULL;
+    p->wsum = NULL;
+    if (kind == PI0_WEIGHTS_INT8) {
+        p->scale = (float *)((char *)data + (size_t)(p->n_panels * p->kp * PI0_FAST_NR));
+        p->wsum = (int32_t *)(p->scale + p->n_panels * PI0_FAST_NR);
+    }
+}
+
+/* int8 kind (layout in fast.h): each weight row j is read twice from its dtype (max |w|, then
+ * quantize), so no row buffer is needed. q = nearest-even(w * (127 / max)), the reciprocal taken
+ * once per row like the activations' (quant_int8.c); a NaN/inf in a row gives that column scale
+ * NaN (its outputs NaN, as in float) and q = 0. */
+static void fill_int8(const pi0_fast_packed *p, const void *data, pi0_dtype dt) {
+    const int64_t n = p->n, k = p->k, kp = p->kp, NR = PI0_FAST_NR;
+    int8_t *d = p->data;
+    for (int64_t pn = 0; pn < p->n_panels; pn++)
+        for (int64_t jj = 0; jj < NR; jj++) {
+            int64_t j = pn * NR + jj;
+            int8_t *dst = d + pn * kp * NR + jj * 4;
+            float amax = 0.0f;
+            int finite = 1;
+            for (int64_t i = 0; j < n && i < k; i++) {
+                float a = fabsf(load_elem(data, dt, j * k + i));
+                if (!(a <= FLT_MAX)) finite = 0;
+                else if (a > amax) amax = a;
+            }
+            float inv = finite && amax > 0.0f ? 127.0f / amax : 0.0f;
+            int32_t sum = 0;
+            for (int64_t i = 0; i < kp; i++) {
+                int q = 0;
+                if (j < n && i < k) {
+                    float v = load_elem(data, dt, j * k + i) * inv;
+                    v = v > -127.0f ? v : -127.0f; /* NaN (inv 0 times inf) -> -127, then 0 below */
+                    v = v < 127.0f ? v : 127.0f;
+                    q = finite ? (int)nearbyintf(v) : 0;
+                }
+                dst[(i >> 2) * (4 * NR) + (i & 3)] = (int8_t)q;
+                sum += q;
+            }
+            p->scale[j] = j >= n ? 0.0f : finite ? amax / 127.0f : NAN;
+            p->wsum[j] = 128 * sum;
+        }
 }
 
 void pi0_fast_pack_fill_generic(const pi0_fast_packed *p, const void *data, pi0_dtype dt) {
     const int64_t n = p->n, k = p->k;
     const int64_t NR = PI0_FAST_NR;
-    if (p->kind == PI0_WEIGHTS_F32) {
+    if (p->kind == PI0_WEIGHTS_INT8) {
+        fill_int8(p, data, dt);
+    } else if (p->kind == PI0_WEIGHTS_F32) {
         float *d = p->data;
         for (int64_t pn = 0; pn < p->n_panels; pn++)
             for (int64_t jj = 0; jj < NR; jj++) {
@@ -114,7 +162,7 @@ pi0_status pi0_fast_pack_weight(pi0_fast_packed **out, const void *data, pi0_dty
     if (dt != PI0_DT_F32 && dt != PI0_DT_BF16 && dt != PI0_DT_F16)
         return pi0_err(PI0_ERR_UNSUPPORTED, "fast pack: weight '%s': dtype %d, expected F32, BF16 or F16",
                        name ? name : "?", (int)dt);
-    if (kind != PI0_WEIGHTS_BF16 && kind != PI0_WEIGHTS_F32)
+    if (kind != PI0_WEIGHTS_BF16 && kind != PI0_WEIGHTS_F32 && kind != PI0_WEIGHTS_INT8)
         return pi0_err(PI0_ERR_ARG, "fast pack: weight '%s': unknown weight kind %d", name ? name : "?", kind);
     if (n <= 0 || k <= 0)
         return pi0_err(PI0_ERR_ARG, "fast pack: weight '%s': shape [%lld, %lld]", name ? name : "?",

@@ -107,6 +107,7 @@ static inline __attribute__((always_inline)) void fill(const pi0_fast_packed *p,
 
 int pi0_fast_pack_fill_avx512(const pi0_fast_packed *p, const void *data, pi0_dtype dt) {
     int bf = p->kind == PI0_WEIGHTS_BF16;
+    if (p->kind == PI0_WEIGHTS_INT8) return 0; /* the portable filler quantizes */
     if (dt == PI0_DT_BF16) fill(p, data, bf ? BF16_TO_BF16 : BF16_TO_F32);
     else if (dt == PI0_DT_F32) fill(p, data, bf ? F32_TO_BF16 : F32_TO_F32);
     else return 0;

@@ -1,0 +1,187 @@
+/* quant_int8.c - the int8 kind's activation side (portable, shared by every ISA): per-row (per-token)
+ * dynamic quantization with outlier channels, the portable block quantizer and the outlier side
+ * product. The weight side (per-output-channel quantization) is in pack.c, the layout in fast.h.
+ *
+ * Row quantization (pi0_fast_i8_row_prepare), computed over the whole row once per m block, so all
+ * k blocks share it and it depends on the row alone (never on the thread split):
+ *   1. one scan: rms and max |x| of the row. A NaN or infinity makes the row's step NaN (outputs NaN).
+ *   2. outliers: channels with |x_i| > T * rms(rest), where `rest` is the row without those channels.
+ *      Found by iteration: thr = T * rms(all) -> the channels above thr -> thr = T * rms(the others)
+ *      -> ... until the set stops growing (a massive channel inflates rms(all), so the first
+ *      threshold alone would miss moderate outliers beside it). At most CAP channels, the largest
+ *      (ties: lower index); if more than 4 * CAP exceed the threshold, or the set still grows after
+ *      8 scans, the row is not a few outlier channels but heavy-tailed, and is quantized whole.
+ *   3. step = max |x_i| over the non-outlier channels / 127; q_i = nearest-even(x_i * 127 / max) in
+ *      [-127, 127]; outlier channels are quantized as 0 and added exactly (fp32) by the side product
+ *      c[r, j] += scale_j * sum_o x_o * q_jo (the weight itself is the int8 one: the side product
+ *      removes only the activation's quantization error).
+ * The rms sums are lane-wise (16 lanes, fixed order, no FMA) so every ISA's scan gives the same
+ * bits, hence the same outliers, steps and q: the int8 products of all ISAs are identical integers.
+ *
+ * Why T = 8 and CAP = 16 (PI0_I8_OUTLIER_T/_CAP in fast.h): the activation error of a row is about
+ * step/sqrt(12) per channel, i.e. (max/rms)/440 relative to the row's rms. Rows of well-behaved
+ * activations have max/rms ~ 3.5-4.5 (Gaussian, k = 1024-16384), so T = 8 never flags a channel of
+ * such a row (no side work, no change) and bounds the error of every handled row at ~1.8 % of its
+ * rms per channel (the weights' own quantization adds ~1 %); lower T flags more channels of
+ * ordinary heavy-tailed rows for little gain, higher T lets through channels whose own size sets a
+ * coarse step (the error grows as (max/rms)^2 in NMSE). CAP: Gemma-class models concentrate their
+ * outliers in a handful of channels (a few of the 2048, the same in every token); 16 leaves room
+ * for several, and at one fp32 multiply-add per output per channel the side product of 16 is
+ * < 1 % of a k = 2048 GEMM's work.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/fast/fast.h"
+
+#define T PI0_I8_OUTLIER_T
+#define CAP PI0_I8_OUTLIER_CAP
+#define CAND (4 * CAP) /* candidates kept per scan */
+
+static int g_outliers = -1; /* -1: not yet read from the environment */
+
+void pi0_fast_int8_outliers(int on) { g_outliers = on ? 1 : 0; }
+
+int pi0_fast_int8_outliers_on(void) {
+    if (g_outliers < 0) {
+        const char *e = getenv("PI0_INT8_OUTLIERS");
+        g_outliers = !(e && strcmp(e, "0") == 0);
+    }
+    return g_outliers;
+}
+
+static uint32_t abs_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u & 0x7fffffffu;
+}
+static float bits_float(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+void pi0_fast_i8_scan_generic(const float *x, int64_t k, float thr, float lanes[16], uint32_t *maxbits,
+                              int64_t *count, int32_t *idx, int64_t cap) {
+    uint32_t mb = 0;
+    int64_t cnt = 0;
+    for (int l = 0; l < 16; l++) lanes[l] = 0.0f;
+    for (int64_t i = 0; i < k; i++) {
+        float a = fabsf(x[i]);
+        if (a > thr) {
+            if (cnt < cap) idx[cnt] = (int32_t)i;
+            cnt++;
+        } else {
+            float sq = a * a;
+            lanes[i & 15] = lanes[i & 15] + sq;
+            uint32_t b = abs_bits(x[i]);
+            mb = b > mb ? b : mb;
+        }
+    }
+    *maxbits = mb;
+    *count = cnt;
+}
+
+/* The 16 lane sums in a fixed tree (same for every ISA). */
+static float lane_sum(const float l[16]) {
+    float s8[8], s4[4];
+    for (int i = 0; i < 8; i++) s8[i] = l[i] + l[i + 8];
+    for (int i = 0; i < 4; i++) s4[i] = s8[i] + s8[i + 4];
+    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
+
+static void set_step(pi0_fast_i8_row *r, float amax) {
+    r->step = amax / 127.0f;
+    r->inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+}
+
+void pi0_fast_i8_row_prepare(pi0_fast_i8_row *r, const float *x, int64_t k, pi0_fast_i8_scan_fn scan) {
+    if (!scan) scan = pi0_fast_i8_scan_generic;
+    float lanes[16];
+    uint32_t mb;
+    int64_t cnt;
+    int32_t idx[CAND];
+    r->n_out = 0;
+    scan(x, k, INFINITY, lanes, &mb, &cnt, idx, 0);
+    if (mb >= 0x7f800000u) { /* NaN or infinity */
+        r->step = NAN;
+        r->inv = 0.0f;
+        return;
+    }
+    float amax = bits_float(mb), sumsq = lane_sum(lanes);
+    set_step(r, amax);
+    if (!pi0_fast_int8_outliers_on() || !(sumsq <= 3.0e38f)) return;
+    float thr = T * sqrtf(sumsq / (float)k);
+    if (!(amax > thr)) return; /* the common case: no channel stands out */
+    int64_t prev = 0;
+    for (int it = 0;; it++) {
+        scan(x, k, thr, lanes, &mb, &cnt, idx, CAND);
+        if (cnt > CAND || cnt >= k || it == 8) return; /* heavy-tailed, not a few channels: whole row */
+        if (cnt == prev) break;                         /* thresholds only fall: equal count, same set */
+        prev = cnt;
+        thr = T * sqrtf(lane_sum(lanes) / (float)(k - cnt));
+        if (!(bits_float(mb) > thr)) break; /* nothing more above the new threshold */
+    }
+    if (cnt == 0) return;
+    float rest_max = bits_float(mb);
+    int64_t n = cnt;
+    if (n > CAP) { /* keep the CAP largest; the next one bounds the rest */
+        for (int64_t a = 0; a < n; a++) /* selection by |x| descending, ties by index (small n) */
+            for (int64_t b = a + 1; b < n; b++) {
+                float fa = fabsf(x[idx[a]]), fb = fabsf(x[idx[b]]);
+                if (fb > fa || (fb == fa && idx[b] < idx[a])) { int32_t t = idx[a]; idx[a] = idx[b]; idx[b] = t; }
+            }
+        float next = fabsf(x[idx[CAP]]);
+        rest_max = next > rest_max ? next : rest_max;
+        n = CAP;
+        for (int64_t a = 1; a < n; a++) /* back to ascending index order */
+            for (int64_t b = a; b > 0 && idx[b] < idx[b - 1]; b--) { int32_t t = idx[b]; idx[b] = idx[b - 1]; idx[b - 1] = t; }
+    }
+    r->n_out = (int)n;
+    memcpy(r->out, idx, sizeof(int32_t) * (size_t)n);
+    set_step(r, rest_max);
+}
+
+/* x * inv to [-127, 127] the way the SIMD quantizers do it: max(v, -127) then min(v, 127), a NaN
+ * giving -127 as vmaxps does with a NaN first operand; then nearest-even. */
+static inline uint8_t quant_u8(float x, float inv) {
+    float v = x * inv;
+    v = v > -127.0f ? v : -127.0f;
+    v = v < 127.0f ? v : 127.0f;
+    return (uint8_t)((int)nearbyintf(v) + 128);
+}
+
+void pi0_fast_i8_quantize_generic(void *dst, int64_t lds, const float *a, int64_t lda, int64_t mb, int64_t k0,
+                                  int64_t kc, int64_t k, const pi0_fast_i8_row *rq, const char *pf, int64_t pf_lines) {
+    (void)pf; (void)pf_lines;
+    for (int64_t r = 0; r < mb; r++) {
+        uint8_t *d = (uint8_t *)dst + r * lds;
+        const float *x = a + r * lda;
+        int64_t valid = k - k0 < kc ? k - k0 : kc;
+        for (int64_t c = 0; c < valid; c++) d[c] = quant_u8(x[k0 + c], rq[r].inv);
+        for (int64_t c = valid < 0 ? 0 : valid; c < kc; c++) d[c] = 128;
+        for (int o = 0; o < rq[r].n_out; o++)
+            if (rq[r].out[o] >= k0 && rq[r].out[o] < k0 + kc) d[rq[r].out[o] - k0] = 128;
+    }
+}
+
+void pi0_fast_i8_side(float *c, int64_t ldc, const float *a, int64_t lda, int64_t mb, const pi0_fast_i8_row *rq,
+                      const pi0_fast_packed *b, int64_t p) {
+    const int64_t NR = PI0_FAST_NR, ncols = b->n - p * NR < NR ? b->n - p * NR : NR;
+    const int8_t *panel = (const int8_t *)b->data + p * b->kp * NR;
+    const float *cs = b->scale + p * NR;
+    for (int64_t r = 0; r < mb; r++) {
+        if (!rq[r].n_out) continue;
+        float acc[PI0_FAST_NR];
+        for (int64_t j = 0; j < NR; j++) acc[j] = 0.0f;
+        for (int o = 0; o < rq[r].n_out; o++) {
+            int64_t i = rq[r].out[o];
+            float xo = a[r * lda + i];
+            const int8_t *w = panel + (i >> 2) * (4 * NR) + (i & 3);
+            for (int64_t j = 0; j < NR; j++) acc[j] = acc[j] + xo * (float)w[4 * j];
+        }
+        float *y = c + r * ldc;
+        for (int64_t j = 0; j < ncols; j++) y[j] = y[j] + acc[j] * cs[j];
+    }
+}
