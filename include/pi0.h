@@ -166,6 +166,14 @@ typedef struct {
                                  * pi0_config_state_input; may be NULL otherwise) */
 } pi0_obs;
 
+/* The model's stages, in the order one inference runs them: the vision tower (SigLIP and the
+ * projector), the prefix (token embedding and the VLM pass that fills the KV cache) and the
+ * denoising loop (suffix embedding, action expert, Euler steps; π0's cached state token and RTC's
+ * set-up run in it before step 0). Each tapped intermediate carries its stage and step, so a caller
+ * finds stage boundaries without reading names. */
+typedef enum { PI0_STAGE_VISION = 0, PI0_STAGE_PREFIX = 1, PI0_STAGE_DENOISE = 2 } pi0_stage;
+#define PI0_STAGE_COUNT 3
+
 /* A named intermediate handed to the tap callback. Names (sNN = step, LNN = layer):
  *   vision.imgK.out [T, Dv] (after post-LN), vision.imgK.proj [T, W], prefix.embs [P, W],
  *   prefix.k.LNN / prefix.v.LNN [P, hd] (K after RoPE), prefix.hidden_final [P, W] (ref only),
@@ -183,6 +191,8 @@ typedef struct {
     int64_t shape[4];
     const int32_t *rows;
     int row0;
+    pi0_stage stage;            /* the stage that produced it */
+    int step;                   /* denoising step (the sNN of the name); -1 outside a step */
 } pi0_tensor_view;
 typedef void (*pi0_tap_fn)(const pi0_tensor_view *t, void *user);
 

@@ -4,6 +4,7 @@
 #ifndef PI0_DEBUG_H
 #define PI0_DEBUG_H
 
+#include "debug_compare.h"
 #include "ops/dispatch.h"
 #include "pi0.h"
 
@@ -18,5 +19,8 @@ pi0_status pi0_config_save(const pi0_config *c, const char *path);
 
 /* Per-op statistics recorded by the state's dispatcher since the last reset. */
 pi0_exec *pi0_state_exec(pi0_state *st);
+
+/* "vision", "prefix", "denoise" (the component names of audit and bench); "?" if out of range. */
+const char *pi0_stage_name(pi0_stage s);
 
 #endif

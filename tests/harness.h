@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "debug_compare.h"
+
 static int harness_pass, harness_fail;
 
 static inline void harness_result(int ok, const char *fmt, ...) {
@@ -26,19 +28,8 @@ static inline void harness_result(int ok, const char *fmt, ...) {
 
 #define CHECK(cond, ...) harness_result((cond) ? 1 : 0, __VA_ARGS__)
 
-static inline double harness_pcc(const float *a, const float *b, int64_t n) {
-    double ma = 0, mb = 0;
-    for (int64_t i = 0; i < n; i++) { ma += a[i]; mb += b[i]; }
-    ma /= (double)n; mb /= (double)n;
-    double sab = 0, saa = 0, sbb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double da = a[i] - ma, db = b[i] - mb;
-        sab += da * db; saa += da * da; sbb += db * db;
-    }
-    if (saa == 0 && sbb == 0) return 1.0;
-    if (saa == 0 || sbb == 0) return 0.0;
-    return sab / sqrt(saa * sbb);
-}
+/* PCC as pi0 check computes it (src/debug_compare.c). */
+static inline double harness_pcc(const float *a, const float *b, int64_t n) { return pi0_pcc(a, b, n); }
 
 /* Compare got vs want: passes when max|got - want| <= tol (absolute) and there are no NaN/Inf
  * mismatches. Returns the max abs difference. */

@@ -12,16 +12,19 @@
 
 typedef struct {
     int64_t allocs0, bytes0, allocs, bytes;
-    int last;
+    int last, started;
 } loop_probe;
 
+/* From the first tap of step 0 (its time embedding) to the last tap of the last step (its x). */
 static void probe(const pi0_tensor_view *t, void *user) {
     loop_probe *p = user;
-    int k;
-    if (!strcmp(t->name, "denoise.s00.time_emb")) {
+    if (t->stage != PI0_STAGE_DENOISE) return;
+    if (t->step == 0 && !p->started) {
         p->allocs0 = pi0_count_allocs();
         p->bytes0 = pi0_count_copied_bytes();
-    } else if (sscanf(t->name, "denoise.s%d.x", &k) == 1 && t->name[strlen(t->name) - 1] == 'x' && k == p->last) {
+        p->started = 1;
+    }
+    if (t->step == p->last) {
         p->allocs = pi0_count_allocs() - p->allocs0;
         p->bytes = pi0_count_copied_bytes() - p->bytes0;
     }
@@ -42,7 +45,7 @@ static void check_dir(const char *dir, int backend, int pi05, int rtc_mode) {
     int32_t im[3] = {1, 0, 1}, *tok = calloc((size_t)L, sizeof(int32_t)), *tm = calloc((size_t)L, sizeof(int32_t));
     for (int i = 0; i < L - 2; i++) { tok[i] = 2 + i; tm[i] = 1; }
     pi0_obs obs = {3, img, im, L, tok, tm, pi05 ? 0 : A, state};
-    loop_probe lp = {0, 0, -1, -1, c->n_steps - 1};
+    loop_probe lp = {.allocs = -1, .bytes = -1, .last = c->n_steps - 1}; /* -1: the loop was never seen */
     pi0_run_params rp = pi0_run_params_default();
     float *prev = calloc((size_t)H * A, sizeof(float));
     pi0_rtc_params rtc = pi0_rtc_params_default();

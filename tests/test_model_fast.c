@@ -23,17 +23,16 @@
 #include "pi0.h"
 #include "case_io.h"
 #include "ckpt_util.h"
-#include "tap_store.h"
 
 /* Run the model; with t_start != NULL, one step from x0 at time *t_start instead of the whole loop. */
-static pi0_status run_from(pi0_ctx *ctx, const case_inputs *c, tap_store *ts, float *actions, const float *x0,
+static pi0_status run_from(pi0_ctx *ctx, const case_inputs *c, pi0_tap_store *ts, float *actions, const float *x0,
                            const float *t_start) {
     pi0_state *st;
     pi0_status s = pi0_state_new(ctx, &st);
     if (s) return s;
     pi0_obs obs = case_obs(c);
     pi0_run_params rp = pi0_run_params_default();
-    rp.tap = tap_store_cb;
+    rp.tap = pi0_tap_store_cb;
     rp.tap_user = ts;
     rp.n_steps = t_start ? 1 : c->nsteps ? c->nsteps[0] : 0;
     rp.timesteps = t_start;
@@ -42,40 +41,41 @@ static pi0_status run_from(pi0_ctx *ctx, const case_inputs *c, tap_store *ts, fl
     return s;
 }
 
-static pi0_status run(pi0_ctx *ctx, const case_inputs *c, tap_store *ts, float *actions) {
+static pi0_status run(pi0_ctx *ctx, const case_inputs *c, pi0_tap_store *ts, float *actions) {
     return run_from(ctx, c, ts, actions, c->noise, NULL);
 }
 
-static int64_t row_id(const tapped *t, int64_t r) { return t->rows ? t->rows[r] : r + t->row0; }
-
-/* Gather the rows both taps have (and that are valid) and check PCC. */
-static void compare_tap(const char *label, const tapped *f, const tapped *r, const uint8_t *valid, int64_t n_valid_rows,
-                        double min_pcc, double *worst_pcc) {
+/* Check the PCC of the rows both taps hold (and that are valid). */
+static void compare_tap(const char *label, const pi0_tap_copy *f, const pi0_tap_copy *r, const uint8_t *valid,
+                        int64_t n_valid_rows, double min_pcc, double *worst_pcc) {
     if (!f || !r) { CHECK(0, "%s: missing tap (fast %p, ref %p)", label, (void *)f, (void *)r); return; }
-    int64_t cols = f->shape[1];
-    float *a = malloc((size_t)(r->numel + 1) * sizeof *a), *b = malloc((size_t)(r->numel + 1) * sizeof *b);
-    int64_t n = 0;
-    for (int64_t i = 0; i < f->shape[0]; i++) {
-        int64_t id = row_id(f, i);
-        if (valid && (id >= n_valid_rows || !valid[id])) continue;
-        for (int64_t j = 0; j < r->shape[0]; j++)
-            if (row_id(r, j) == id) {
-                memcpy(a + n, f->data + i * cols, (size_t)cols * sizeof *a);
-                memcpy(b + n, r->data + j * cols, (size_t)cols * sizeof *b);
-                n += cols;
-                break;
-            }
+    pi0_compare m;
+    if (pi0_compare_taps(f, r, valid, n_valid_rows, &m) != 0) { CHECK(0, "%s: out of memory", label); return; }
+    CHECK(m.n > 0 && m.pcc >= min_pcc, "%s: n=%lld pcc=%.6f (min %.5f) max rel err %.3g", label, (long long)m.n, m.pcc,
+          min_pcc, m.rel);
+    if (m.pcc < *worst_pcc) *worst_pcc = m.pcc;
+}
+
+/* Every tap carries the stage and step its name documents (pi0.h): vision.* in the vision stage,
+ * prefix.* in the prefix, denoise.sNN.* in the denoising loop at step NN, rtc.* in it before step 0. */
+static void check_stages(const char *label, const pi0_tap_store *ts) {
+    int bad = 0, n_denoise = 0;
+    const char *first_bad = "";
+    for (int i = 0; i < ts->n; i++) {
+        const pi0_tap_copy *t = &ts->t[i];
+        int step = -1, len = 0;
+        pi0_stage want = PI0_STAGE_DENOISE;
+        if (!strncmp(t->name, "vision.", 7)) want = PI0_STAGE_VISION;
+        else if (!strncmp(t->name, "prefix.", 7)) want = PI0_STAGE_PREFIX;
+        else if (sscanf(t->name, "denoise.s%d.%n", &step, &len) != 1 || len == 0) step = -1;
+        n_denoise += want == PI0_STAGE_DENOISE;
+        if (t->stage != want || t->step != step) {
+            if (!bad) first_bad = t->name;
+            bad++;
+        }
     }
-    double pcc = harness_pcc(a, b, n), maxd = 0, maxr = 0;
-    for (int64_t i = 0; i < n; i++) {
-        maxd = fmax(maxd, fabs((double)a[i] - b[i]));
-        maxr = fmax(maxr, fabs((double)b[i]));
-    }
-    CHECK(n > 0 && pcc >= min_pcc, "%s: n=%lld pcc=%.6f (min %.5f) max rel err %.3g", label, (long long)n, pcc, min_pcc,
-          maxd / fmax(maxr, 1e-30));
-    if (pcc < *worst_pcc) *worst_pcc = pcc;
-    free(a);
-    free(b);
+    CHECK(bad == 0 && n_denoise > 0 && ts->dropped == 0, "%s: %d taps carry the stage and step of their names (%d wrong%s%s)",
+          label, ts->n, bad, bad ? ", first " : "", first_bad);
 }
 
 static void run_dir(const char *src, int pi05, int n_cases, int kind) {
@@ -105,7 +105,7 @@ static void run_dir(const char *src, int pi05, int n_cases, int kind) {
         snprintf(path, sizeof path, "%s/case_%02d.safetensors", cases_dir, ci);
         case_inputs c;
         if (!read_case(path, &c, pi05)) { CHECK(0, "read %s", path); continue; }
-        tap_store tr = {0}, tf = {0};
+        pi0_tap_store tr = {0}, tf = {0};
         float *ar = malloc((size_t)c.n_act * sizeof *ar), *af = malloc((size_t)c.n_act * sizeof *af);
         pi0_status sr = run(cr, &c, &tr, ar), sf = run(cf, &c, &tf, af);
         snprintf(label, sizeof label, "%.100s case %d fast(%s, strict) runs", src, ci, kname);
@@ -119,8 +119,12 @@ static void run_dir(const char *src, int pi05, int n_cases, int kind) {
 #define CMPT(tapname, vr, np)                                                                          \
             do {                                                                                       \
                 snprintf(label, sizeof label, "%s c%d %s %s", pi05 ? "pi05" : "pi0", ci, kname, tapname); \
-                compare_tap(label, tap_find(&tf, tapname), tap_find(&tr, tapname), vr, np, min_pcc, &worst); \
+                compare_tap(label, pi0_tap_find(&tf, tapname), pi0_tap_find(&tr, tapname), vr, np, min_pcc, &worst); \
             } while (0)
+            snprintf(label, sizeof label, "%s c%d %s ref taps", pi05 ? "pi05" : "pi0", ci, kname);
+            check_stages(label, &tr);
+            snprintf(label, sizeof label, "%s c%d %s fast taps", pi05 ? "pi05" : "pi0", ci, kname);
+            check_stages(label, &tf);
             CMPT("vision.img0.out", NULL, 0);
             CMPT("prefix.embs", valid, P);
             for (int l = 0; l < cfg->vlm_depth; l++) {
@@ -135,16 +139,16 @@ static void run_dir(const char *src, int pi05, int n_cases, int kind) {
             for (int k = 0; k < steps; k++, t += dt) {
                 char xname[64];
                 snprintf(xname, sizeof xname, "denoise.s%02d.x", k - 1);
-                const tapped *xk = k ? tap_find(&tr, xname) : NULL;
-                tap_store one = {0};
+                const pi0_tap_copy *xk = k ? pi0_tap_find(&tr, xname) : NULL;
+                pi0_tap_store one = {0};
                 float *a1 = malloc((size_t)c.n_act * sizeof *a1);
                 pi0_status s1 = run_from(cf, &c, &one, a1, xk ? xk->data : c.noise, &t);
                 free(a1);
                 snprintf(name, sizeof name, "denoise.s%02d.v", k);
                 snprintf(label, sizeof label, "%s c%d %s %s (same x_k, t_k)", pi05 ? "pi05" : "pi0", ci, kname, name);
                 if (s1 != PI0_OK) CHECK(0, "%s: %s", label, pi0_last_error());
-                else compare_tap(label, tap_find(&one, "denoise.s00.v"), tap_find(&tr, name), NULL, 0, min_pcc, &worst);
-                tap_store_free(&one);
+                else compare_tap(label, pi0_tap_find(&one, "denoise.s00.v"), pi0_tap_find(&tr, name), NULL, 0, min_pcc, &worst);
+                pi0_tap_store_free(&one);
             }
 
             snprintf(label, sizeof label, "%s c%d %s actions", pi05 ? "pi05" : "pi0", ci, kname);
@@ -152,8 +156,8 @@ static void run_dir(const char *src, int pi05, int n_cases, int kind) {
             CHECK(pcc >= min_pcc, "%s: pcc=%.6f (min %.5f)", label, pcc, min_pcc);
             free(valid);
         }
-        tap_store_free(&tr);
-        tap_store_free(&tf);
+        pi0_tap_store_free(&tr);
+        pi0_tap_store_free(&tf);
         free(ar);
         free(af);
         free_case(&c);

@@ -17,23 +17,22 @@
 #include "debug.h"
 #include "io/safetensors.h"
 #include "pi0.h"
-#include "tap_store.h"
 
 static double worst_rel;
 
 /* Compare a tapped tensor against a case tensor, rows mapped through the tap's row index. */
-static void compare(const char *label, const tap_store *ts, const char *tap_name, const pi0_st_file *cf,
+static void compare(const char *label, const pi0_tap_store *ts, const char *tap_name, const pi0_st_file *cf,
                     const char *ref_name, int64_t ref_row_offset, const uint8_t *valid_rows) {
-    const tapped *t = tap_find(ts, tap_name);
+    const pi0_tap_copy *t = pi0_tap_find(ts, tap_name);
     float *ref = NULL;
     int64_t n_ref = 0;
     if (!t) { CHECK(0, "%s: tap '%s' not produced", label, tap_name); return; }
     if (pi0_st_read_f32(cf, ref_name, &ref, &n_ref) != PI0_OK) { CHECK(0, "%s: %s", label, pi0_last_error()); return; }
-    int64_t rows = t->shape[0], cols = t->numel / rows;
+    int64_t rows = t->rows, cols = t->cols;
     float *got = malloc((size_t)t->numel * sizeof *got), *want = malloc((size_t)t->numel * sizeof *want);
     int64_t n = 0;
     for (int64_t r = 0; r < rows; r++) {
-        int64_t full = (t->rows ? t->rows[r] : r + t->row0) - 0;
+        int64_t full = t->ids[r];
         if (valid_rows && !valid_rows[full]) continue;
         int64_t rr = full + ref_row_offset;
         if ((rr + 1) * cols > n_ref) { CHECK(0, "%s: row %lld beyond reference", label, (long long)rr); goto out; }
@@ -74,9 +73,9 @@ static void run_case(const char *dir, const char *case_name, int pi05, int n_thr
 
     pi0_obs obs = case_obs(&in);
     pi0_state *st;
-    tap_store ts = {0};
+    pi0_tap_store ts = {0};
     pi0_run_params rp = pi0_run_params_default();
-    rp.tap = tap_store_cb;
+    rp.tap = pi0_tap_store_cb;
     rp.tap_user = &ts;
     rp.n_steps = nsteps ? nsteps[0] : 0;
     rp.timesteps = t_all;
@@ -87,10 +86,10 @@ static void run_case(const char *dir, const char *case_name, int pi05, int n_thr
     CHECK(s == PI0_OK, "%s: %s", label, s ? pi0_last_error() : "ok");
     if (s == PI0_OK) {
         snprintf(label, sizeof label, "%s/%s actions", pi05 ? "pi05" : "pi0", case_name);
-        check_close(label, actions, want_actions, n_act, 1e-4 * fmax(1.0, max_abs(want_actions, n_act)));
+        check_close(label, actions, want_actions, n_act, 1e-4 * fmax(1.0, pi0_max_abs(want_actions, n_act)));
         double rel = 0;
         for (int64_t i = 0; i < n_act; i++) rel = fmax(rel, fabs(actions[i] - want_actions[i]));
-        rel /= fmax(1.0, max_abs(want_actions, n_act));
+        rel /= fmax(1.0, pi0_max_abs(want_actions, n_act));
         if (rel > worst_rel) worst_rel = rel;
 
         /* valid rows of the full prefix, from the case's own masks */
@@ -146,7 +145,7 @@ static void run_case(const char *dir, const char *case_name, int pi05, int n_thr
         free(valid);
     }
     pi0_state_free(st);
-    tap_store_free(&ts);
+    pi0_tap_store_free(&ts);
     free(actions);
     free(want_actions);
     free(t_all);

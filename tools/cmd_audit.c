@@ -14,31 +14,25 @@
 #include "tools_common.h"
 
 typedef struct {
-    int in_loop;
+    int started;
     int64_t allocs0, bytes0, allocs, bytes;
     int last_step;
 } loop_probe;
 
-/* Tap callback: the loop starts at the first step's time embedding and ends after the last x. */
+/* Tap callback: the loop starts at the first tap of step 0 (its time embedding) and ends at the last
+ * tap of the last step (its x): the counts are taken again at every tap of that step. */
 static void probe(const pi0_tensor_view *t, void *user) {
     loop_probe *p = user;
-    if (!strcmp(t->name, "denoise.s00.time_emb")) {
+    if (t->stage != PI0_STAGE_DENOISE) return;
+    if (t->step == 0 && !p->started) {
         p->allocs0 = pi0_count_allocs();
         p->bytes0 = pi0_count_copied_bytes();
-        p->in_loop = 1;
+        p->started = 1;
     }
-    int step;
-    if (sscanf(t->name, "denoise.s%d.x", &step) == 1 && strstr(t->name, ".x") && step == p->last_step) {
+    if (t->step == p->last_step) {
         p->allocs = pi0_count_allocs() - p->allocs0;
         p->bytes = pi0_count_copied_bytes() - p->bytes0;
-        p->in_loop = 0;
     }
-}
-
-static const char *component(const char *site) {
-    if (!strncmp(site, "vision", 6)) return "vision";
-    if (!strncmp(site, "prefix", 6)) return "prefix";
-    return "denoise";
 }
 
 int cmd_audit(int argc, char **argv) {
@@ -109,7 +103,7 @@ int cmd_audit(int argc, char **argv) {
             const pi0_site_stats *x = &ex->sites[i];
             printf("%s{\"component\": \"%s\", \"site\": \"%s\", \"op\": \"%s\", \"backend\": \"%s\", \"calls\": %lld, "
                    "\"ms\": %.3f, \"gflops\": %.3f, \"reason\": \"%s\"}",
-                   i ? ", " : "", component(x->site), x->site, pi0_op_name(x->op), x->backend, (long long)x->calls,
+                   i ? ", " : "", pi0_stage_name(x->stage), x->site, pi0_op_name(x->op), x->backend, (long long)x->calls,
                    (double)x->ns / 1e6, x->flops / 1e9, x->reason);
         }
         printf("]}\n");
@@ -118,16 +112,15 @@ int cmd_audit(int argc, char **argv) {
     printf("audit of one inference: %s, backend %s%s, %d threads\n", model,
            lo.params.backend == PI0_BACKEND_REF ? "ref" : "fast", lo.params.strict ? " (strict)" : "",
            lo.params.n_threads ? lo.params.n_threads : pi0_cpu_count());
-    const char *comps[3] = {"vision", "prefix", "denoise"};
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < PI0_STAGE_COUNT; k++) {
         double cns = 0;
         for (int i = 0; i < ex->n_sites; i++)
-            if (!strcmp(component(ex->sites[i].site), comps[k])) cns += (double)ex->sites[i].ns;
-        printf("\n== %s: %.1f ms (%.1f%%)\n", comps[k], cns / 1e6, total_ns > 0 ? 100 * cns / total_ns : 0);
+            if (ex->sites[i].stage == (pi0_stage)k) cns += (double)ex->sites[i].ns;
+        printf("\n== %s: %.1f ms (%.1f%%)\n", pi0_stage_name((pi0_stage)k), cns / 1e6, total_ns > 0 ? 100 * cns / total_ns : 0);
         printf("  %-24s %-11s %-5s %7s %10s %6s %9s  %s\n", "site", "op", "path", "calls", "ms", "%", "GFLOP/s", "fallback reason");
         for (int i = 0; i < ex->n_sites; i++) {
             const pi0_site_stats *x = &ex->sites[i];
-            if (strcmp(component(x->site), comps[k])) continue;
+            if (x->stage != (pi0_stage)k) continue;
             double gf = x->ns > 0 && x->flops > 0 ? x->flops / (double)x->ns : 0;
             printf("  %-24s %-11s %-5s %7lld %10.3f %6.2f %9.1f  %s\n", x->site, pi0_op_name(x->op), x->backend,
                    (long long)x->calls, (double)x->ns / 1e6, total_ns > 0 ? 100.0 * (double)x->ns / total_ns : 0, gf,

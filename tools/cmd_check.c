@@ -6,106 +6,38 @@
  * fast path's bf16 packing is exact). Each step's velocity is compared with identical inputs: the
  * fast path runs one step from the reference trajectory's x_k at t_k. Exit code 1 if any component
  * is below --min-pcc. This is the full-size counterpart of tests/test_model_fast.c (make check-full). */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "debug.h"
 #include "tools_common.h"
 
-typedef struct {
-    char name[96];
-    float *data;
-    int64_t rows, cols;
-    int32_t *ids; /* full-prefix row index (or suffix row index) of each row */
-} saved;
-
-typedef struct {
-    saved *t;
-    int n, cap;
-} store;
-
-static void keep(const pi0_tensor_view *v, void *user) {
-    store *s = user;
-    /* keep the compared components only (per-layer expert tensors are not compared here) */
-    if (strstr(v->name, ".expert.") || strstr(v->name, "hidden_final") || strstr(v->name, ".time_emb") ||
-        strstr(v->name, ".cond") || strstr(v->name, "expert_out") || strstr(v->name, ".proj"))
-        return;
-    if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 64;
-        s->t = realloc(s->t, (size_t)s->cap * sizeof *s->t);
-    }
-    saved *t = &s->t[s->n++];
-    snprintf(t->name, sizeof t->name, "%s", v->name);
-    t->rows = v->ndim == 1 ? 1 : v->shape[0];
-    t->cols = v->ndim == 1 ? v->shape[0] : v->shape[1];
-    size_t n = (size_t)(t->rows * t->cols);
-    t->data = malloc(n * sizeof(float));
-    memcpy(t->data, v->data, n * sizeof(float));
-    t->ids = malloc((size_t)t->rows * sizeof(int32_t));
-    for (int64_t r = 0; r < t->rows; r++) t->ids[r] = v->rows ? v->rows[r] : (int32_t)(r + v->row0);
-}
-
-static const saved *find(const store *s, const char *name) {
-    for (int i = s->n - 1; i >= 0; i--)
-        if (!strcmp(s->t[i].name, name)) return &s->t[i];
-    return NULL;
-}
-
-static void store_free(store *s) {
-    for (int i = 0; i < s->n; i++) { free(s->t[i].data); free(s->t[i].ids); }
-    free(s->t);
-    memset(s, 0, sizeof *s);
-}
-
-static double pcc(const double *a, const double *b, int64_t n) {
-    double ma = 0, mb = 0, sab = 0, saa = 0, sbb = 0;
-    for (int64_t i = 0; i < n; i++) { ma += a[i]; mb += b[i]; }
-    ma /= (double)n; mb /= (double)n;
-    for (int64_t i = 0; i < n; i++) {
-        sab += (a[i] - ma) * (b[i] - mb); saa += (a[i] - ma) * (a[i] - ma); sbb += (b[i] - mb) * (b[i] - mb);
-    }
-    return saa == 0 && sbb == 0 ? 1.0 : (saa == 0 || sbb == 0) ? 0.0 : sab / sqrt(saa * sbb);
-}
-
-/* Compare rows present in both (matched by id; valid[] filters prefix rows when given). */
-static int compare(const char *label, const saved *f, const saved *r, const uint8_t *valid, int64_t n_valid, double min_pcc,
-                   double *worst) {
-    if (!f || !r) { printf("  %-28s missing\n", label); return 0; }
-    double *a = malloc((size_t)(r->rows * r->cols + 1) * sizeof *a), *b = malloc((size_t)(r->rows * r->cols + 1) * sizeof *b);
-    int64_t n = 0;
-    double maxd = 0, maxr = 0;
-    for (int64_t i = 0; i < f->rows; i++) {
-        if (valid && (f->ids[i] >= n_valid || !valid[f->ids[i]])) continue;
-        for (int64_t j = 0; j < r->rows; j++)
-            if (r->ids[j] == f->ids[i]) {
-                for (int64_t c = 0; c < f->cols; c++, n++) {
-                    a[n] = f->data[i * f->cols + c];
-                    b[n] = r->data[j * r->cols + c];
-                    maxd = fmax(maxd, fabs(a[n] - b[n]));
-                    maxr = fmax(maxr, fabs(b[n]));
-                }
-                break;
-            }
-    }
-    double p = n ? pcc(a, b, n) : 0;
-    int ok = n > 0 && p >= min_pcc;
-    printf("  %-28s n=%-9lld pcc %.6f  max rel err %.3g  %s\n", label, (long long)n, p, maxd / fmax(maxr, 1e-30),
-           ok ? "ok" : "BELOW");
-    if (p < *worst) *worst = p;
-    free(a);
-    free(b);
+/* Print one component's line; 1 when its PCC reaches min_pcc. */
+static int report(const char *label, const pi0_compare *m, double min_pcc, double *worst) {
+    int ok = m->n > 0 && m->pcc >= min_pcc;
+    printf("  %-28s n=%-9lld pcc %.6f  max rel err %.3g  %s\n", label, (long long)m->n, m->pcc, m->rel, ok ? "ok" : "BELOW");
+    if (m->pcc < *worst) *worst = m->pcc;
     return ok;
 }
 
-static pi0_status run(pi0_ctx *ctx, const case_file *cf, store *s, const float *x0, const float *t, int n_steps, float *out) {
+/* a (fast) against b (ref) on the rows both hold (valid[] filters prefix rows when given). */
+static int compare(const char *label, const pi0_tap_copy *a, const pi0_tap_copy *b, const uint8_t *valid, int64_t n_valid,
+                   double min_pcc, double *worst) {
+    if (!a || !b) { printf("  %-28s missing\n", label); return 0; }
+    pi0_compare m;
+    if (pi0_compare_taps(a, b, valid, n_valid, &m) != 0) { printf("  %-28s out of memory\n", label); return 0; }
+    return report(label, &m, min_pcc, worst);
+}
+
+static pi0_status run(pi0_ctx *ctx, const case_file *cf, pi0_tap_store *s, const float *x0, const float *t, int n_steps, float *out) {
     const pi0_config *c = pi0_config_of(ctx);
     pi0_state *st;
     pi0_status r = pi0_state_new(ctx, &st);
     if (r) return r;
     pi0_run_params rp = pi0_run_params_default();
-    rp.tap = keep;
+    rp.tap = pi0_tap_store_cb;
     rp.tap_user = s;
     rp.n_steps = t ? 1 : n_steps;
     rp.timesteps = t;
@@ -163,7 +95,7 @@ int cmd_check(int argc, char **argv) {
     float *ar = malloc(na * sizeof *ar), *af = malloc(na * sizeof *af), *noise = malloc(na * sizeof *noise);
     float *a1 = malloc(na * sizeof *a1); /* output of the one-step runs (af keeps the free-running actions) */
     if (cf.noise) memcpy(noise, cf.noise, na * sizeof *noise); else pi0_noise_fill(noise, na, 0);
-    store sr = {0}, sf = {0};
+    pi0_tap_store sr = {0}, sf = {0};
     double t0 = tool_now();
     pi0_status s = run(cr, &cf, &sr, noise, NULL, n_steps, ar);
     double t1 = tool_now();
@@ -182,44 +114,39 @@ int cmd_check(int argc, char **argv) {
         char name[64];
         for (int i = 0; i < cf.obs.n_images; i++) {
             snprintf(name, sizeof name, "vision.img%d.out", i);
-            if (find(&sf, name)) ok &= compare(name, find(&sf, name), find(&sr, name), NULL, 0, min_pcc, &worst);
+            if (pi0_tap_find(&sf, name)) ok &= compare(name, pi0_tap_find(&sf, name), pi0_tap_find(&sr, name), NULL, 0, min_pcc, &worst);
         }
-        ok &= compare("prefix.embs", find(&sf, "prefix.embs"), find(&sr, "prefix.embs"), valid, P, min_pcc, &worst);
+        ok &= compare("prefix.embs", pi0_tap_find(&sf, "prefix.embs"), pi0_tap_find(&sr, "prefix.embs"), valid, P, min_pcc, &worst);
         for (int l = 0; l < c->vlm_depth; l++) {
             snprintf(name, sizeof name, "prefix.k.L%02d", l);
-            ok &= compare(name, find(&sf, name), find(&sr, name), valid, P, min_pcc, &worst);
+            ok &= compare(name, pi0_tap_find(&sf, name), pi0_tap_find(&sr, name), valid, P, min_pcc, &worst);
             snprintf(name, sizeof name, "prefix.v.L%02d", l);
-            ok &= compare(name, find(&sf, name), find(&sr, name), valid, P, min_pcc, &worst);
+            ok &= compare(name, pi0_tap_find(&sf, name), pi0_tap_find(&sr, name), valid, P, min_pcc, &worst);
         }
-        ok &= compare("denoise.s00.suffix_embs", find(&sf, "denoise.s00.suffix_embs"), find(&sr, "denoise.s00.suffix_embs"),
+        ok &= compare("denoise.s00.suffix_embs", pi0_tap_find(&sf, "denoise.s00.suffix_embs"), pi0_tap_find(&sr, "denoise.s00.suffix_embs"),
                       NULL, 0, min_pcc, &worst);
         float dt = -1.0f / (float)n_steps, t = 1.0f;
         for (int k = 0; k < n_steps; k++, t += dt) {
             char xname[64], label[96];
             snprintf(xname, sizeof xname, "denoise.s%02d.x", k - 1);
-            const saved *xk = k ? find(&sr, xname) : NULL;
-            store one = {0};
+            const pi0_tap_copy *xk = k ? pi0_tap_find(&sr, xname) : NULL;
+            pi0_tap_store one = {0};
             if (run(cf_ctx, &cf, &one, xk ? xk->data : noise, &t, 1, a1) != PI0_OK) { ok = 0; rc = cli_error("%s", pi0_last_error()); break; }
             snprintf(name, sizeof name, "denoise.s%02d.v", k);
             snprintf(label, sizeof label, "%s (same x_k)", name);
-            ok &= compare(label, find(&one, "denoise.s00.v"), find(&sr, name), NULL, 0, min_pcc, &worst);
-            store_free(&one);
+            ok &= compare(label, pi0_tap_find(&one, "denoise.s00.v"), pi0_tap_find(&sr, name), NULL, 0, min_pcc, &worst);
+            pi0_tap_store_free(&one);
         }
         if (rc == 0) {
-            saved A = {"actions", af, c->action_horizon, c->action_dim, NULL}, B = {"actions", ar, c->action_horizon, c->action_dim, NULL};
-            A.ids = malloc((size_t)A.rows * sizeof(int32_t));
-            B.ids = malloc((size_t)B.rows * sizeof(int32_t));
-            for (int64_t r = 0; r < A.rows; r++) A.ids[r] = B.ids[r] = (int32_t)r;
-            ok &= compare("actions (free-running)", &A, &B, NULL, 0, min_pcc, &worst);
-            free(A.ids);
-            free(B.ids);
+            pi0_compare m = pi0_compare_arrays(af, ar, (int64_t)na);
+            ok &= report("actions (free-running)", &m, min_pcc, &worst);
             printf("worst PCC %.6f (minimum %.4f): %s\n", worst, min_pcc, ok ? "PASS" : "FAIL");
             if (!ok) rc = 1;
         }
         free(valid);
     }
-    store_free(&sr);
-    store_free(&sf);
+    pi0_tap_store_free(&sr);
+    pi0_tap_store_free(&sf);
     free(ar); free(af); free(a1); free(noise);
     tool_case_free(&cf);
     pi0_free(cr);

@@ -50,7 +50,7 @@ static void expert_pass(pi0_state *st, int t0, int Ns, const float *mods, int st
         pi0_gemma_block(st, &g);
         if (rp->tap && step >= 0 && st->ex.status == PI0_OK) {
             int64_t sh[2] = {Ns - t0, We};
-            pi0_tap(rp, st->s_x + (int64_t)t0 * We, 2, sh, NULL, t0, "denoise.s%02d.expert.L%02d", step, l);
+            pi0_tap(&st->ex, rp, st->s_x + (int64_t)t0 * We, 2, sh, NULL, t0, "denoise.s%02d.expert.L%02d", step, l);
         }
     }
 }
@@ -77,9 +77,9 @@ void pi0_denoise_velocity(pi0_state *st, const pi0_run_params *rp, int step) {
     int taps = rp->tap && step >= 0;
     if (taps && st->ex.status == PI0_OK) {
         int64_t sw[1] = {We}, ss[2] = {Ns - t0, We};
-        pi0_tap(rp, st->tau, 1, sw, NULL, 0, "denoise.s%02d.time_emb", step);
-        if (st->step.cond) pi0_tap(rp, st->step.cond, 1, sw, NULL, 0, "denoise.s%02d.cond", step);
-        pi0_tap(rp, st->s_x + (int64_t)t0 * We, 2, ss, NULL, t0, "denoise.s%02d.suffix_embs", step);
+        pi0_tap(&st->ex, rp, st->tau, 1, sw, NULL, 0, "denoise.s%02d.time_emb", step);
+        if (st->step.cond) pi0_tap(&st->ex, rp, st->step.cond, 1, sw, NULL, 0, "denoise.s%02d.cond", step);
+        pi0_tap(&st->ex, rp, st->s_x + (int64_t)t0 * We, 2, ss, NULL, t0, "denoise.s%02d.suffix_embs", step);
     }
     expert_pass(st, t0, Ns, st->step.mods, step, rp);
 
@@ -88,7 +88,7 @@ void pi0_denoise_velocity(pi0_state *st, const pi0_run_params *rp, int step) {
     pi0_linear(&st->ex, "expert.action_out", st->v_t, st->s_a, &w->action_out, w->action_out_b, H);
     if (taps && st->ex.status == PI0_OK) {
         int64_t sh[2] = {H, We};
-        pi0_tap(rp, st->s_a, 2, sh, NULL, first, "denoise.s%02d.expert_out", step);
+        pi0_tap(&st->ex, rp, st->s_a, 2, sh, NULL, first, "denoise.s%02d.expert_out", step);
     }
 }
 
@@ -98,6 +98,7 @@ pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *
     int H = c->action_horizon, A = c->action_dim, We = c->expert_width, P = st->n_prefix;
     int first = pi0_variant_get(c->variant)->n_state_tokens, Ns = first + H;
     int n_steps = rp->n_steps > 0 ? rp->n_steps : c->n_steps;
+    pi0_exec_stage(&st->ex, PI0_STAGE_DENOISE, -1); /* set-up before step 0 (state token, RTC) */
 
     /* Suffix mask blocks (§3.1); positions continue after the valid prefix tokens (§3.3). */
     vs->suffix_blocks(st->kcum + P, Ns);
@@ -119,6 +120,7 @@ pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *
     const float *grid = rp->timesteps;
     float dt = -1.0f / (float)n_steps, t = grid ? grid[0] : 1.0f;
     for (int step = 0; (grid ? step < n_steps : t >= -dt / 2) && st->ex.status == PI0_OK; step++) {
+        pi0_exec_stage(&st->ex, PI0_STAGE_DENOISE, step);
         if (grid) {
             t = grid[step];
             dt = (step + 1 < n_steps ? grid[step + 1] : 0.0f) - t;
@@ -137,8 +139,8 @@ pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *
         if (st->rtc_clamp) pi0_rtc_clamp(st);
         if (rp->tap && st->ex.status == PI0_OK) {
             int64_t sa[2] = {H, A};
-            pi0_tap(rp, st->v_t, 2, sa, NULL, 0, "denoise.s%02d.v", step);
-            pi0_tap(rp, st->x_t, 2, sa, NULL, 0, "denoise.s%02d.x", step);
+            pi0_tap(&st->ex, rp, st->v_t, 2, sa, NULL, 0, "denoise.s%02d.v", step);
+            pi0_tap(&st->ex, rp, st->x_t, 2, sa, NULL, 0, "denoise.s%02d.x", step);
         }
         t += dt;
     }

@@ -181,9 +181,10 @@ pi0_status pi0_denoise(pi0_state *st, const pi0_obs *obs, const pi0_run_params *
  * embedding; π0 time bias, π0.5 modulations) are already computed. step < 0: no taps (RTC probe). */
 void pi0_denoise_velocity(pi0_state *st, const pi0_run_params *rp, int step);
 
-/* Tap helper: emit a named tensor if rp->tap is set (name formatted printf-style). */
-void pi0_tap(const pi0_run_params *rp, const float *data, int ndim, const int64_t *shape, const int32_t *rows,
-             int row0, const char *fmt, ...) PI0_PRINTF(7, 8);
+/* Tap helper: emit a named tensor if rp->tap is set (name formatted printf-style), with the stage and
+ * step ex is in (pi0_exec_stage). */
+void pi0_tap(const pi0_exec *ex, const pi0_run_params *rp, const float *data, int ndim, const int64_t *shape,
+             const int32_t *rows, int row0, const char *fmt, ...) PI0_PRINTF(8, 9);
 
 /* weights.c: bind every expected tensor of the checkpoint; config.c: parse config.json. */
 pi0_status pi0_config_load(const char *path, pi0_config *cfg, int *variant_given);

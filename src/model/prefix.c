@@ -53,6 +53,7 @@ pi0_status pi0_prefix_forward(pi0_state *st, const pi0_obs *obs, const pi0_run_p
 
     /* Image tokens: the encoded slots are the first n_img·T rows. Language: E[id]·√W (§2.2). */
     if (n_img) pi0_vision_forward(st, imgs, slots, n_img, st->p_x, rp);
+    pi0_exec_stage(&st->ex, PI0_STAGE_PREFIX, -1); /* the prefix proper: everything after the vision tower */
     if (n_tok) {
         pi0_embed_args e = {.y = st->p_x + (int64_t)n_img * T * W, .w = &w->embed, .ids = st->tok_ids, .m = n_tok,
                             .scale = (float)sqrt((double)W)};
@@ -60,7 +61,7 @@ pi0_status pi0_prefix_forward(pi0_state *st, const pi0_obs *obs, const pi0_run_p
     }
     const int32_t *rows = st->compact ? st->rows : NULL;
     int64_t sh[2] = {P, W};
-    if (st->ex.status == PI0_OK) pi0_tap(rp, st->p_x, 2, sh, rows, 0, "prefix.embs");
+    if (st->ex.status == PI0_OK) pi0_tap(&st->ex, rp, st->p_x, 2, sh, rows, 0, "prefix.embs");
 
     for (int l = 0; l < c->vlm_depth && st->ex.status == PI0_OK; l++) {
         pi0_gemma_call g = {.L = &w->vlm[l], .D = (int)W, .Mx = c->vlm_mlp_dim, .x = st->p_x, .a = st->p_a, .q = st->p_q,
@@ -70,8 +71,8 @@ pi0_status pi0_prefix_forward(pi0_state *st, const pi0_obs *obs, const pi0_run_p
         pi0_gemma_block(st, &g);
         if (rp->tap && st->ex.status == PI0_OK) {
             int64_t kv[2] = {P, KV};
-            pi0_tap(rp, st->kc[l], 2, kv, rows, 0, "prefix.k.L%02d", l);
-            pi0_tap(rp, st->vc[l], 2, kv, rows, 0, "prefix.v.L%02d", l);
+            pi0_tap(&st->ex, rp, st->kc[l], 2, kv, rows, 0, "prefix.k.L%02d", l);
+            pi0_tap(&st->ex, rp, st->vc[l], 2, kv, rows, 0, "prefix.v.L%02d", l);
         }
     }
     if (!st->compact && st->ex.status == PI0_OK) {
@@ -79,7 +80,7 @@ pi0_status pi0_prefix_forward(pi0_state *st, const pi0_obs *obs, const pi0_run_p
          * test vectors' prefix_hidden_final can be checked. */
         pi0_norm_args n = {.y = st->p_a, .x = st->p_x, .w = w->vlm_norm, .m = P, .d = W, .eps = c->rms_eps};
         pi0_op_rmsnorm(&st->ex, "prefix.final_norm", &n);
-        pi0_tap(rp, st->p_a, 2, sh, rows, 0, "prefix.hidden_final");
+        pi0_tap(&st->ex, rp, st->p_a, 2, sh, rows, 0, "prefix.hidden_final");
     }
     return st->ex.status;
 }

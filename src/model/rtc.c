@@ -109,8 +109,8 @@ void pi0_rtc_begin(pi0_state *st, const pi0_run_params *rp) {
     if (trained) st->rtc_clamp = r->delay; /* no guidance; W (zeros schedule) is only tapped: 1 on the clamped rows */
     if (rp->tap) {
         int64_t sy[2] = {H, A}, sw[1] = {H};
-        pi0_tap(rp, st->rtc_y, 2, sy, NULL, 0, "rtc.y");
-        pi0_tap(rp, st->rtc_w, 1, sw, NULL, 0, "rtc.w");
+        pi0_tap(&st->ex, rp, st->rtc_y, 2, sy, NULL, 0, "rtc.y");
+        pi0_tap(&st->ex, rp, st->rtc_w, 1, sw, NULL, 0, "rtc.w");
     }
 }
 
@@ -169,8 +169,8 @@ void pi0_rtc_guide(pi0_state *st, const pi0_run_params *rp, int step, float t) {
     }
     if (rp->tap) {
         int64_t sa[2] = {H, A};
-        pi0_tap(rp, st->v_t, 2, sa, NULL, 0, "denoise.s%02d.v_model", step);
-        pi0_tap(rp, e, 2, sa, NULL, 0, "denoise.s%02d.rtc_corr", step);
+        pi0_tap(&st->ex, rp, st->v_t, 2, sa, NULL, 0, "denoise.s%02d.v_model", step);
+        pi0_tap(&st->ex, rp, e, 2, sa, NULL, 0, "denoise.s%02d.rtc_corr", step);
     }
     if (g == 0.0f) return;
     for (size_t i = 0; i < n; i++)

@@ -14,6 +14,7 @@ void pi0_vision_forward(pi0_state *st, const float *const *images, const int *sl
     int64_t g = c->image_size / c->patch_size, T = g * g, Dv = c->vision_width, Iv = c->vision_mlp_dim;
     int64_t Cp = (int64_t)c->n_channels * c->patch_size * c->patch_size, R = n_img * T;
     int nh = c->vision_heads, hd = (int)(Dv / nh);
+    pi0_exec_stage(ex, PI0_STAGE_VISION, -1);
 
     /* 1-2. patch embedding as a matmul over im2col rows, then + position embedding (per image) */
     for (int i = 0; i < n_img; i++) {
@@ -58,7 +59,7 @@ void pi0_vision_forward(pi0_state *st, const float *const *images, const int *sl
     if (rp->tap && ex->status == PI0_OK)
         for (int i = 0; i < n_img; i++) {
             int64_t sv[2] = {T, Dv}, sp[2] = {T, c->vlm_width};
-            pi0_tap(rp, st->v_a + i * T * Dv, 2, sv, NULL, 0, "vision.img%d.out", slot_ids[i]);
-            pi0_tap(rp, out + i * T * c->vlm_width, 2, sp, NULL, 0, "vision.img%d.proj", slot_ids[i]);
+            pi0_tap(ex, rp, st->v_a + i * T * Dv, 2, sv, NULL, 0, "vision.img%d.out", slot_ids[i]);
+            pi0_tap(ex, rp, out + i * T * c->vlm_width, 2, sp, NULL, 0, "vision.img%d.proj", slot_ids[i]);
         }
 }

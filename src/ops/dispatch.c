@@ -44,12 +44,13 @@ static int has_member(const pi0_backend *be, pi0_op op) {
 
 static pi0_site_stats *site_stats(pi0_exec *ex, const char *site, pi0_op op) {
     for (int i = 0; i < ex->n_sites; i++)
-        if (ex->sites[i].site == site && ex->sites[i].op == op) return &ex->sites[i];
+        if (ex->sites[i].site == site && ex->sites[i].op == op && ex->sites[i].stage == ex->stage) return &ex->sites[i];
     if (ex->n_sites == PI0_MAX_SITES) return NULL;
     pi0_site_stats *s = &ex->sites[ex->n_sites++];
     memset(s, 0, sizeof *s);
     s->site = site;
     s->op = op;
+    s->stage = ex->stage;
     return s;
 }
 

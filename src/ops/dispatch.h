@@ -7,7 +7,9 @@
  * the fallback reason, calls and nanoseconds. In strict mode a fallback sets ex->status to
  * PI0_ERR_UNSUPPORTED (naming site, op and reason) and the op is not run. Once ex->status is not OK
  * (strict fallback, or the abort callback said stop), every later op is skipped; model code checks
- * ex->status at stage boundaries. A site is a static string such as "vision.mlp.fc1". */
+ * ex->status at stage boundaries. A site is a static string such as "vision.mlp.fc1"; the stage it
+ * belongs to is not read from the name but from ex->stage, set by the model where it enters a stage
+ * (pi0_exec_stage), and recorded with the site's statistics. */
 #ifndef PI0_DISPATCH_H
 #define PI0_DISPATCH_H
 
@@ -19,6 +21,7 @@
 typedef struct {
     const char *site;
     pi0_op op;
+    pi0_stage stage;     /* the stage the site ran in (pi0.h) */
     const char *backend; /* the backend's name: "fast" or "ref" */
     char reason[96];     /* why it ran on ref ("" when fast; "forced ref" in ref mode) */
     int64_t calls;
@@ -35,11 +38,20 @@ typedef struct pi0_exec {
     int (*abort_cb)(void *);
     void *abort_user;
     double serial_work;  /* ops with less work (~flops) than this run on the calling thread alone */
+    pi0_stage stage;     /* the stage now running, and its denoising step (-1 outside a step): */
+    int step;            /* set by pi0_exec_stage, read by the statistics and the taps */
     int n_sites;
     pi0_site_stats sites[PI0_MAX_SITES];
 } pi0_exec;
 
 void pi0_exec_reset_stats(pi0_exec *ex);
+
+/* The model enters a stage (and, in the denoising loop, a step): ops and taps from here on belong
+ * to it. */
+static inline void pi0_exec_stage(pi0_exec *ex, pi0_stage stage, int step) {
+    ex->stage = stage;
+    ex->step = step;
+}
 
 #define PI0_OP_DECL_(E, m, s, T) void pi0_op_##m(pi0_exec *ex, const char *site, const T *a);
 PI0_OP_LIST(PI0_OP_DECL_)

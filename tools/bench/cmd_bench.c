@@ -16,16 +16,20 @@
 
 typedef struct {
     double t0, vision_end, prefix_end, *step_end; /* step_end[n_steps] */
-    int last_prefix_layer, n_steps;
+    int n_steps;
 } stage_clock;
 
+/* Stage boundaries from the taps' stage and step: vision ends at the first prefix tap (the prefix
+ * embeddings), the prefix at its last tap (the last layer's K/V), each step at its last tap (its x). */
 static void clock_tap(const pi0_tensor_view *t, void *user) {
     stage_clock *c = user;
-    int l, s;
-    if (!strcmp(t->name, "prefix.embs")) c->vision_end = tool_now();
-    else if (sscanf(t->name, "prefix.v.L%d", &l) == 1 && l == c->last_prefix_layer) c->prefix_end = tool_now();
-    else if (sscanf(t->name, "denoise.s%d.x", &s) == 1 && s >= 0 && s < c->n_steps && t->name[strlen(t->name) - 1] == 'x')
-        c->step_end[s] = tool_now();
+    double now = tool_now();
+    if (t->stage == PI0_STAGE_PREFIX) {
+        if (c->vision_end == 0) c->vision_end = now;
+        c->prefix_end = now;
+    } else if (t->stage == PI0_STAGE_DENOISE && t->step >= 0 && t->step < c->n_steps) {
+        c->step_end[t->step] = now;
+    }
 }
 
 static int cmp_d(const void *a, const void *b) {
@@ -130,7 +134,6 @@ int cmd_bench(int argc, char **argv) {
         memset(step_end, 0, (size_t)n_steps * sizeof *step_end);
         clk.step_end = step_end;
         clk.n_steps = n_steps;
-        clk.last_prefix_layer = c->vlm_depth - 1;
         pi0_exec_reset_stats(pi0_state_exec(st));
         clk.t0 = tool_now();
         if (pi0_infer(st, &obs, &rp, NULL, act, (size_t)H * A) != PI0_OK) { rc = cli_error("%s", pi0_last_error()); break; }
@@ -142,14 +145,11 @@ int cmd_bench(int argc, char **argv) {
         tt[r] = end - clk.t0;
         for (int k = 0; k < n_steps; k++) ts[(size_t)k * runs + r] = clk.step_end[k] - (k ? clk.step_end[k - 1] : clk.prefix_end);
         const pi0_exec *ex = pi0_state_exec(st);
-        fl_vision = fl_prefix = fl_denoise = 0;
-        for (int i = 0; i < ex->n_sites; i++) {
-            const char *s = ex->sites[i].site;
-            double f = ex->sites[i].flops;
-            if (!strncmp(s, "vision", 6)) fl_vision += f;
-            else if (!strncmp(s, "prefix", 6)) fl_prefix += f;
-            else fl_denoise += f;
-        }
+        double fl[PI0_STAGE_COUNT] = {0};
+        for (int i = 0; i < ex->n_sites; i++) fl[ex->sites[i].stage] += ex->sites[i].flops;
+        fl_vision = fl[PI0_STAGE_VISION];
+        fl_prefix = fl[PI0_STAGE_PREFIX];
+        fl_denoise = fl[PI0_STAGE_DENOISE];
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
