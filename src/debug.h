@@ -1,6 +1,7 @@
-/* debug.h - the small internal hook surface that tools/ and bench/ may use beyond pi0.h:
- * the expected-tensor table (gen-random), and per-op statistics of a state's last run (audit,
- * bench). Not part of the public API; may change without notice. */
+/* debug.h - the small internal hook surface that tools (through src/tools_api.h), tests and bench/
+ * may use beyond pi0.h: the expected-tensor table (gen-random), per-op statistics of a state's last
+ * run with each site's stage (audit, bench), and tap copies compared by PCC (debug_compare.h: check,
+ * the model tests). Not part of the public API; may change without notice. */
 #ifndef PI0_DEBUG_H
 #define PI0_DEBUG_H
 

@@ -17,14 +17,8 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-passed = failed = 0
 
-
-def check(ok, msg):
-    global passed, failed
-    print(("ok   " if ok else "FAIL ") + msg)
-    passed += ok
-    failed += not ok
+from tally import check, finish  # noqa: E402 (the shared pass/fail counter, tests/tally.py)
 
 
 def run(args, timeout=300):
@@ -86,5 +80,4 @@ def main():
 
 
 main()
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()

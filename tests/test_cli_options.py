@@ -16,15 +16,10 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-passed = failed = 0
+
+from tally import check, finish  # noqa: E402 (the shared pass/fail counter, tests/tally.py)
+
 NOPE = "/nonexistent/pi0-cli-test"
-
-
-def check(ok, msg):
-    global passed, failed
-    print(("ok   " if ok else "FAIL ") + msg)
-    passed += bool(ok)
-    failed += not ok
 
 
 # Arguments that pass the parser and then fail (exit 1) without a model: the option under test goes
@@ -169,5 +164,4 @@ def main():
 
 
 main()
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()

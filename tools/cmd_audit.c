@@ -9,8 +9,7 @@
 
 #include "alloc_count.h"
 #include "cli.h"
-#include "debug.h"
-#include "rt/threadpool.h"
+#include "tools_api.h"
 #include "tools_common.h"
 
 typedef struct {

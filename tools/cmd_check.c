@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "debug.h"
+#include "tools_api.h"
 #include "tools_common.h"
 
 /* Print one component's line; 1 when its PCC reaches min_pcc. */

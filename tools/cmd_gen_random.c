@@ -15,8 +15,7 @@
 #include <time.h>
 
 #include "cli.h"
-#include "debug.h"
-#include "io/safetensors.h"
+#include "tools_api.h"
 #include "opts.h"
 #include "pi0.h"
 

@@ -3,9 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "debug.h"
-#include "io/lerobot.h"
-#include "io/safetensors.h"
+#include "tools_api.h"
 #include "tools_common.h"
 
 enum { PART_VISION, PART_PROJ, PART_EMBED, PART_VLM, PART_EXPERT, PART_HEADS, N_PARTS };

@@ -16,8 +16,7 @@
 #include <time.h>
 
 #include "cli.h"
-#include "io/image.h"
-#include "io/safetensors.h"
+#include "tools_api.h"
 #include "pi0.h"
 #include "pi0_policy.h"
 #include "rtc_cli.h"

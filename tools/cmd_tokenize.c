@@ -11,8 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "io/prompt.h"
-#include "io/tokenizer.h"
+#include "tools_api.h"
 #include "tools_common.h"
 
 #define PI0_DEFAULT_LEN 48   /* openpi Pi0Config.max_token_len for π0 (shown in --help) */

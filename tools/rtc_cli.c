@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "io/safetensors.h"
+#include "tools_api.h"
 #include "rtc_cli.h"
 #include "tools_common.h"
 

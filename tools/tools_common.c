@@ -10,8 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "err.h"
-#include "io/safetensors.h"
+#include "tools_api.h"
 
 double tool_now(void) {
     struct timespec ts;

@@ -10,9 +10,8 @@
 
 #include "peak.h"
 #include "../cli.h"
-#include "debug.h"
+#include "tools_api.h"
 #include "../tools_common.h"
-#include "rt/threadpool.h"
 
 typedef struct {
     double t0, vision_end, prefix_end, *step_end; /* step_end[n_steps] */

@@ -3,7 +3,7 @@
 #include <time.h>
 
 #include "peak.h"
-#include "rt/cpu.h"
+#include "tools_api.h"
 
 typedef struct {
     double (*fn)(long);
