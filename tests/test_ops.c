@@ -509,6 +509,173 @@ static void test_int8_variants(void) {
     }
 }
 
+/* The int8 kernels of every ISA row, directly and without the driver's cover:
+ *  - the row's scan and block quantizer give the portable ones' bits (NaN, inf, -0, ties at .5,
+ *    outlier channels, tails of every length, k blocks past k);
+ *  - each microkernel kern_i8[R], R = 1..mr, on a hand-made A block and weight slice, against the
+ *    integer sum sum_i (u8_i - 128) w_i computed here (step and scale 1, wsum = 128 sum w): exact
+ *    bits, for worst-case values (all q and w at +127, all at -127, random signs of 127: every
+ *    vpmaddubsw pair at its bound 2 * 127 * 127) and random ones, ncols < cols (guards intact),
+ *    loadc, bias and prefetch. |sum| <= 1024 * 127 * 127 < 2^24, so (float)sum is exact; a kernel
+ *    that saturates int16 (u8 x s8 pairs reach 64770) or wraps is off by thousands;
+ *  - through the driver with every activation and weight at +-1 (q = +-127 everywhere), m = 1..mr+1
+ *    (every tile height), n = 77 (partial column groups): bit-identical to the portable GEMM with
+ *    one k block (k = 4093, odd) and within 4e-6 k of the exact sum_i x_i w_i (a small integer)
+ *    with one and with four k blocks (k = 12289). */
+static void test_int8_exact(void) {
+#if defined(__x86_64__)
+    /* the AVX2 levels pick the AVX2 rows: with AVX-VNNI its kernels, without it the vpmaddubsw ones */
+    if (pi0_cpu_caps_force(PI0_CPU_AVX2))
+        CHECK(pi0_fast_isa_get() == &pi0_fast_isa_avx2 && !(pi0_cpu_caps_get()->flags & PI0_CAP_AVXVNNI),
+              "caps lowered to avx2: ISA row %s, no AVX-VNNI", pi0_fast_isa_get()->name);
+    if (pi0_cpu_caps_force(PI0_CPU_AVX2_VNNI))
+        CHECK(pi0_fast_isa_get() == &pi0_fast_isa_avx2vnni, "caps lowered to avx2-vnni: ISA row %s",
+              pi0_fast_isa_get()->name);
+    pi0_cpu_caps_force(PI0_CPU_NATIVE);
+#endif
+    const unsigned have = pi0_cpu_caps_get()->flags;
+    for (int ri = 0; ri < pi0_fast_isa_count(); ri++) {
+        const pi0_fast_isa *isa = pi0_fast_isa_at(ri);
+        const pi0_fast_gemm_kernels *g = isa->gemm[PI0_WEIGHTS_INT8];
+        if (!g || !pi0_fast_isa_available(isa) || (have & g->needs) != g->needs) continue;
+        /* scan and quantize vs portable */
+        static const int64_t lens[] = {1, 5, 15, 16, 17, 31, 33, 100, 2048, 2051};
+        int64_t scan_bad = 0, quant_bad = 0;
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            int64_t k = lens[li];
+            float *x = fbuf(3 * k, 1.0f);
+            for (int64_t i = 0; i < k; i++) {
+                if (i % 7 == 3) x[i] = -0.0f;
+                if (i % 11 == 5) x[i] = (float)(i % 23) - 11.5f; /* ties at .5 (inv = 1 below) */
+                if (i % 97 == 50) x[i] = (i & 1 ? -1 : 1) * (20.0f + (float)(i % 5));
+            }
+            x[k + k / 2] = NAN; /* row 1: a NaN; row 2: an infinity */
+            x[2 * k + k / 3] = -INFINITY;
+            for (int r = 0; r < 3; r++) {
+                static const float thrs[] = {INFINITY, 4.0f, 0.5f};
+                for (int t = 0; t < 3 && g->scan; t++) {
+                    float l1[16], l2[16];
+                    uint32_t m1 = 1, m2 = 2;
+                    int64_t c1 = -1, c2 = -2;
+                    int32_t i1[64], i2[64];
+                    pi0_fast_i8_scan_generic(x + r * k, k, thrs[t], l1, &m1, &c1, i1, 64);
+                    g->scan(x + r * k, k, thrs[t], l2, &m2, &c2, i2, 64);
+                    scan_bad += memcmp(l1, l2, sizeof l1) || m1 != m2 || c1 != c2 ||
+                                memcmp(i1, i2, sizeof(int32_t) * (size_t)(c1 < 64 ? c1 : 64));
+                }
+            }
+            pi0_fast_i8_row rq[3];
+            for (int r = 0; r < 3; r++) pi0_fast_i8_row_prepare(&rq[r], x + r * k, k, NULL);
+            rq[0].inv = 1.0f; /* exact ties */
+            for (int64_t k0 = 0; k0 < k + 8; k0 += 4 * (k / 12 + 1)) {
+                int64_t kc = ((k - k0) / 2 + 9) & ~(int64_t)3, lds = kc + 5;
+                uint8_t *q1 = malloc((size_t)(3 * lds)), *q2 = malloc((size_t)(3 * lds));
+                memset(q1, 7, (size_t)(3 * lds));
+                memset(q2, 7, (size_t)(3 * lds));
+                pi0_fast_i8_quantize_generic(q1, lds, x, k, 3, k0, kc, k, rq, NULL, 0);
+                g->quantize(q2, lds, x, k, 3, k0, kc, k, rq, (const char *)x, 4);
+                quant_bad += memcmp(q1, q2, (size_t)(3 * lds)) != 0;
+                free(q1); free(q2);
+            }
+            free(x);
+        }
+        CHECK(scan_bad == 0 && quant_bad == 0, "int8 %s: row scan and block quantizer give the portable bits "
+              "(%lld scans, %lld blocks differ)", isa->name, (long long)scan_bad, (long long)quant_bad);
+        /* microkernels vs integer sums */
+        const int64_t kk = 256, lda = 4 * kk + 64, ldc = 80;
+        uint8_t *a = malloc((size_t)(PI0_FAST_MR_MAX * lda));
+        int8_t *w = aligned_alloc(64, (size_t)(kk * 256));
+        float step[PI0_FAST_MR_MAX], scale[64], bias[64], *c = malloc(sizeof(float) * PI0_FAST_MR_MAX * ldc);
+        int32_t wsum[64];
+        int64_t kern_bad = 0, kern_runs = 0;
+        for (int pat = 0; pat < 4; pat++) {
+            for (int64_t i = 0; i < PI0_FAST_MR_MAX * lda; i++) {
+                int q = pat == 0 ? 127 : pat == 1 ? -127 : pat == 2 ? (frand() < 0 ? -127 : 127) : (int)(frand() * 127.5f);
+                a[i] = (uint8_t)(q + 128);
+            }
+            for (int64_t i = 0; i < kk * 256; i++) {
+                int q = pat == 0 ? 127 : pat == 1 ? -127 : pat == 2 ? (frand() < 0 ? -127 : 127) : (int)(frand() * 127.5f);
+                w[i] = (int8_t)q;
+            }
+            for (int j = 0; j < 64; j++) {
+                int32_t s = 0;
+                for (int64_t t = 0; t < kk; t++)
+                    for (int u = 0; u < 4; u++) s += w[t * 256 + j * 4 + u];
+                wsum[j] = 128 * s;
+                scale[j] = 1.0f;
+                bias[j] = frand() * 1000.0f;
+            }
+            for (int r = 0; r < PI0_FAST_MR_MAX; r++) step[r] = 1.0f;
+            for (int R = 1; R <= g->mr; R++)
+                for (int v = 0; v < 6; v++) {
+                    int64_t ncols = v < 2 ? g->cols : v < 4 ? g->cols - 3 : 1;
+                    int loadc = v & 1, use_bias = v >= 2;
+                    for (int64_t i = 0; i < PI0_FAST_MR_MAX * ldc; i++) c[i] = i % ldc < ncols ? frand() : SENT;
+                    float *c0 = malloc(sizeof(float) * PI0_FAST_MR_MAX * ldc);
+                    memcpy(c0, c, sizeof(float) * PI0_FAST_MR_MAX * ldc);
+                    pi0_fast_i8_epilogue e = {step, scale, wsum, use_bias ? bias : NULL, loadc};
+                    g->kern_i8[R](a, lda, w, kk, c, ldc, &e, ncols, v == 5 ? (const char *)w : NULL, v == 5 ? 8 : 0);
+                    for (int r = 0; r < PI0_FAST_MR_MAX; r++)
+                        for (int64_t j = 0; j < ldc; j++) {
+                            float want = c0[r * ldc + j];
+                            if (r < R && j < ncols) {
+                                int32_t s = 0;
+                                for (int64_t i = 0; i < 4 * kk; i++)
+                                    s += (a[r * lda + i] - 128) * w[(i / 4) * 256 + j * 4 + i % 4];
+                                float y = (float)s;
+                                if (loadc) y = c0[r * ldc + j] + y;
+                                if (use_bias) y = y + bias[j];
+                                want = y;
+                            }
+                            kern_bad += memcmp(&want, &c[r * ldc + j], sizeof want) != 0;
+                        }
+                    kern_runs++;
+                    free(c0);
+                }
+        }
+        CHECK(kern_bad == 0, "int8 %s: microkernels R = 1..%d x {full, partial, 1 column} x loadc x bias, worst-case "
+              "+-127 and random values: exact integer sums (%lld of %lld runs, %lld outputs wrong)", isa->name, g->mr,
+              (long long)kern_runs, (long long)kern_runs, (long long)kern_bad);
+        free(a); free(w); free(c);
+        /* through the driver, all q and w at +-127 */
+        static const int64_t ks[] = {4093, 12289};
+        for (size_t ki = 0; ki < 2; ki++) {
+            const int64_t k = ks[ki], n = 77, mmax = g->mr + 1;
+            float *wv = malloc(sizeof(float) * (size_t)(n * k)), *x = malloc(sizeof(float) * (size_t)(mmax * k));
+            for (int64_t i = 0; i < n * k; i++) wv[i] = (i / k) % 3 == 0 ? 1.0f : frand() < 0 ? -1.0f : 1.0f;
+            pi0_weight wt = {.name = "x8", .dtype = PI0_DT_F32, .data = wv, .rows = n, .cols = k};
+            if (pi0_backend_prepare_weight(BE, &wt, PI0_WEIGHTS_INT8) != PI0_OK) { CHECK(0, "pack"); return; }
+            for (int64_t m = 1; m <= mmax; m++) {
+                for (int64_t r = 0; r < m; r++)
+                    for (int64_t i = 0; i < k; i++) /* row 0 all +1; odd rows match column 0's signs */
+                        x[r * k + i] = r == 0 ? 1.0f : r % 2 ? wv[i] * (i % 2 ? 1.0f : -1.0f) : frand() < 0 ? -1.0f : 1.0f;
+                float *yg = fbuf(m * n, 0), *yi = fbuf(m * n, 0);
+                pi0_fast_gemm_job j = {.c = yg, .ldc = n, .a = x, .lda = k, .b = wt.packed, .m = m,
+                                       .p0 = 0, .p1 = ((pi0_fast_packed *)wt.packed)->n_panels};
+                pi0_fast_gemm_generic(&j);
+                j.c = yi;
+                pi0_fast_gemm_isa(isa, &j);
+                float *want = fbuf(m * n, 0);
+                for (int64_t r = 0; r < m; r++)
+                    for (int64_t jj = 0; jj < n; jj++) {
+                        double s = 0;
+                        for (int64_t i = 0; i < k; i++) s += (double)x[r * k + i] * wv[jj * k + i];
+                        want[r * n + jj] = (float)s;
+                    }
+                char label[160];
+                snprintf(label, sizeof label, "int8 %s all +-127: m=%lld k=%lld n=%lld vs exact sum", isa->name,
+                         (long long)m, (long long)k, (long long)n);
+                compare(label, yi, want, m * n, NULL, 4e-6 * (double)k, 0);
+                if (k <= 4096)
+                    CHECK(!memcmp(yi, yg, sizeof(float) * (size_t)(m * n + GUARD)), "%s: bit-identical to portable", label);
+                free(yg); free(yi); free(want);
+            }
+            pi0_backend_release_weight(BE, &wt);
+            free(wv); free(x);
+        }
+    }
+}
+
 static void test_matmul_int8(void) {
     static const int64_t shapes[][3] = {{1, 1, 1},   {1, 7, 3},      {5, 17, 13},   {13, 64, 65},  {7, 33, 100},
                                         {51, 256, 130}, {2, 513, 257}, {6, 2, 128},  {37, 300, 3}, {40, 2048, 300}};
@@ -541,6 +708,7 @@ static void test_int8(void) {
     }
     pi0_fast_isa_force(NULL);
     test_int8_variants();
+    test_int8_exact();
 }
 
 /* ---- attention ------------------------------------------------------------------------------ */

@@ -53,8 +53,11 @@ static void detect(void) {
             g_caps.avx2 = avx2 && fma && f16c;
             g_caps.avx512 = g_caps.avx2 && zmm_ok && f && dq && bw && vl;
             g_caps.avx512vnni = g_caps.avx512 && vnni;
-            __cpuid_count(7, 1, a, b, c, d);
-            g_caps.avx512bf16 = g_caps.avx512 && ((a >> 5) & 1);
+            if (a >= 1) { /* leaf 7's highest subleaf */
+                __cpuid_count(7, 1, a, b, c, d);
+                g_caps.avx512bf16 = g_caps.avx512 && ((a >> 5) & 1);
+                g_caps.avxvnni = g_caps.avx2 && ((a >> 4) & 1);
+            }
         }
     }
 #endif
@@ -65,7 +68,8 @@ static void detect(void) {
 #endif
     const char *env = getenv("PI0_CPU_CAPS");
     if (env && strcmp(env, "generic") == 0) memset(&g_caps, 0, sizeof g_caps);
-    if (env && strcmp(env, "avx2") == 0) g_caps.avx512 = g_caps.avx512bf16 = g_caps.avx512vnni = 0;
+    if (env && strcmp(env, "avx2") == 0) g_caps.avx512 = g_caps.avx512bf16 = g_caps.avx512vnni = g_caps.avxvnni = 0;
+    if (env && strcmp(env, "avx2-vnni") == 0) g_caps.avx512 = g_caps.avx512bf16 = g_caps.avx512vnni = 0;
     if (env && strcmp(env, "avx512") == 0) g_caps.avx512bf16 = 0; /* AVX-512 without BF16 */
     if (env && strcmp(env, "neon") == 0) g_caps.neon_bf16 = 0;    /* NEON without BF16 */
     g_native = g_caps;
@@ -76,9 +80,10 @@ int pi0_cpu_caps_force(int level) {
     pthread_once(&g_once, detect);
     pi0_cpu_caps c = g_native;
     if (level == PI0_CPU_GENERIC) memset(&c, 0, sizeof c);
-    else if (level == PI0_CPU_AVX2) {
-        if (!c.avx2) return 0;
+    else if (level == PI0_CPU_AVX2 || level == PI0_CPU_AVX2_VNNI) {
+        if (!c.avx2 || (level == PI0_CPU_AVX2_VNNI && !c.avxvnni)) return 0;
         c.avx512 = c.avx512bf16 = c.avx512vnni = 0;
+        if (level == PI0_CPU_AVX2) c.avxvnni = 0;
     } else if (level == PI0_CPU_AVX512) {
         if (!c.avx512) return 0;
         c.avx512bf16 = 0;
@@ -94,12 +99,14 @@ int pi0_cpu_caps_force(int level) {
 static void make_str(void) {
     g_caps.flags = (g_caps.avx2 ? PI0_CAP_AVX2 : 0) | (g_caps.avx512 ? PI0_CAP_AVX512 : 0) |
                    (g_caps.avx512bf16 ? PI0_CAP_AVX512BF16 : 0) | (g_caps.avx512vnni ? PI0_CAP_AVX512VNNI : 0) |
-                   (g_caps.neon ? PI0_CAP_NEON : 0) | (g_caps.neon_bf16 ? PI0_CAP_NEON_BF16 : 0);
+                   (g_caps.neon ? PI0_CAP_NEON : 0) | (g_caps.neon_bf16 ? PI0_CAP_NEON_BF16 : 0) |
+                   (g_caps.avxvnni ? PI0_CAP_AVXVNNI : 0);
     strcpy(g_caps_str, "generic");
     if (g_caps.avx2) strcpy(g_caps_str, "avx2");
     if (g_caps.avx512) strcpy(g_caps_str, "avx512");
     if (g_caps.avx512bf16) strcat(g_caps_str, " bf16");
     if (g_caps.avx512vnni) strcat(g_caps_str, " vnni");
+    if (g_caps.avxvnni) strcat(g_caps_str, g_caps.avx512 ? " avx-vnni" : " vnni");
     if (g_caps.neon) strcpy(g_caps_str, "neon");
     if (g_caps.neon_bf16) strcat(g_caps_str, " bf16");
 }

@@ -46,16 +46,6 @@ static double measure(double (*fn)(long), int n, double seconds) {
     return flops / el / 1e9;
 }
 
-/* AVX-VNNI (CPUID.(7,1):EAX[4]) is not in rt/cpu.h (no library kernel uses it yet); GCC's
- * __builtin_cpu_supports reads that bit and sets it only when the OS saves YMM state. It is asked
- * only when rt/cpu.h allows AVX2, so PI0_CPU_CAPS=generic turns it off like every other level. */
-#if defined(__x86_64__)
-static int has_avxvnni(const pi0_cpu_caps *caps) {
-    __builtin_cpu_init();
-    return caps->avx2 && __builtin_cpu_supports("avxvnni");
-}
-#endif
-
 /* The peak kernels are x86 (peak_avx512.c, peak_avx2.c); elsewhere every figure stays 0 (not measured). */
 pi0_peak pi0_measure_peak(int n_threads, double seconds) {
     pi0_peak p = {0, 0, 0, "none"};
@@ -66,7 +56,7 @@ pi0_peak pi0_measure_peak(int n_threads, double seconds) {
     if (caps->avx512vnni) {
         p.int8_gops = measure(pi0_peak_int8_avx512vnni, n_threads, seconds);
         p.int8_isa = "avx512-vnni";
-    } else if (has_avxvnni(caps)) {
+    } else if (caps->avxvnni) { /* rt/cpu.c; PI0_CPU_CAPS=avx2 turns it off */
         p.int8_gops = measure(pi0_peak_int8_avxvnni, n_threads, seconds);
         p.int8_isa = "avx-vnni";
     }

@@ -8,6 +8,7 @@ static const pi0_fast_isa *const g_rows[] = {
 #if defined(__x86_64__)
     &pi0_fast_isa_avx512bf16,
     &pi0_fast_isa_avx512,
+    &pi0_fast_isa_avx2vnni,
     &pi0_fast_isa_avx2,
 #endif
 #if defined(__aarch64__)

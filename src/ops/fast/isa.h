@@ -76,7 +76,7 @@ typedef struct {
 } pi0_fast_gemm_kernels;
 
 typedef struct pi0_fast_isa {
-    const char *name;   /* "avx512-bf16", "avx512", "avx2", "neon-bf16", "neon", "generic" */
+    const char *name;   /* "avx512-bf16", "avx512", "avx2-vnni", "avx2", "neon-bf16", "neon", "generic" */
     unsigned needs;     /* PI0_CAP_* bits (rt/cpu.h) the CPU must report */
     const pi0_fast_gemm_kernels *gemm[PI0_FAST_FORMATS]; /* NULL: portable GEMM (matmul_generic.c) */
     /* Fill packed weights (header set); returns 0 without writing for a dtype it does not handle.
@@ -110,7 +110,7 @@ int pi0_fast_isa_force(const pi0_fast_isa *isa);
 /* The rows (isa_<name>.c); only those of the target architecture are compiled. */
 extern const pi0_fast_isa pi0_fast_isa_generic;
 #if defined(__x86_64__)
-extern const pi0_fast_isa pi0_fast_isa_avx512bf16, pi0_fast_isa_avx512, pi0_fast_isa_avx2;
+extern const pi0_fast_isa pi0_fast_isa_avx512bf16, pi0_fast_isa_avx512, pi0_fast_isa_avx2vnni, pi0_fast_isa_avx2;
 #endif
 #if defined(__aarch64__)
 extern const pi0_fast_isa pi0_fast_isa_neonbf16, pi0_fast_isa_neon;

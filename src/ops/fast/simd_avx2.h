@@ -52,8 +52,10 @@ static inline float pi0_hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* The kernels of this ISA (matmul_avx2.c, attention_avx2.c, vecmath_avx2.c). */
+/* The kernels of this ISA (matmul_avx2.c, matmul_int8_avx2.c, attention_avx2.c, vecmath_avx2.c). The
+ * int8 sets: i8vnni needs AVX-VNNI (PI0_CAP_AVXVNNI), i8 plain AVX2. */
 extern const pi0_fast_gemm_kernels pi0_fast_gemm_avx2_bf16, pi0_fast_gemm_avx2_f32;
+extern const pi0_fast_gemm_kernels pi0_fast_gemm_avx2_i8vnni, pi0_fast_gemm_avx2_i8;
 size_t pi0_fast_attention_avx2_scratch(const pi0_attention_args *a);
 int pi0_fast_attention_avx2_ok(const pi0_attention_args *a);
 void pi0_fast_attention_avx2(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch);
