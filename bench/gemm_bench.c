@@ -20,7 +20,11 @@
  * model where each weight is used once per pass. Reports the fastest timed call (the machine is
  * shared, so the minimum is the least disturbed measurement).
  *
- * Build and run: bench/build.sh  (then build/gemm_bench [--threads N] [--only ours|dnnl] [--f32])
+ * --int8: also our int8 kind (weights int8 per output channel, activations quantized per row inside
+ * the call: the row scan and quantization are timed), in GOP/s against the in-run vpdpbusd peak
+ * (tools/bench/peak_avx512.c), and its speed-up over our bf16 call (x bf16).
+ *
+ * Build and run: bench/build.sh  (then build/gemm_bench [--threads N] [--only ours|dnnl] [--f32] [--int8])
  */
 
 #include <immintrin.h>
@@ -98,7 +102,7 @@ static void *worker_main(void *p) {
 
 /* Returns the fastest call's wall time; *cpu_min gets the smallest busiest-thread CPU time. */
 static double bench_ours(const shape *s, int kind, int nth, int reps, double *cpu_min) {
-    size_t wbytes = (size_t)(s->n * s->k) * (kind == PI0_WEIGHTS_F32 ? 4 : 2);
+    size_t wbytes = (size_t)(s->n * s->k) * (kind == PI0_WEIGHTS_F32 ? 4 : kind == PI0_WEIGHTS_INT8 ? 1 : 2);
     int n_copies = (int)(ROTATE_BYTES / wbytes) + 1;
     if (n_copies > 64) n_copies = 64;
     float *wsrc = frand_buf(s->n * s->k), *x = frand_buf(s->m * s->k), *y = frand_buf(s->m * s->n);
@@ -347,18 +351,19 @@ static double measure_peak(double (*fn)(long), int nth, double *by_cpu) {
 }
 
 int main(int argc, char **argv) {
-    int nth = 2, do_ours = 1, do_dnnl = 1, do_f32 = 0;
+    int nth = 2, do_ours = 1, do_dnnl = 1, do_f32 = 0, do_int8 = 0;
     double rep_scale = 1.0;
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) nth = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) { i++; do_ours = !strcmp(argv[i], "ours"); do_dnnl = !do_ours; }
         else if (!strcmp(argv[i], "--f32")) do_f32 = 1;
+        else if (!strcmp(argv[i], "--int8")) do_int8 = 1;
         else if (!strcmp(argv[i], "--attn")) { bench_attention(nth); return 0; }
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc) filter = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) rep_scale = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--only ours|dnnl] [--f32] [--shape substr] [--reps scale] [--attn]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--only ours|dnnl] [--f32] [--int8] [--shape substr] [--reps scale] [--attn]\n", argv[0]);
             return 2;
         }
     }
@@ -372,17 +377,28 @@ int main(int argc, char **argv) {
            "(weights rotate over >= %u MB)\n", pi0_cpu_caps_str(), nth, what, peak, pcpu,
            do_f32 ? ", f32 weights: see below" : "", ROTATE_BYTES >> 20);
     if (do_f32) printf("f32-weights peak: %s %.0f GFLOP/s\n", what32, peak32);
+    /* int8 weights: against the vpdpbusd peak (512-bit, AVX512_VNNI) of the same run */
+    double peak8 = 0, pcpu8 = 0;
+    if (do_int8) {
+        int vnni = pi0_cpu_caps_get()->avx512vnni;
+        peak8 = vnni ? measure_peak(pi0_peak_int8_avx512vnni, nth, &pcpu8) : 0;
+        printf("int8-weights peak: %s %.0f GOP/s wall, %.0f GOP/s by CPU time\n",
+               vnni ? "int8 dot (512-bit vpdpbusd)" : "none (no AVX512_VNNI: portable int8 GEMM)", peak8, pcpu8);
+        if (peak8 <= 0) peak8 = 1e-9;
+    }
     if (!pk) printf("no vector peak at generic caps: %% peak columns are meaningless\n");
     if (peak <= 0) peak = 1e-9;
     if (peak32 <= 0) peak32 = 1e-9;
     if (pcpu <= 0) pcpu = 1e-9;
-    printf("| shape | m | k | n | calls | ours bf16 ms | cpu ms | GFLOP/s | %% peak | cpu GFLOP/s | %% cpu peak |%s%s\n",
+    printf("| shape | m | k | n | calls | ours bf16 ms | cpu ms | GFLOP/s | %% peak | cpu GFLOP/s | %% cpu peak |%s%s%s\n",
            do_f32 ? " ours f32 ms | GFLOP/s | % f32 peak |" : "",
+           do_int8 ? " ours int8 ms | cpu ms | GOP/s | % int8 peak | x bf16 |" : "",
            do_dnnl ? " oneDNN bf16 ms | GFLOP/s | % peak | +src cvt ms |" : "");
-    printf("|---|---|---|---|---|---|---|---|---|---|---|%s%s\n", do_f32 ? "---|---|---|" : "", do_dnnl ? "---|---|---|---|" : "");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|%s%s%s\n", do_f32 ? "---|---|---|" : "",
+           do_int8 ? "---|---|---|---|---|" : "", do_dnnl ? "---|---|---|---|" : "");
     const char *impl = "";
     const char *stages[3] = {"siglip", "prefix", "expert"};
-    double st_t[3] = {0}, st_c[3] = {0}, st_gf[3] = {0};
+    double st_t[3] = {0}, st_c[3] = {0}, st_gf[3] = {0}, st_t8[3] = {0}, st_gf8[3] = {0};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const shape *s = &shapes[i];
         if (filter && !strstr(s->what, filter)) continue;
@@ -391,8 +407,10 @@ int main(int argc, char **argv) {
         if (reps < 7) reps = 7;
         if (reps > 400) reps = 400;
         printf("| %s | %lld | %lld | %lld | %d |", s->what, (long long)s->m, (long long)s->k, (long long)s->n, s->calls);
+        double t_bf16 = 0;
         if (do_ours) {
             double cpu, t = bench_ours(s, PI0_WEIGHTS_BF16, nth, reps, &cpu);
+            t_bf16 = t;
             printf(" %.3f | %.3f | %.0f | %.0f%% | %.0f | %.0f%% |", t * 1e3, cpu * 1e3, gf / t, 100.0 * gf / t / peak,
                    gf / cpu, 100.0 * gf / cpu / pcpu);
             for (int g = 0; g < 3; g++)
@@ -403,6 +421,13 @@ int main(int argc, char **argv) {
         if (do_f32) {
             double cpu, t = bench_ours(s, PI0_WEIGHTS_F32, nth, reps, &cpu);
             printf(" %.3f | %.0f | %.0f%% |", t * 1e3, gf / t, 100.0 * gf / t / peak32);
+        }
+        if (do_int8) {
+            double cpu, t = bench_ours(s, PI0_WEIGHTS_INT8, nth, reps, &cpu);
+            printf(" %.3f | %.3f | %.0f | %.0f%% | %.2f |", t * 1e3, cpu * 1e3, gf / t, 100.0 * gf / t / peak8,
+                   t_bf16 > 0 ? t_bf16 / t : 0.0);
+            for (int g = 0; g < 3; g++)
+                if (!strncmp(s->what, stages[g], strlen(stages[g]))) { st_t8[g] += t * s->calls; st_gf8[g] += gf * s->calls; }
         }
 #ifdef HAVE_DNNL
         if (do_dnnl) {
@@ -424,6 +449,16 @@ int main(int argc, char **argv) {
             tc += st_c[g];
         }
         printf("total GEMM time per inference: %.3f s wall, %.3f s cpu\n", tt, tc);
+    }
+    if (do_int8) {
+        double tt = 0;
+        for (int g = 0; g < 3; g++) {
+            if (st_t8[g] <= 0) continue;
+            printf("%s int8 GEMMs per inference: %.3f s wall (%.0f GOP/s, %.0f%% of the int8 peak)\n", stages[g],
+                   st_t8[g], st_gf8[g] / st_t8[g], 100.0 * st_gf8[g] / st_t8[g] / peak8);
+            tt += st_t8[g];
+        }
+        printf("total int8 GEMM time per inference: %.3f s wall\n", tt);
     }
     if (do_dnnl) printf("oneDNN implementation (last shape): %s\n", impl);
     return 0;

@@ -468,6 +468,30 @@ static void test_int8_rows(void) {
  * identical bits with one k block, and |d| <= 4e-6 S with several (3 roundings of terms <= S per
  * block, 2^-24 each), far below the ~1e-3 S a single wrong product would cause at k = 16384. */
 static void test_int8_variants(void) {
+    /* the rows' scan primitives give the portable scan's bits (lane sums, max, candidates) */
+    for (int r = 0; r < pi0_fast_isa_count(); r++) {
+        const pi0_fast_isa *isa = pi0_fast_isa_at(r);
+        const pi0_fast_gemm_kernels *g = isa->gemm[PI0_WEIGHTS_INT8];
+        if (!pi0_fast_isa_available(isa) || !g || !g->scan ||
+            (pi0_cpu_caps_get()->flags & g->needs) != g->needs) continue;
+        int same = 1;
+        for (int64_t k = 1; k <= 300 && same; k += 13) {
+            float *x = fbuf(k, 3.0f);
+            if (k > 20) { x[k / 3] = NAN; x[k / 2] = 50.0f; x[k - 1] = -INFINITY; }
+            static const float thrs[] = {INFINITY, 2.5f, 0.5f};
+            for (int t = 0; t < 3; t++) {
+                float l1[16], l2[16];
+                uint32_t m1, m2;
+                int64_t c1, c2;
+                int32_t i1[8], i2[8];
+                pi0_fast_i8_scan_generic(x, k, thrs[t], l1, &m1, &c1, i1, 8);
+                g->scan(x, k, thrs[t], l2, &m2, &c2, i2, 8);
+                same &= !memcmp(l1, l2, sizeof l1) && m1 == m2 && c1 == c2 && !memcmp(i1, i2, sizeof(int32_t) * (size_t)(c1 < 8 ? c1 : 8));
+            }
+            free(x);
+        }
+        CHECK(same, "int8 row scan of %s: the portable scan's bits (k = 1..300, NaN, inf, thresholds)", isa->name);
+    }
     static const int64_t shapes[][4] = {{23, 75, 130, 0}, {50, 1024, 300, 4}, {7, 9001, 70, 5}, {9, 16387, 65, 4}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t m = shapes[s][0], k = shapes[s][1], n = shapes[s][2];

@@ -79,7 +79,7 @@ void pi0_fast_gemm_generic(const pi0_fast_gemm_job *j);
  * whole row; a few outlier channels per row (|x_i| > PI0_I8_OUTLIER_T * rms of the rest, at most
  * PI0_I8_OUTLIER_CAP) are left out of the int8 product (quantized as 0) and added exactly in fp32
  * as a side product x_i * scale_j * q_ji. Why these numbers: quant_int8.c. */
-#define PI0_I8_OUTLIER_T 8.0f
+#define PI0_I8_OUTLIER_T 6.0f
 #define PI0_I8_OUTLIER_CAP 16
 /* One activation row's quantization: q_i = round(x_i * inv) in [-127, 127] (outliers: 0),
  * x_i ~ q_i * step. step NaN when the row has a NaN or an infinity (its outputs are then NaN). */
@@ -111,6 +111,8 @@ void pi0_fast_i8_side(float *c, int64_t ldc, const float *a, int64_t lda, int64_
  * while no op runs. */
 void pi0_fast_int8_outliers(int on);
 int pi0_fast_int8_outliers_on(void);
+/* MEASUREMENT-ONLY (bench/quant_outliers.c): the threshold T (<= 0: back to PI0_I8_OUTLIER_T). */
+void pi0_fast_int8_outlier_threshold(float t);
 
 /* Per-thread scratch owned by the fast backend: grown on first use (or when a bigger size is
  * asked), freed when the thread exits. slot 0..PI0_FAST_SCRATCH_SLOTS-1 lets one op hold several

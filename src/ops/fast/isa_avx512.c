@@ -1,5 +1,7 @@
 /* isa_avx512.c - the ISA table's AVX-512 rows (isa.h): with AVX512_BF16 (vdpbf16ps GEMM) and
- * without (bf16 widened to fp32 + FMA; same packed weights, same A block bytes). Both use the
+ * without (bf16 widened to fp32 + FMA; same packed weights, same A block bytes). The int8 kind:
+ * vpdpbusd kernels in both rows, run only where the CPU also has AVX512_VNNI (their `needs`);
+ * elsewhere the portable int8 GEMM. Both use the
  * AVX-512 packer, attention and row kernels. Only pointers here: the kernels are in *_avx512.c. */
 #include "ops/fast/simd_avx512.h"
 #include "rt/cpu.h"
@@ -13,13 +15,15 @@
 const pi0_fast_isa pi0_fast_isa_avx512bf16 = {
     .name = "avx512-bf16",
     .needs = PI0_CAP_AVX512 | PI0_CAP_AVX512BF16,
-    .gemm = {[PI0_WEIGHTS_BF16] = &pi0_fast_gemm_avx512_dp, [PI0_WEIGHTS_F32] = &pi0_fast_gemm_avx512_f32},
+    .gemm = {[PI0_WEIGHTS_BF16] = &pi0_fast_gemm_avx512_dp, [PI0_WEIGHTS_F32] = &pi0_fast_gemm_avx512_f32,
+             [PI0_WEIGHTS_INT8] = &pi0_fast_gemm_avx512_vnni},
     AVX512_COMMON,
 };
 
 const pi0_fast_isa pi0_fast_isa_avx512 = {
     .name = "avx512",
     .needs = PI0_CAP_AVX512,
-    .gemm = {[PI0_WEIGHTS_BF16] = &pi0_fast_gemm_avx512_wd, [PI0_WEIGHTS_F32] = &pi0_fast_gemm_avx512_f32},
+    .gemm = {[PI0_WEIGHTS_BF16] = &pi0_fast_gemm_avx512_wd, [PI0_WEIGHTS_F32] = &pi0_fast_gemm_avx512_f32,
+             [PI0_WEIGHTS_INT8] = &pi0_fast_gemm_avx512_vnni},
     AVX512_COMMON,
 };

@@ -38,6 +38,7 @@ static inline __mmask16 pi0_mask16(int64_t left) {
 
 /* The kernels of this ISA (matmul_avx512.c, pack_avx512.c, attention_avx512.c, vecmath_avx512.c). */
 extern const pi0_fast_gemm_kernels pi0_fast_gemm_avx512_dp, pi0_fast_gemm_avx512_wd, pi0_fast_gemm_avx512_f32;
+extern const pi0_fast_gemm_kernels pi0_fast_gemm_avx512_vnni; /* int8 kind (matmul_avx512vnni.c), needs VNNI */
 int pi0_fast_pack_fill_avx512(const pi0_fast_packed *p, const void *data, pi0_dtype dt);
 /* scratch grows with a->nk and a->hd; _ok is 0 when the query stride is too large for the int32
  * gather offsets */
