@@ -72,11 +72,14 @@ check-full: deps all
 	$(BUILD)/pi0 check --model $(FULL_DIR) --inputs $(FULL_DIR)/sample_inputs.safetensors
 
 # A package counts as installed for the native architecture (pkg:amd64, or pkg:all): with a foreign architecture
-# added (mk/arm.mk's arm64 libraries), a plain `dpkg -s libcjson-dev` is ambiguous and fails.
+# added (mk/arm.mk's arm64 libraries), a plain `dpkg -s libcjson-dev` is ambiguous and fails. A name
+# with an explicit architecture (libcjson-dev:arm64) is checked as given. $(call MISSING_DEBS,PKGS) is
+# the shell loop that leaves the packages of PKGS not installed in $$missing (deps, fuzz-deps, arm-deps).
 DPKG_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+MISSING_DEBS = missing=""; for p in $(1); do q="$$p:$(DPKG_ARCH) $$p:all"; case $$p in *:*) q=$$p ;; esac; \
+	  dpkg-query -W -f='$${db:Status-Abbrev}\n' $$q 2>/dev/null | grep -q '^ii' || missing="$$missing $$p"; done
 deps:
-	@missing=""; for p in $(DEBS); do q="$$p:$(DPKG_ARCH) $$p:all"; case $$p in *:*) q=$$p ;; esac; \
-	  dpkg-query -W -f='$${db:Status-Abbrev}\n' $$q 2>/dev/null | grep -q '^ii' || missing="$$missing $$p"; done; \
+	@$(call MISSING_DEBS,$(DEBS)); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null || exit 1; \

@@ -25,8 +25,7 @@ ARM_READY  := $(shell command -v $(ARM_CC) >/dev/null 2>&1 && command -v qemu-aa
 
 .PHONY: arm-deps arm-build test-arm
 arm-deps:
-	@missing=""; for p in $(ARM_DEBS); do \
-	  dpkg-query -W -f='$${db:Status-Abbrev}\n' $$p 2>/dev/null | grep -q '^ii' || missing="$$missing $$p"; done; \
+	@$(call MISSING_DEBS,$(ARM_DEBS)); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; \
 	    dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64; \

@@ -303,6 +303,46 @@ static pi0_status lerobot_prompt_pi0(const pi0_text_encoder *enc, const char *ta
     return PI0_OK;
 }
 
+/* The prompt: the observation's (else the default), with the discretized state for π0.5 with
+ * discrete_state_input; lerobot_pi0: LeRobot's π0 format (the state goes in its own token). */
+static pi0_status encode_prompt(pi0_policy *pol, const pi0_robot_obs *obs, int d, int lerobot_pi0) {
+    const char *task = obs->prompt ? obs->prompt : pol->default_prompt;
+    if (!task)
+        return pi0_err(PI0_ERR_ARG, "Prompt is required: the observation has no prompt and the policy no default_prompt");
+    int n_valid = 0;
+    if (lerobot_pi0) return lerobot_prompt_pi0(&pol->enc, task, pol->L, pol->tokens, pol->tok_mask);
+    if (pol->discrete_state)
+        return pi0_prompt_pi05(&pol->enc, task, pol->nstate, d, pol->L, pol->tokens, pol->tok_mask, &n_valid);
+    return pi0_prompt_pi0(&pol->enc, task, pol->L, pol->tokens, pol->tok_mask, &n_valid);
+}
+
+/* pi0_infer on the prepared images, prompt and padded state into pol->act; rtc (NULL = off) replaces
+ * rp's real-time chunking parameters with their model-unit version. */
+static pi0_status run_model(pi0_policy *pol, const pi0_run_params *rp, const pi0_rtc_params *rtc, pi0_actions *out) {
+    const int state_token = pi0_config_state_input(pol->cfg) == PI0_STATE_TOKEN;
+    pi0_obs mo = {.n_images = pol->n_slots, .images = pol->images, .image_masks = pol->img_mask,
+                  .n_tokens = pol->L, .tokens = pol->tokens, .token_masks = pol->tok_mask,
+                  .state_dim = state_token ? pol->A : 0,
+                  .state = state_token ? pol->state : NULL};
+    pi0_run_params rtc_rp;
+    if (rtc) {
+        rtc_rp = *rp;
+        rtc_rp.rtc = rtc;
+        rp = &rtc_rp;
+    }
+    double t1 = now_ms();
+    pi0_status st = pi0_infer(pol->st, &mo, rp, NULL, pol->act, (size_t)pol->H * pol->A);
+    out->infer_ms = now_ms() - t1;
+    return st;
+}
+
+/* A robot never receives NaN or Inf: the index of the first one in x[n], or -1. */
+static int first_nonfinite(const float *x, int n) {
+    for (int i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return -1;
+}
+
 /* LeRobot's order (processor_pi0.py / processor_pi05.py, modeling_pi0.py): float32 state ->
  * normalize -> (π0.5: discretize into the prompt) -> images (lerobot_image.c) -> pad state to
  * max_state_dim -> model -> keep the action feature's dims -> un-normalize -> absolute actions. */
@@ -345,38 +385,13 @@ static pi0_status lerobot_infer(pi0_policy *pol, const pi0_robot_obs *obs, const
         if ((st = pi0_lr_image_to_model(ri.img[s].data, ri.fimg[s], ri.img[s].h, ri.img[s].w, S, &lr->cam_norm[ri.cam[s]], lr->old_layout, dst))) goto done;
     }
 
-    const char *task = obs->prompt ? obs->prompt : pol->default_prompt;
-    if (!task) {
-        st = pi0_err(PI0_ERR_ARG, "Prompt is required: the observation has no prompt and the policy no default_prompt");
-        goto done;
-    }
-    int n_valid = 0;
-    const int state_token = pi0_config_state_input(c) == PI0_STATE_TOKEN;
-    if (state_token) /* LeRobot's π0 processor */
-        st = lerobot_prompt_pi0(&pol->enc, task, pol->L, pol->tokens, pol->tok_mask);
-    else if (pol->discrete_state)
-        st = pi0_prompt_pi05(&pol->enc, task, pol->nstate, d, pol->L, pol->tokens, pol->tok_mask, &n_valid);
-    else
-        st = pi0_prompt_pi0(&pol->enc, task, pol->L, pol->tokens, pol->tok_mask, &n_valid);
-    if (st) goto done;
-
-    pi0_obs mo = {.n_images = pol->n_slots, .images = pol->images, .image_masks = pol->img_mask,
-                  .n_tokens = pol->L, .tokens = pol->tokens, .token_masks = pol->tok_mask,
-                  .state_dim = state_token ? A : 0,
-                  .state = state_token ? pol->state : NULL};
+    /* LeRobot's π0 processor formats the prompt its own way */
+    if ((st = encode_prompt(pol, obs, d, pi0_config_state_input(c) == PI0_STATE_TOKEN))) goto done;
     /* real-time chunking: the previous chunk's tail arrives in robot units (policy/rtc_prev.c) */
-    pi0_run_params rtc_rp;
     pi0_rtc_params rtc_model;
-    if (rp && rp->rtc) {
-        if ((st = pi0_policy_rtc_to_model_lerobot(lr, pol->rawstate, d, A, rp->rtc, &rtc_model, &rtc_y))) goto done;
-        rtc_rp = *rp;
-        rtc_rp.rtc = &rtc_model;
-        rp = &rtc_rp;
-    }
-    double t1 = now_ms();
-    st = pi0_infer(pol->st, &mo, rp, NULL, pol->act, (size_t)H * A);
-    out->infer_ms = now_ms() - t1;
-    if (st) goto done;
+    if (rp && rp->rtc && (st = pi0_policy_rtc_to_model_lerobot(lr, pol->rawstate, d, A, rp->rtc, &rtc_model, &rtc_y)))
+        goto done;
+    if ((st = run_model(pol, rp, rp && rp->rtc ? &rtc_model : NULL, out))) goto done;
 
     const int ad = lr->action_dim;
     for (int h = 0; h < H; h++) {
@@ -390,12 +405,12 @@ static pi0_status lerobot_infer(pi0_policy *pol, const pi0_robot_obs *obs, const
             for (int i = 0; i < lr->n_rel && i < d; i++)
                 if (lr->rel_mask[i]) row[i] = row[i] + pol->rawstate[i];
     }
-    for (int i = 0; i < H * ad; i++)   /* a robot never receives NaN or Inf */
-        if (!isfinite(pol->out[i])) {
-            st = pi0_err(PI0_ERR_NONFINITE, "policy: actions[%d, %d] = %g after LeRobot un-normalization (%s) is not finite",
-                         i / ad, i % ad, (double)pol->out[i], lr->dir);
-            goto done;
-        }
+    int bad = first_nonfinite(pol->out, H * ad);
+    if (bad >= 0) {
+        st = pi0_err(PI0_ERR_NONFINITE, "policy: actions[%d, %d] = %g after LeRobot un-normalization (%s) is not finite",
+                     bad / ad, bad % ad, (double)pol->out[bad], lr->dir);
+        goto done;
+    }
     out->rows = H;
     out->cols = ad;
     out->data = pol->out;
@@ -450,39 +465,14 @@ pi0_status pi0_policy_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0
 
     if ((st = prepare_images(pol, &ri))) goto done;
 
-    /* prompt */
-    const char *task = obs->prompt ? obs->prompt : pol->default_prompt;
-    if (!task) {
-        st = pi0_err(PI0_ERR_ARG, "Prompt is required: the observation has no prompt and the policy no default_prompt");
-        goto done;
-    }
-    int n_valid = 0;
-    if (pol->discrete_state)
-        st = pi0_prompt_pi05(&pol->enc, task, pol->nstate, d, pol->L, pol->tokens, pol->tok_mask, &n_valid);
-    else
-        st = pi0_prompt_pi0(&pol->enc, task, pol->L, pol->tokens, pol->tok_mask, &n_valid);
-    if (st) goto done;
-
-    /* model */
-    pi0_obs mo = {.n_images = pol->n_slots, .images = pol->images, .image_masks = pol->img_mask,
-                  .n_tokens = pol->L, .tokens = pol->tokens, .token_masks = pol->tok_mask,
-                  .state_dim = state_token ? A : 0,
-                  .state = state_token ? pol->state : NULL};
+    if ((st = encode_prompt(pol, obs, d, 0))) goto done;
     /* real-time chunking: the previous chunk's tail arrives in robot units (policy/rtc_prev.c) */
-    pi0_run_params rtc_rp;
     pi0_rtc_params rtc_model;
-    if (rp && rp->rtc) {
-        if ((st = pi0_policy_rtc_to_model(&pol->robot, pol->have_norm ? &pol->ns : NULL, pol->mode, ri.state, d, A,
-                                          rp->rtc, &rtc_model, &rtc_y)))
-            goto done;
-        rtc_rp = *rp;
-        rtc_rp.rtc = &rtc_model;
-        rp = &rtc_rp;
-    }
-    double t1 = now_ms();
-    st = pi0_infer(pol->st, &mo, rp, NULL, pol->act, (size_t)H * A);
-    out->infer_ms = now_ms() - t1;
-    if (st) goto done;
+    if (rp && rp->rtc &&
+        (st = pi0_policy_rtc_to_model(&pol->robot, pol->have_norm ? &pol->ns : NULL, pol->mode, ri.state, d, A, rp->rtc,
+                                      &rtc_model, &rtc_y)))
+        goto done;
+    if ((st = run_model(pol, rp, rp && rp->rtc ? &rtc_model : NULL, out))) goto done;
 
     /* unnormalize actions (and the echoed state for delta actions) */
     if (pol->have_norm) {
@@ -508,13 +498,12 @@ pi0_status pi0_policy_infer(pi0_policy *pol, const pi0_robot_obs *obs, const pi0
     if ((st = pi0_robot_outputs(&pol->robot, pol->actd, H, A, pol->out, &cols))) goto done;
     /* pi0_infer's actions are finite; un-normalization (huge std, delta actions) can still overflow
      * float32. A robot never receives NaN or Inf: fail naming the first one. */
-    for (int i = 0; i < H * cols; i++)
-        if (!isfinite(pol->out[i])) {
-            st = pi0_err(PI0_ERR_NONFINITE, "policy: actions[%d, %d] = %g after un-normalization%s%s is not finite",
-                         i / cols, i % cols, (double)pol->out[i], pol->have_norm ? " with " : "",
-                         pol->have_norm ? pol->ns.path : "");
-            goto done;
-        }
+    int bad = first_nonfinite(pol->out, H * cols);
+    if (bad >= 0) {
+        st = pi0_err(PI0_ERR_NONFINITE, "policy: actions[%d, %d] = %g after un-normalization%s%s is not finite", bad / cols,
+                     bad % cols, (double)pol->out[bad], pol->have_norm ? " with " : "", pol->have_norm ? pol->ns.path : "");
+        goto done;
+    }
     out->rows = H;
     out->cols = cols;
     out->data = pol->out;
