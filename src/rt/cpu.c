@@ -15,6 +15,9 @@
 #ifndef HWCAP_ASIMD
 #define HWCAP_ASIMD (1 << 1)
 #endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
 #ifndef HWCAP2_BF16
 #define HWCAP2_BF16 (1 << 14)
 #endif
@@ -65,6 +68,7 @@ static void detect(void) {
     unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
     g_caps.neon = (hw & HWCAP_ASIMD) != 0;
     g_caps.neon_bf16 = g_caps.neon && (hw2 & HWCAP2_BF16) != 0;
+    g_caps.neon_dot = g_caps.neon && (hw & HWCAP_ASIMDDP) != 0;
 #endif
     const char *env = getenv("PI0_CPU_CAPS");
     if (env && strcmp(env, "generic") == 0) memset(&g_caps, 0, sizeof g_caps);
@@ -100,7 +104,7 @@ static void make_str(void) {
     g_caps.flags = (g_caps.avx2 ? PI0_CAP_AVX2 : 0) | (g_caps.avx512 ? PI0_CAP_AVX512 : 0) |
                    (g_caps.avx512bf16 ? PI0_CAP_AVX512BF16 : 0) | (g_caps.avx512vnni ? PI0_CAP_AVX512VNNI : 0) |
                    (g_caps.neon ? PI0_CAP_NEON : 0) | (g_caps.neon_bf16 ? PI0_CAP_NEON_BF16 : 0) |
-                   (g_caps.avxvnni ? PI0_CAP_AVXVNNI : 0);
+                   (g_caps.avxvnni ? PI0_CAP_AVXVNNI : 0) | (g_caps.neon_dot ? PI0_CAP_NEON_DOT : 0);
     strcpy(g_caps_str, "generic");
     if (g_caps.avx2) strcpy(g_caps_str, "avx2");
     if (g_caps.avx512) strcpy(g_caps_str, "avx512");
@@ -109,6 +113,7 @@ static void make_str(void) {
     if (g_caps.avxvnni) strcat(g_caps_str, g_caps.avx512 ? " avx-vnni" : " vnni");
     if (g_caps.neon) strcpy(g_caps_str, "neon");
     if (g_caps.neon_bf16) strcat(g_caps_str, " bf16");
+    if (g_caps.neon_dot) strcat(g_caps_str, " dot");
 }
 
 const pi0_cpu_caps *pi0_cpu_caps_get(void) {

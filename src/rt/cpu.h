@@ -20,12 +20,14 @@ typedef struct {
     int avxvnni;   /* AVX-VNNI (VEX-encoded 256-bit vpdpbusd, CPUID.(7,1):EAX[4]) on top of avx2 */
     int neon;      /* AArch64 Advanced SIMD (ASIMD) with fp16 conversions: every ARMv8.2 core */
     int neon_bf16; /* + FEAT_BF16 (BFDOT, BFMMLA, BFCVT), HWCAP2_BF16 */
+    int neon_dot;  /* + FEAT_DotProd (SDOT/UDOT: ARMv8.2 cores such as Cortex-A76), HWCAP_ASIMDDP */
     unsigned flags;/* the above as PI0_CAP_* bits */
 } pi0_cpu_caps;
 
 enum {
     PI0_CAP_AVX2 = 1u << 0, PI0_CAP_AVX512 = 1u << 1, PI0_CAP_AVX512BF16 = 1u << 2, PI0_CAP_AVX512VNNI = 1u << 3,
     PI0_CAP_NEON = 1u << 4, PI0_CAP_NEON_BF16 = 1u << 5, PI0_CAP_AVXVNNI = 1u << 6,
+    PI0_CAP_NEON_DOT = 1u << 7,
 };
 
 /* Detected features (thread-safe; the first call detects, later calls return the cached result). */

@@ -6,7 +6,8 @@
 const pi0_fast_isa pi0_fast_isa_neonbf16 = {
     .name = "neon-bf16",
     .needs = PI0_CAP_NEON | PI0_CAP_NEON_BF16,
-    .gemm = {[PI0_WEIGHTS_BF16] = &pi0_fast_gemm_neonbf16_dot, [PI0_WEIGHTS_F32] = &pi0_fast_gemm_neon_f32},
+    .gemm = {[PI0_WEIGHTS_BF16] = &pi0_fast_gemm_neonbf16_dot, [PI0_WEIGHTS_F32] = &pi0_fast_gemm_neon_f32,
+             [PI0_WEIGHTS_INT8] = &pi0_fast_gemm_neon_i8dot},
     .attention_scratch = pi0_fast_attention_generic_scratch,
     .attention_ok = pi0_fast_attention_generic_ok,
     .attention = pi0_fast_attention_generic,

@@ -60,8 +60,10 @@ static inline uint32x4_t pi0_neon_bf16_round(float32x4_t x) {
     return vbslq_u32(vceqq_f32(x, x), rr, qn); /* x == x: not NaN */
 }
 
-/* The kernels of these ISAs (matmul_neon.c, vecmath_neon.c; matmul_neonbf16.c needs FEAT_BF16). */
+/* The kernels of these ISAs (matmul_neon.c, vecmath_neon.c; matmul_neonbf16.c needs FEAT_BF16;
+ * matmul_int8_neon.c: int8 on SDOT, needs FEAT_DotProd, PI0_CAP_NEON_DOT). */
 extern const pi0_fast_gemm_kernels pi0_fast_gemm_neon_bf16, pi0_fast_gemm_neon_f32, pi0_fast_gemm_neonbf16_dot;
+extern const pi0_fast_gemm_kernels pi0_fast_gemm_neon_i8dot;
 void pi0_fast_gelu_tanh_neon(float *y, const float *a, const float *b, int64_t n);
 void pi0_fast_swish_neon(float *y, const float *a, int64_t n);
 void pi0_fast_layernorm_row_neon(float *y, const float *x, const float *w, const float *b, int64_t d, float eps);
