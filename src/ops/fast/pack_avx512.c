@@ -8,10 +8,14 @@
  * packed copy is not read again during load, so it should not evict the source from the caches).
  * Conversions give the same bytes as the portable packer in pack.c: f32 -> bf16 is the integer
  * round-to-nearest-even of pi0_fast_f32_to_bf16 (NaN stays NaN), bf16 -> f32 a shift. F16 sources
- * are left to pack.c (returns 0). Pure function of its arguments: safe to call from several threads
- * at once on different weights.
+ * are left to pack.c (returns 0). The int8 kind: rows quantized as pack.c does (same bits), then
+ * the same transpose of 4-byte groups (fill_int8). Pure function of its arguments: safe to call
+ * from several threads at once on different weights.
  */
 #include <immintrin.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "ops/fast/simd_avx512.h"
 
@@ -105,9 +109,80 @@ static inline __attribute__((always_inline)) void fill(const pi0_fast_packed *p,
     _mm_sfence(); /* streaming stores are weakly ordered: make them visible before the weight is used */
 }
 
+/* 16 inputs [i, i + 16) of a weight row in its dtype (F32 or BF16) as floats, zero past k. */
+static inline __m512 load16(const void *row, int bf16, int64_t i, int64_t k) {
+    if (bf16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m16(k - i), (const uint16_t *)row + i)), 16));
+    return _mm512_maskz_loadu_ps(m16(k - i), (const float *)row + i);
+}
+
+/* One weight row to int8 as pack.c's fill_int8 does it (same bits): max |w| (a NaN or infinity:
+ * scale NaN, q 0), q = nearest-even(clamp(w * (127 / max))), zero to kpr; returns sum q. */
+static int32_t quant_row(const void *row, int bf16, int64_t k, int64_t kpr, int8_t *out, float *scale) {
+    __m512i mb = _mm512_setzero_si512();
+    const __m512i absm = _mm512_set1_epi32(0x7fffffff);
+    for (int64_t i = 0; i < k; i += 16)
+        mb = _mm512_max_epu32(mb, _mm512_and_si512(_mm512_castps_si512(load16(row, bf16, i, k)), absm));
+    uint32_t bits = (uint32_t)_mm512_reduce_max_epu32(mb);
+    int finite = bits < 0x7f800000u;
+    float amax;
+    memcpy(&amax, &bits, sizeof amax);
+    const __m512 inv = _mm512_set1_ps(finite && amax > 0.0f ? 127.0f / amax : 0.0f);
+    const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    __m512i sum = _mm512_setzero_si512();
+    for (int64_t i = 0; i < kpr; i += 16) {
+        __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(load16(row, bf16, i, k), inv), lo), hi);
+        __m512i q = finite ? _mm512_cvtps_epi32(v) : _mm512_setzero_si512();
+        sum = _mm512_add_epi32(sum, q);
+        _mm_store_si128((__m128i *)(out + i), _mm512_cvtepi32_epi8(q));
+    }
+    *scale = finite ? amax / 127.0f : NAN;
+    return _mm512_reduce_add_epi32(sum);
+}
+
+/* int8 kind: a panel's 64 rows are quantized into a row-major scratch [64][kpr] (kpr = kp rounded
+ * up to 64, so every 16-dword load stays inside), then written as dword (group g, column j) =
+ * inputs 4g..4g+3 of row j with the 16x16 dword transpose. Returns 0 (portable filler) for F16 or
+ * without memory for the scratch. */
+static int fill_int8(const pi0_fast_packed *p, const void *data, pi0_dtype dt) {
+    if (dt != PI0_DT_F32 && dt != PI0_DT_BF16) return 0;
+    const int64_t n = p->n, k = p->k, R = p->kp / 4, kpr = (p->kp + 63) & ~(int64_t)63;
+    const size_t es = dt == PI0_DT_F32 ? 4 : 2;
+    int8_t *tmp = aligned_alloc(64, (size_t)(NR * kpr));
+    if (!tmp) return 0;
+    uint32_t *d = p->data;
+    for (int64_t pn = 0; pn < p->n_panels; pn++) {
+        for (int64_t jj = 0; jj < NR; jj++) {
+            int64_t j = pn * NR + jj;
+            int8_t *row = tmp + jj * kpr;
+            if (j >= n) {
+                memset(row, 0, (size_t)kpr);
+                p->scale[j] = 0.0f;
+                p->wsum[j] = 0;
+                continue;
+            }
+            p->wsum[j] = 128 * quant_row((const char *)data + (size_t)j * (size_t)k * es, dt == PI0_DT_BF16, k, kpr,
+                                         row, &p->scale[j]);
+        }
+        uint32_t *panel = d + pn * R * NR;
+        for (int64_t r0 = 0; r0 < R; r0 += 16)
+            for (int c = 0; c < NR; c += 16) {
+                __m512i v[16];
+                for (int t = 0; t < 16; t++) v[t] = _mm512_load_si512((const void *)(tmp + (c + t) * kpr + 4 * r0));
+                transpose16(v);
+                int64_t rows = R - r0 < 16 ? R - r0 : 16;
+                for (int t = 0; t < rows; t++) _mm512_stream_si512((__m512i *)(panel + (r0 + t) * NR + c), v[t]);
+            }
+    }
+    _mm_sfence();
+    free(tmp);
+    return 1;
+}
+
 int pi0_fast_pack_fill_avx512(const pi0_fast_packed *p, const void *data, pi0_dtype dt) {
     int bf = p->kind == PI0_WEIGHTS_BF16;
-    if (p->kind == PI0_WEIGHTS_INT8) return 0; /* the portable filler quantizes */
+    if (p->kind == PI0_WEIGHTS_INT8) return fill_int8(p, data, dt);
     if (dt == PI0_DT_BF16) fill(p, data, bf ? BF16_TO_BF16 : BF16_TO_F32);
     else if (dt == PI0_DT_F32) fill(p, data, bf ? F32_TO_BF16 : F32_TO_F32);
     else return 0;
