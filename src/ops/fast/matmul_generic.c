@@ -14,38 +14,52 @@
 
 #define NR PI0_FAST_NR
 
-/* int8 kind: one row at a time, quantized into a per-thread u8 row of kp bytes. */
+/* int8 kind: up to 4 rows at a time (each weight group read once for them), each quantized into a
+ * per-thread u8 row of kp bytes. The sums are kept per (column, input of the group of 4) in
+ * acc4[4 * 64], which is an elementwise multiply-add over the panel's contiguous 256-byte groups (so
+ * the compiler vectorizes it), and folded per column at the end: the same integers as any order. */
+#define ROWS 4
 static void gemm_int8(const pi0_fast_gemm_job *j) {
     const pi0_fast_packed *b = j->b;
     const int64_t k = b->k, kp = b->kp, n = b->n;
-    uint8_t *u = pi0_fast_scratch(3, (size_t)kp);
-    for (int64_t i = 0; i < j->m; i++) {
-        const float *x = j->a + i * j->lda;
-        float *y = j->c + i * j->ldc;
-        pi0_fast_i8_row rq;
-        pi0_fast_i8_row_prepare(&rq, x, k, NULL);
-        uint8_t one[4];
-        if (u) pi0_fast_i8_quantize_generic(u, kp, x, 0, 1, 0, kp, k, &rq, NULL, 0);
+    uint8_t *u = pi0_fast_scratch(3, (size_t)(ROWS * kp));
+    for (int64_t i0 = 0; i0 < j->m; i0 += ROWS) {
+        int64_t nr = j->m - i0 < ROWS ? j->m - i0 : ROWS;
+        pi0_fast_i8_row rq[ROWS];
+        for (int64_t r = 0; r < nr; r++) pi0_fast_i8_row_prepare(&rq[r], j->a + (i0 + r) * j->lda, k, NULL);
+        if (u) pi0_fast_i8_quantize_generic(u, kp, j->a + i0 * j->lda, j->lda, nr, 0, kp, k, rq, NULL, 0);
         for (int64_t p = j->p0; p < j->p1; p++) {
-            int32_t acc[NR];
+            int32_t acc4[ROWS][4 * NR];
+            memset(acc4, 0, sizeof acc4);
             int64_t ncols = n - p * NR < NR ? n - p * NR : NR;
-            for (int64_t c = 0; c < NR; c++) acc[c] = 0;
             const int8_t *w = (const int8_t *)b->data + p * kp * NR;
             for (int64_t g = 0; g < kp; g += 4) {
-                const uint8_t *ug = u ? u + g : one;
-                if (!u) pi0_fast_i8_quantize_generic(one, 4, x, 0, 1, g, 4, k, &rq, NULL, 0); /* no scratch */
                 const int8_t *wg = w + g * NR;
-                for (int64_t c = 0; c < NR; c++)
-                    acc[c] += ug[0] * wg[4 * c] + ug[1] * wg[4 * c + 1] + ug[2] * wg[4 * c + 2] + ug[3] * wg[4 * c + 3];
+                for (int64_t r = 0; r < nr; r++) {
+                    uint8_t one[4]; /* no scratch (out of memory): quantize these 4 inputs here */
+                    const uint8_t *ug = u ? u + r * kp + g : one;
+                    if (!u) pi0_fast_i8_quantize_generic(one, 4, j->a + (i0 + r) * j->lda, 0, 1, g, 4, k, &rq[r], NULL, 0);
+                    const int32_t u0 = ug[0], u1 = ug[1], u2 = ug[2], u3 = ug[3];
+                    int32_t *a = acc4[r];
+                    for (int64_t c = 0; c < 4 * NR; c += 4) {
+                        a[c] += u0 * wg[c];
+                        a[c + 1] += u1 * wg[c + 1];
+                        a[c + 2] += u2 * wg[c + 2];
+                        a[c + 3] += u3 * wg[c + 3];
+                    }
+                }
             }
-            float *yp = y + p * NR;
-            for (int64_t c = 0; c < ncols; c++) {
-                float v = (float)(acc[c] - b->wsum[p * NR + c]) * (rq.step * b->scale[p * NR + c]);
-                if (j->accumulate) v = yp[c] + v;
-                if (j->bias) v += j->bias[p * NR + c];
-                yp[c] = v;
+            for (int64_t r = 0; r < nr; r++) {
+                float *yp = j->c + (i0 + r) * j->ldc + p * NR;
+                for (int64_t c = 0; c < ncols; c++) {
+                    int32_t sum = acc4[r][4 * c] + acc4[r][4 * c + 1] + acc4[r][4 * c + 2] + acc4[r][4 * c + 3];
+                    float v = (float)(sum - b->wsum[p * NR + c]) * (rq[r].step * b->scale[p * NR + c]);
+                    if (j->accumulate) v = yp[c] + v;
+                    if (j->bias) v += j->bias[p * NR + c];
+                    yp[c] = v;
+                }
+                pi0_fast_i8_side(yp, j->ldc, j->a + (i0 + r) * j->lda, j->lda, 1, &rq[r], b, p);
             }
-            pi0_fast_i8_side(yp, j->ldc, x, j->lda, 1, &rq, b, p);
         }
     }
 }
