@@ -14,7 +14,8 @@ reference, not by pi0c). The numpy path is first checked without RTC against the
 Checked: numpy vs engine (ref backend and fast backend with f32 weights: 1e-5 absolute, float32
 engine vs float64 numpy over 10 Euler steps on values of order 1; fast with bf16 weights: PCC >=
 0.999 on the generated rows); the first d rows equal Y exactly;
-d = 0 is bit-identical to no RTC; the config field's validation and the misuse errors.
+d = 0 is bit-identical to no RTC; through `pi0 run --robot libero` (robot units) the first d actions
+are the previous reply's rows s..s+d-1; the config field's validation and the misuse errors.
 """
 import json
 import os
@@ -128,6 +129,37 @@ def run(pi0, *args):
     return p.returncode, p.stdout + p.stderr
 
 
+def robot_level(pi0, ck, tmp):
+    """pi0 run --robot libero (robot units): the previous reply goes back to model units, is clamped,
+    and comes out again, so with the same state the first d actions are the previous rows s..s+d-1
+    (to float32 round-trip accuracy) and the rest differs."""
+    from PIL import Image
+    rng = np.random.default_rng(3)
+    img = os.path.join(tmp, "cam.png")
+    Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(img)
+    stats = {"state": {"mean": rng.normal(0, 1, 8).tolist(), "std": rng.uniform(0.5, 2, 8).tolist(),
+                       "q01": [-2.0] * 8, "q99": [2.0] * 8},
+             "actions": {"mean": rng.normal(0, 1, 7).tolist(), "std": rng.uniform(0.5, 2, 7).tolist(),
+                         "q01": (-rng.uniform(1, 3, 7)).tolist(), "q99": rng.uniform(1, 3, 7).tolist()}}
+    ns = os.path.join(tmp, "norm_stats.json")
+    with open(ns, "w") as f:
+        json.dump({"norm_stats": stats}, f)
+    base = ["--model", ck, "--robot", "libero", "--image", f"observation/image={img}", "--image",
+            f"observation/wrist_image={img}", "--prompt", "pick", "--tokenizer",
+            os.path.join(HERE, "data", "policy", "tiny.model"), "--norm-stats", ns, "--quiet",
+            "--state", ",".join(map(repr, rng.normal(0, 1, 8)))]
+    c1, c2 = os.path.join(tmp, "robot_c1.npy"), os.path.join(tmp, "robot_c2.npy")
+    rc1, log1 = run(pi0, *base, "--out", c1)
+    rc2, log2 = run(pi0, *base, "--out", c2, "--prev-actions", c1, "--delay", "2", "--horizon", "2", "--rtc-mode", "training")
+    if rc1 or rc2:
+        check(False, f"robot-level training-time RTC runs: {(log1 + log2).strip()[:200]}")
+        return
+    a, b = np.load(c1), np.load(c2)
+    err = np.abs(b[:2] - a[2:4]).max()
+    check(err <= 1e-5 * max(1.0, np.abs(a).max()) and np.abs(b[2:] - a[4:]).max() > 1e-3,
+          f"robot level (libero, robot units): the first d = 2 actions = the previous reply's rows 2..3, max |d| {err:.2e}")
+
+
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     pi0 = os.path.join(build, "pi0")
@@ -196,6 +228,8 @@ def main():
         rc1, _ = run(pi0, *base, *bargs, "--out", ref0)
         check(rc0 == 0 and rc1 == 0 and np.array_equal(np.load(out0), np.load(ref0)),
               f"{backend} d=0: bit-identical to no RTC")
+
+    robot_level(pi0, ck, tmp)
 
     # misuse and checkpoints not trained for it
     for model, args, want in (
