@@ -27,7 +27,7 @@ SHLIB     := $(BUILD)/libpi0.so
 # ISA-specific kernels (<name>_<isa>.c): their target flags and which architecture builds them are
 # in mk/fast.mk; chosen at run time.
 
-.PHONY: all test san demo deps clean bench check-full
+.PHONY: all test san demo deps clean bench check-full check-full-int8
 all: $(LIB) $(SHLIB) $(BUILD)/pi0 $(TEST_BIN)
 
 $(BUILD)/%.o: %.c
@@ -70,6 +70,12 @@ FULL_DIR ?= /tmp/pi0-random-full
 check-full: deps all
 	@test -f $(FULL_DIR)/sample_inputs.safetensors || $(BUILD)/pi0 gen-random --preset full --out $(FULL_DIR)
 	$(BUILD)/pi0 check --model $(FULL_DIR) --inputs $(FULL_DIR)/sample_inputs.safetensors
+
+# The same with --weights int8: per-component accuracy of the int8 path against the reference, and its
+# actions against the bf16 path (~10 GB of memory; BENCHMARKS.md "int8 weights: accuracy").
+check-full-int8: deps all
+	@test -f $(FULL_DIR)/sample_inputs.safetensors || $(BUILD)/pi0 gen-random --preset full --out $(FULL_DIR)
+	$(BUILD)/pi0 check --weights int8 --model $(FULL_DIR) --inputs $(FULL_DIR)/sample_inputs.safetensors
 
 # A package counts as installed for the native architecture (pkg:amd64, or pkg:all): with a foreign architecture
 # added (mk/arm.mk's arm64 libraries), a plain `dpkg -s libcjson-dev` is ambiguous and fails. A name

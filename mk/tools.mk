@@ -6,3 +6,6 @@ $(BUILD)/pi0: LDFLAGS += $(WRAP_COUNTERS)
 # tests/test_alloc.c counts allocations the same way.
 $(BUILD)/tests/test_alloc: $(BUILD)/tools/alloc_count.o
 $(BUILD)/tests/test_alloc: LDFLAGS += $(WRAP_COUNTERS) $(BUILD)/tools/alloc_count.o
+# tests/test_int8.c counts them in the int8 denoising loop.
+$(BUILD)/tests/test_int8: $(BUILD)/tools/alloc_count.o
+$(BUILD)/tests/test_int8: LDFLAGS += $(WRAP_COUNTERS) $(BUILD)/tools/alloc_count.o

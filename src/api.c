@@ -33,17 +33,22 @@ typedef struct {
     char what[96];
 } prepare_report;
 
-/* "packing weights 4.1 / 10.9 GB": a full-size F32 checkpoint takes tens of seconds to convert. */
+/* "packing weights 4.1 / 10.9 GB": a full-size F32 checkpoint takes tens of seconds to convert;
+ * with --weights int8 the line says "quantizing" (the Gemma layers are quantized, the rest packed). */
 static void prepare_progress(float done, void *user) {
     prepare_report *r = user;
     double unit = r->total >= 1e9 ? 1e9 : 1e6;
     const char *u = unit == 1e9 ? "GB" : "MB";
-    if (done < 1.0f) snprintf(r->what, sizeof r->what, "packing weights %.1f / %.1f %s", done * r->total / unit, r->total / unit, u);
-    else snprintf(r->what, sizeof r->what, "packed %.1f %s of weights", r->total / unit, u);
+    int q = r->ctx->params.weights == PI0_WEIGHTS_INT8;
+    if (done < 1.0f)
+        snprintf(r->what, sizeof r->what, "%s weights %.1f / %.1f %s", q ? "quantizing (int8)" : "packing",
+                 done * r->total / unit, r->total / unit, u);
+    else snprintf(r->what, sizeof r->what, "%s %.1f %s of weights", q ? "quantized (int8)" : "packed", r->total / unit, u);
     r->ctx->params.progress(0.1f + 0.9f * done, r->what, r->ctx->params.progress_user);
 }
 
-/* The backend's load-time step (the fast backend packs every matmul weight). */
+/* The backend's load-time step (the fast backend packs every matmul weight), each matrix in the
+ * kind its role gets (model.h: pi0_role_weight_kind). */
 static pi0_status prepare_weights(pi0_ctx *ctx) {
     const pi0_backend *be = pi0_backend_get(ctx->params.backend);
     if (!be->prepare) return PI0_OK;
@@ -51,11 +56,16 @@ static pi0_status prepare_weights(pi0_ctx *ctx) {
     for (int i = 0; i < ctx->n_matrices; i++)
         if (ctx->matrices[i] != &ctx->w.embed)
             r.total += (double)ctx->matrices[i]->rows * (double)ctx->matrices[i]->cols * (double)pi0_dtype_size(ctx->matrices[i]->dtype);
+    int *kinds = malloc((size_t)(ctx->n_matrices ? ctx->n_matrices : 1) * sizeof *kinds);
+    if (!kinds) return pi0_err(PI0_ERR_NOMEM, "pi0_load: out of memory");
+    for (int i = 0; i < ctx->n_matrices; i++) kinds[i] = pi0_role_weight_kind(ctx->roles[i], ctx->params.weights);
     pi0_prepare_args a = {.w = ctx->matrices, .n = ctx->n_matrices, .skip = &ctx->w.embed,
-                          .weight_kind = ctx->params.weights, .drop_source = 1,
+                          .weight_kind = ctx->params.weights, .kinds = kinds, .drop_source = 1,
                           .n_threads = ctx->params.n_threads > 0 ? ctx->params.n_threads : pi0_cpu_count(),
                           .progress = ctx->params.progress ? prepare_progress : NULL, .progress_user = &r};
-    return be->prepare(&a);
+    pi0_status s = be->prepare(&a);
+    free(kinds);
+    return s;
 }
 
 pi0_status pi0_load(const char *dir, const pi0_params *p, pi0_ctx **out) {
@@ -71,8 +81,9 @@ pi0_status pi0_load(const char *dir, const pi0_params *p, pi0_ctx **out) {
         s = pi0_err(PI0_ERR_ARG, "pi0_load: backend %d unknown (0 fast, 1 ref)", ctx->params.backend);
         goto fail;
     }
-    if (ctx->params.weights != PI0_WEIGHTS_BF16 && ctx->params.weights != PI0_WEIGHTS_F32) {
-        s = pi0_err(PI0_ERR_ARG, "pi0_load: weights kind %d unknown (0 bf16, 1 f32)", ctx->params.weights);
+    if (ctx->params.weights != PI0_WEIGHTS_BF16 && ctx->params.weights != PI0_WEIGHTS_F32 &&
+        ctx->params.weights != PI0_WEIGHTS_INT8) {
+        s = pi0_err(PI0_ERR_ARG, "pi0_load: params.weights = %d unknown (0 bf16, 1 f32, 2 int8)", ctx->params.weights);
         goto fail;
     }
     if (ctx->params.n_threads < 0 || ctx->params.n_threads > PI0_MAX_THREADS) {
@@ -105,6 +116,7 @@ void pi0_free(pi0_ctx *ctx) {
     for (int i = 0; i < ctx->n_owned; i++) free(ctx->owned[i]);
     free(ctx->owned);
     free(ctx->matrices);
+    free(ctx->roles);
     free(ctx);
 }
 

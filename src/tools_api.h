@@ -12,7 +12,8 @@
 
 #include "debug.h"          /* expected tensors and config presets (gen-random), per-op statistics with their
                              * stage (audit, bench), tap copies compared by PCC (check), pi0_cpu_count (the
-                             * default thread count audit and bench print) */
+                             * default thread count audit and bench print), the parameters each weights kind
+                             * gets (info, audit: what --weights int8 quantizes) */
 #include "err.h"            /* pi0_err: a tool's own errors reach pi0_last_error like the library's */
 #include "io/image.h"       /* run --image: PNG/JPEG decoding, as the policy's camera input */
 #include "io/lerobot.h"     /* info: a LeRobot checkpoint's features and normalization */

@@ -7,7 +7,9 @@ denoising step; the run parameters echo the command line; and the int8 peak's in
 with what the kernel reports in /proc/cpuinfo (independent of our CPUID code): avx512_vnni ->
 "avx512-vnni" with a positive rate, else avx_vnni -> "avx-vnni", else "none" with 0. Default thread
 count: under `taskset -c <one cpu>` (util-linux) the bench reports 1 thread (the affinity mask, not
-every online CPU: what a pinned `pi0 serve` replica relies on). Speeds are never asserted. Skips (0 passed, 0 failed) when BUILD/pi0 does not exist.
+every online CPU: what a pinned `pi0 serve` replica relies on). With --weights int8 the JSON says
+"weights": "int8" and the total's total_pct_of_peak is against the int8 peak (when the CPU has one).
+Speeds are never asserted. Skips (0 passed, 0 failed) when BUILD/pi0 does not exist.
 Usage: /usr/bin/python3 tests/test_bench_json.py BUILD_DIR.
 """
 import json
@@ -88,6 +90,20 @@ def main():
                 "avx-vnni" if "avx2" in flags and "avx_vnni" in flags else "none")
         check(isa == want, f"peak_int8_isa {isa} matches /proc/cpuinfo ({want})")
         check((gops > 0) == (want != "none"), f"peak_int8_gops {gops} > 0 exactly when VNNI is present")
+    check(j.get("weights") == "bf16" and j.get("total_peak") in ("bf16", "fp32"),
+          f"default run: weights bf16, total against the {j.get('total_peak')} peak")
+    # --weights int8: named in the JSON, and the total is a fraction of the int8 peak when there is one
+    p = subprocess.run([PI0, "bench", "--model", model, "--runs", "1", "--steps", "1", "--weights", "int8", "--json"],
+                       capture_output=True, text=True, timeout=300)
+    try:
+        j8 = json.loads(p.stdout) if p.returncode == 0 else {}
+    except ValueError:
+        j8 = {}
+    want_peak = "int8" if j8.get("peak_int8_gops", 0) > 0 else ("bf16" if j8.get("peak_bf16_gflops", 0) > 0 else "fp32")
+    check(j8.get("weights") == "int8" and j8.get("total_peak") == want_peak
+          and isinstance(j8.get("total_pct_of_peak"), (int, float)),
+          f"--weights int8: weights {j8.get('weights')}, total_peak {j8.get('total_peak')} (want {want_peak}), "
+          f"total_pct_of_peak {j8.get('total_pct_of_peak')} (exit {p.returncode}: {p.stderr.strip()[-200:]})")
     finish()
 
 

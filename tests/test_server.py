@@ -6,7 +6,8 @@ arrays, python3-websockets does the WebSocket protocol, and the msgpack-numpy ho
 written from the spec (openpi_client.msgpack_numpy). Raw sockets are used only for frame-level
 abuse (a frame header declaring 2^62 bytes, a disconnect in the middle of a frame).
 
-Starts `BUILD/pi0 serve --model tests/data/pi0_tiny --port 0 --seed 7` (LIBERO preset),
+Starts `BUILD/pi0 serve --model tests/data/pi0_tiny --port 0 --seed 7` (LIBERO preset; once more
+with `--weights int8`, whose replies must equal `pi0 run --weights int8`),
 reads the port it prints, and checks: metadata first; LIBERO reply keys, shapes and timing
 fields; byte order honoured ('>f8' state gives the same actions as '<f8'); /healthz; malformed
 messages (truncated, random bytes, wrong types, huge declared sizes, oversize, text) each get a
@@ -595,6 +596,12 @@ def main():
         await run_libero(srv, horizon, np.random.default_rng(1))
         await compare_libero(srv, model, libero_extra, t, horizon)
     session("libero", model, "libero", [*libero_extra, *seeded], libero, 300)
+
+    # --weights int8: the server's replies equal `pi0 run --weights int8` (a server that ignored the option
+    # gives the bf16 actions: max |d| 0.09 here, far above the 1e-6 tolerance).
+    async def libero_int8(srv):
+        await compare_libero(srv, model, [*libero_extra, "--weights", "int8"], t, horizon)
+    session("libero int8", model, "libero", [*libero_extra, *seeded, "--weights", "int8"], libero_int8, 120)
 
     # ALOHA on the 8-dim test model: refused at startup, clearly.
     if action_dim < 14:

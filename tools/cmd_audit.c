@@ -51,7 +51,7 @@ int cmd_audit(int argc, char **argv) {
     const opt_cmd cmd = {
         .name = "audit",
         .usage = "pi0 audit --model DIR --inputs CASE [--json] [--strict] [--steps N] [--backend fast|ref]\n"
-                 "          [--weights bf16|f32] [--threads N]",
+                 "          [--weights bf16|f32|int8] [--threads N]",
         .about = "Run one inference (after a warm-up) and print, per component (vision, prefix, denoise), each op site's\n"
                  "path (fast/ref), calls, time and share of the total, every fallback with its reason, and the allocations\n"
                  "and bytes copied inside the denoising loop. --strict makes any fallback an error. --json prints the same\n"
@@ -95,9 +95,10 @@ int cmd_audit(int argc, char **argv) {
     }
     double fast_fraction = total_ns > 0 ? fast_ns / total_ns : 0;
     if (json) {
-        printf("{\"fast_fraction\": %.6f, \"fallbacks\": %d, \"denoise_allocs\": %lld, \"denoise_bytes_copied\": %lld, "
+        printf("{\"weights\": \"%s\", \"fast_fraction\": %.6f, \"fallbacks\": %d, \"denoise_allocs\": %lld, \"denoise_bytes_copied\": %lld, "
                "\"total_ms\": %.3f, \"op_ms\": %.3f, \"sites\": [",
-               fast_fraction, fallbacks, (long long)lp.allocs, (long long)lp.bytes, 1e3 * (t1 - t0), total_ns / 1e6);
+               lo.params.backend == PI0_BACKEND_REF ? "stored" : opt_weights_name(lo.params.weights), fast_fraction,
+               fallbacks, (long long)lp.allocs, (long long)lp.bytes, 1e3 * (t1 - t0), total_ns / 1e6);
         for (int i = 0; i < ex->n_sites; i++) {
             const pi0_site_stats *x = &ex->sites[i];
             printf("%s{\"component\": \"%s\", \"site\": \"%s\", \"op\": \"%s\", \"backend\": \"%s\", \"calls\": %lld, "
@@ -108,9 +109,16 @@ int cmd_audit(int argc, char **argv) {
         printf("]}\n");
         goto done;
     }
-    printf("audit of one inference: %s, backend %s%s, %d threads\n", model,
+    int64_t by_kind[3];
+    pi0_weight_kind_counts(ctx, lo.params.weights, by_kind);
+    printf("audit of one inference: %s, backend %s%s, %d threads, weights %s", model,
            lo.params.backend == PI0_BACKEND_REF ? "ref" : "fast", lo.params.strict ? " (strict)" : "",
-           lo.params.n_threads ? lo.params.n_threads : pi0_cpu_count());
+           lo.params.n_threads ? lo.params.n_threads : pi0_cpu_count(),
+           lo.params.backend == PI0_BACKEND_REF ? "as stored (float32 reference)" : opt_weights_name(lo.params.weights));
+    if (lo.params.backend == PI0_BACKEND_FAST && lo.params.weights == PI0_WEIGHTS_INT8)
+        printf(" (%.3g M parameters int8, %.3g M kept bf16)", (double)by_kind[PI0_WEIGHTS_INT8] / 1e6,
+               (double)by_kind[PI0_WEIGHTS_BF16] / 1e6);
+    printf("\n");
     for (int k = 0; k < PI0_STAGE_COUNT; k++) {
         double cns = 0;
         for (int i = 0; i < ex->n_sites; i++)

@@ -90,7 +90,7 @@ static int parse(int argc, char **argv, run_opts *o) {
     const opt_cmd cmd = {
         .name = "run",
         .usage = "pi0 run --model DIR --inputs CASE.safetensors [--out FILE] [--seed N] [--steps N]\n"
-                 "        [--backend fast|ref] [--weights bf16|f32] [--threads N] [--strict]\n"
+                 "        [--backend fast|ref] [--weights bf16|f32|int8] [--threads N] [--strict]\n"
                  "pi0 run --model DIR --image NAME=PATH... --prompt TEXT [--state V1,V2,...] [--robot NAME]\n"
                  "        [--tokenizer FILE] [--norm-stats FILE] [--asset-id ID] [--discrete-state-input true|false]\n"
                  "        [--out FILE] [--seed N]\n"

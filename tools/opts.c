@@ -261,7 +261,11 @@ int opt_parse(const opt_cmd *cmd, const opt_group *groups, int n_groups, int arg
 }
 
 static const int backend_vals[] = {PI0_BACKEND_FAST, PI0_BACKEND_REF};
-static const int weight_vals[] = {PI0_WEIGHTS_BF16, PI0_WEIGHTS_F32};
+static const int weight_vals[] = {PI0_WEIGHTS_BF16, PI0_WEIGHTS_F32, PI0_WEIGHTS_INT8};
+
+const char *opt_weights_name(int kind) {
+    return kind == PI0_WEIGHTS_BF16 ? "bf16" : kind == PI0_WEIGHTS_F32 ? "f32" : kind == PI0_WEIGHTS_INT8 ? "int8" : "?";
+}
 
 const opt_spec *opt_load_options(opt_load_block *blk, tool_load_opts *lo, int fixed) {
     opt_spec *s = blk->s;
@@ -270,8 +274,11 @@ const opt_spec *opt_load_options(opt_load_block *blk, tool_load_opts *lo, int fi
     if (!fixed)
         s[n++] = (opt_spec){.name = "--backend", .type = OPT_CHOICE, .dest = &lo->params.backend, .choices = "fast|ref",
                             .vals = backend_vals, .help = "kernels: fast (SIMD, packed weights) or ref (float32 oracle)"};
-    s[n++] = (opt_spec){.name = "--weights", .type = OPT_CHOICE, .dest = &lo->params.weights, .choices = "bf16|f32",
-                        .vals = weight_vals, .help = "dtype the fast path packs weights into at load"};
+    s[n++] = (opt_spec){.name = "--weights", .type = OPT_CHOICE, .dest = &lo->params.weights, .choices = "bf16|f32|int8",
+                        .vals = weight_vals,
+                        .help = "what the fast path packs weights into at load; int8: the VLM's and action expert's\n"
+                                "q/k/v/o, gate/up, down quantized (per output channel, activations per token); vision\n"
+                                "tower, projector, action/state projections, time MLPs and adaptive norms kept bf16"};
     s[n++] = (opt_spec){.name = "--threads", .type = OPT_INT, .dest = &lo->params.n_threads, .meta = "N",
                         .help = "worker threads, 0 = the CPUs this process may use (taskset)", .lo = 0, .hi = OPT_THREADS_MAX};
     if (!fixed)

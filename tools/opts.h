@@ -93,6 +93,9 @@ typedef struct {
 typedef struct { opt_spec s[8]; } opt_load_block;
 const opt_spec *opt_load_options(opt_load_block *blk, tool_load_opts *lo, int fixed);
 
+/* "bf16", "f32" or "int8" for a pi0_weight_kind (what --weights takes). */
+const char *opt_weights_name(int kind);
+
 /* --steps N into *steps (0 = not given: the inputs' or the config's) and --seed N. */
 #define OPT_STEPS(ptr)                                                                                                 \
     {.name = "--steps", .type = OPT_INT, .dest = (ptr), .meta = "N", .help = "denoising steps", .lo = 1,               \

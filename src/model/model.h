@@ -72,6 +72,27 @@ typedef struct {
     float *time_mlp_in_b;                /* (We) */
 } pi0_weights;
 
+/* What a bound matrix is in the model (weights.c tags each one as it binds it): decides what
+ * --weights int8 quantizes (pi0_role_quantizable) and what it keeps in bf16. */
+typedef enum {
+    PI0_ROLE_VISION = 0,    /* SigLIP tower: patch embedding, attention and MLP matrices */
+    PI0_ROLE_PROJECTOR,     /* multi-modal projector (vision width -> VLM width) */
+    PI0_ROLE_EMBED,         /* token embedding (gathered by row, never packed) */
+    PI0_ROLE_VLM_LINEAR,    /* Gemma 2B q/k/v/o, gate/up, down */
+    PI0_ROLE_EXPERT_LINEAR, /* action expert q/k/v/o, gate/up, down */
+    PI0_ROLE_MODULATION,    /* π0.5 adaptive-norm dense layers (per-layer and final) */
+    PI0_ROLE_HEAD,          /* action in/out projections, state projection, time MLPs */
+    PI0_ROLE_COUNT
+} pi0_weight_role;
+
+static inline int pi0_role_quantizable(int role) { return role == PI0_ROLE_VLM_LINEAR || role == PI0_ROLE_EXPERT_LINEAR; }
+
+/* The kind a matrix of this role is packed into when the load asks for `kind` (pi0_weight_kind):
+ * INT8 applies to the quantizable roles, the others are kept in BF16. */
+static inline int pi0_role_weight_kind(int role, int kind) {
+    return kind == PI0_WEIGHTS_INT8 && !pi0_role_quantizable(role) ? PI0_WEIGHTS_BF16 : kind;
+}
+
 struct pi0_ctx {
     pi0_config cfg;
     pi0_params params;
@@ -81,6 +102,7 @@ struct pi0_ctx {
     void **owned;         /* float arrays and split weights made at load */
     int n_owned, cap_owned;
     pi0_weight **matrices;/* every pi0_weight bound (for packing) */
+    unsigned char *roles; /* [n_matrices] pi0_weight_role of each */
     int n_matrices, cap_matrices;
     int64_t n_params, n_bytes;
     int discrete_state_given; /* config.json set discrete_state_input (the policy's robot default yields) */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "debug.h"
 #include "io/file.h"
 #include "io/safetensors.h"
 #include "io/shard_index.h"
@@ -118,20 +119,25 @@ static pi0_status lookup(binder *b, const char *name, int nd, const int64_t *wan
     return PI0_OK;
 }
 
-static pi0_status add_matrix(pi0_ctx *ctx, pi0_weight *w) {
+static pi0_status add_matrix(pi0_ctx *ctx, pi0_weight *w, int role) {
     if (ctx->n_matrices == ctx->cap_matrices) {
         int cap = ctx->cap_matrices ? 2 * ctx->cap_matrices : 256;
         pi0_weight **m = realloc(ctx->matrices, (size_t)cap * sizeof *m);
         if (!m) return pi0_err(PI0_ERR_NOMEM, "out of memory binding weights");
         ctx->matrices = m;
+        unsigned char *r = realloc(ctx->roles, (size_t)cap);
+        if (!r) return pi0_err(PI0_ERR_NOMEM, "out of memory binding weights");
+        ctx->roles = r;
         ctx->cap_matrices = cap;
     }
+    ctx->roles[ctx->n_matrices] = (unsigned char)role;
     ctx->matrices[ctx->n_matrices++] = w;
     return PI0_OK;
 }
 
-/* A matrix (rows, cols); conv weights are given as (rows, C, p, p) and flattened. */
-static pi0_status bind_mat(binder *b, pi0_weight *w, const char *name, int nd, const int64_t *shape) {
+/* A matrix (rows, cols) of the given pi0_weight_role; conv weights are given as (rows, C, p, p) and
+ * flattened. */
+static pi0_status bind_mat(binder *b, pi0_weight *w, int role, const char *name, int nd, const int64_t *shape) {
     entry *e;
     if (b->list) { b->list(name, nd, shape, b->list_user); return PI0_OK; }
     pi0_status s = lookup(b, name, nd, shape, &e);
@@ -142,12 +148,12 @@ static pi0_status bind_mat(binder *b, pi0_weight *w, const char *name, int nd, c
     w->rows = shape[0];
     w->cols = e->t->numel / shape[0];
     w->packed = NULL;
-    return add_matrix(b->ctx, w);
+    return add_matrix(b->ctx, w, role);
 }
 
-static pi0_status bind_mat2(binder *b, pi0_weight *w, const char *name, int64_t rows, int64_t cols) {
+static pi0_status bind_mat2(binder *b, pi0_weight *w, int role, const char *name, int64_t rows, int64_t cols) {
     int64_t sh[2] = {rows, cols};
-    return bind_mat(b, w, name, 2, sh);
+    return bind_mat(b, w, role, name, 2, sh);
 }
 
 /* A vector or small table, converted to float32 (exact widening). */
@@ -166,8 +172,8 @@ static pi0_status bind_vec(binder *b, float **out, const char *name, int nd, con
 
 static pi0_status bind_vec1(binder *b, float **out, const char *name, int64_t n) { return bind_vec(b, out, name, 1, &n); }
 
-/* Split a matrix's columns [c0, c0 + nc) into a new contiguous matrix (same dtype), owned by ctx. */
-static pi0_status split_cols(binder *b, pi0_weight *dst, const pi0_weight *src, int64_t c0, int64_t nc) {
+/* Split a matrix's columns [c0, c0 + nc) into a new contiguous matrix (same dtype and role), owned by ctx. */
+static pi0_status split_cols(binder *b, pi0_weight *dst, const pi0_weight *src, int role, int64_t c0, int64_t nc) {
     if (b->list) return PI0_OK;
     size_t es = pi0_dtype_size(src->dtype);
     char *d = own(b->ctx, malloc((size_t)(src->rows * nc) * es));
@@ -177,12 +183,13 @@ static pi0_status split_cols(binder *b, pi0_weight *dst, const pi0_weight *src, 
     *dst = *src;
     dst->data = d;
     dst->cols = nc;
-    return add_matrix(b->ctx, dst);
+    return add_matrix(b->ctx, dst, role);
 }
 
-/* variant.h: what a model family's bind uses. */
+/* variant.h: what a model family's bind uses. A family's own matrices are its time MLPs and state
+ * projection: heads, kept out of int8 (PI0_ROLE_HEAD). */
 pi0_status pi0_bind_matrix(binder *b, pi0_weight *w, const char *name, int64_t rows, int64_t cols) {
-    return bind_mat2(b, w, name, rows, cols);
+    return bind_mat2(b, w, PI0_ROLE_HEAD, name, rows, cols);
 }
 
 pi0_status pi0_bind_vector(binder *b, float **out, const char *name, int64_t n) { return bind_vec1(b, out, name, n); }
@@ -190,11 +197,11 @@ pi0_status pi0_bind_vector(binder *b, float **out, const char *name, int64_t n) 
 pi0_status pi0_bind_matrix_split(binder *b, pi0_weight *left, pi0_weight *right, const char *name, int64_t rows,
                                  int64_t cols, int64_t split) {
     pi0_weight full;
-    pi0_status s = bind_mat2(b, &full, name, rows, cols);
+    pi0_status s = bind_mat2(b, &full, PI0_ROLE_HEAD, name, rows, cols);
     if (s) return s;
     if (!b->list) b->ctx->n_matrices--; /* only the two parts are used by the model */
-    if ((s = split_cols(b, left, &full, 0, split))) return s;
-    return split_cols(b, right, &full, split, cols - split);
+    if ((s = split_cols(b, left, &full, PI0_ROLE_HEAD, 0, split))) return s;
+    return split_cols(b, right, &full, PI0_ROLE_HEAD, split, cols - split);
 }
 
 int pi0_bind_present(binder *b, const char *name) { return find(b, name) != NULL; }
@@ -206,27 +213,29 @@ static char *fmt(char *buf, size_t n, const char *f, int i, const char *tail) {
 
 #define TRY(x) do { pi0_status s_ = (x); if (s_) return s_; } while (0)
 
-static pi0_status bind_gemma(binder *b, pi0_gemma_layer *L, const char *pre, int i, int D, int Mx, int ada, int We) {
+/* One Gemma block; `role` tags its linear layers (VLM or expert), the adaptive-norm dense layers are
+ * PI0_ROLE_MODULATION. */
+static pi0_status bind_gemma(binder *b, pi0_gemma_layer *L, int role, const char *pre, int i, int D, int Mx, int ada, int We) {
     const pi0_config *c = &b->ctx->cfg;
     int64_t HD = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
     char n[256], f[128];
     snprintf(f, sizeof f, "%slayers.%%d.%%s", pre);
     if (ada) {
-        TRY(bind_mat2(b, &L->attn_ada, fmt(n, sizeof n, f, i, "input_layernorm.dense.weight"), 3 * D, We));
+        TRY(bind_mat2(b, &L->attn_ada, PI0_ROLE_MODULATION, fmt(n, sizeof n, f, i, "input_layernorm.dense.weight"), 3 * D, We));
         TRY(bind_vec1(b, &L->attn_ada_b, fmt(n, sizeof n, f, i, "input_layernorm.dense.bias"), 3 * D));
-        TRY(bind_mat2(b, &L->mlp_ada, fmt(n, sizeof n, f, i, "post_attention_layernorm.dense.weight"), 3 * D, We));
+        TRY(bind_mat2(b, &L->mlp_ada, PI0_ROLE_MODULATION, fmt(n, sizeof n, f, i, "post_attention_layernorm.dense.weight"), 3 * D, We));
         TRY(bind_vec1(b, &L->mlp_ada_b, fmt(n, sizeof n, f, i, "post_attention_layernorm.dense.bias"), 3 * D));
     } else {
         TRY(bind_vec1(b, &L->attn_norm, fmt(n, sizeof n, f, i, "input_layernorm.weight"), D));
         TRY(bind_vec1(b, &L->mlp_norm, fmt(n, sizeof n, f, i, "post_attention_layernorm.weight"), D));
     }
-    TRY(bind_mat2(b, &L->q, fmt(n, sizeof n, f, i, "self_attn.q_proj.weight"), HD, D));
-    TRY(bind_mat2(b, &L->k, fmt(n, sizeof n, f, i, "self_attn.k_proj.weight"), KV, D));
-    TRY(bind_mat2(b, &L->v, fmt(n, sizeof n, f, i, "self_attn.v_proj.weight"), KV, D));
-    TRY(bind_mat2(b, &L->o, fmt(n, sizeof n, f, i, "self_attn.o_proj.weight"), D, HD));
-    TRY(bind_mat2(b, &L->gate, fmt(n, sizeof n, f, i, "mlp.gate_proj.weight"), Mx, D));
-    TRY(bind_mat2(b, &L->up, fmt(n, sizeof n, f, i, "mlp.up_proj.weight"), Mx, D));
-    TRY(bind_mat2(b, &L->down, fmt(n, sizeof n, f, i, "mlp.down_proj.weight"), D, Mx));
+    TRY(bind_mat2(b, &L->q, role, fmt(n, sizeof n, f, i, "self_attn.q_proj.weight"), HD, D));
+    TRY(bind_mat2(b, &L->k, role, fmt(n, sizeof n, f, i, "self_attn.k_proj.weight"), KV, D));
+    TRY(bind_mat2(b, &L->v, role, fmt(n, sizeof n, f, i, "self_attn.v_proj.weight"), KV, D));
+    TRY(bind_mat2(b, &L->o, role, fmt(n, sizeof n, f, i, "self_attn.o_proj.weight"), D, HD));
+    TRY(bind_mat2(b, &L->gate, role, fmt(n, sizeof n, f, i, "mlp.gate_proj.weight"), Mx, D));
+    TRY(bind_mat2(b, &L->up, role, fmt(n, sizeof n, f, i, "mlp.up_proj.weight"), Mx, D));
+    TRY(bind_mat2(b, &L->down, role, fmt(n, sizeof n, f, i, "mlp.down_proj.weight"), D, Mx));
     return PI0_OK;
 }
 
@@ -240,7 +249,7 @@ static pi0_status bind_all(binder *b) {
 
     /* vision tower */
     int64_t conv[4] = {Dv, c->n_channels, p, p}, pos[2] = {g * g, Dv};
-    TRY(bind_mat(b, &w->patch, VIS "embeddings.patch_embedding.weight", 4, conv));
+    TRY(bind_mat(b, &w->patch, PI0_ROLE_VISION, VIS "embeddings.patch_embedding.weight", 4, conv));
     TRY(bind_vec1(b, &w->patch_b, VIS "embeddings.patch_embedding.bias", Dv));
     TRY(bind_vec(b, &w->pos_emb, VIS "embeddings.position_embedding.weight", 2, pos));
     w->vision = own(ctx, calloc((size_t)c->vision_depth, sizeof *w->vision));
@@ -252,32 +261,32 @@ static pi0_status bind_all(binder *b) {
         TRY(bind_vec1(b, &L->ln1_b, fmt(n, sizeof n, f, i, "layer_norm1.bias"), Dv));
         TRY(bind_vec1(b, &L->ln2_w, fmt(n, sizeof n, f, i, "layer_norm2.weight"), Dv));
         TRY(bind_vec1(b, &L->ln2_b, fmt(n, sizeof n, f, i, "layer_norm2.bias"), Dv));
-        TRY(bind_mat2(b, &L->q, fmt(n, sizeof n, f, i, "self_attn.q_proj.weight"), Dv, Dv));
-        TRY(bind_mat2(b, &L->k, fmt(n, sizeof n, f, i, "self_attn.k_proj.weight"), Dv, Dv));
-        TRY(bind_mat2(b, &L->v, fmt(n, sizeof n, f, i, "self_attn.v_proj.weight"), Dv, Dv));
-        TRY(bind_mat2(b, &L->o, fmt(n, sizeof n, f, i, "self_attn.out_proj.weight"), Dv, Dv));
+        TRY(bind_mat2(b, &L->q, PI0_ROLE_VISION, fmt(n, sizeof n, f, i, "self_attn.q_proj.weight"), Dv, Dv));
+        TRY(bind_mat2(b, &L->k, PI0_ROLE_VISION, fmt(n, sizeof n, f, i, "self_attn.k_proj.weight"), Dv, Dv));
+        TRY(bind_mat2(b, &L->v, PI0_ROLE_VISION, fmt(n, sizeof n, f, i, "self_attn.v_proj.weight"), Dv, Dv));
+        TRY(bind_mat2(b, &L->o, PI0_ROLE_VISION, fmt(n, sizeof n, f, i, "self_attn.out_proj.weight"), Dv, Dv));
         TRY(bind_vec1(b, &L->q_b, fmt(n, sizeof n, f, i, "self_attn.q_proj.bias"), Dv));
         TRY(bind_vec1(b, &L->k_b, fmt(n, sizeof n, f, i, "self_attn.k_proj.bias"), Dv));
         TRY(bind_vec1(b, &L->v_b, fmt(n, sizeof n, f, i, "self_attn.v_proj.bias"), Dv));
         TRY(bind_vec1(b, &L->o_b, fmt(n, sizeof n, f, i, "self_attn.out_proj.bias"), Dv));
-        TRY(bind_mat2(b, &L->fc1, fmt(n, sizeof n, f, i, "mlp.fc1.weight"), Iv, Dv));
+        TRY(bind_mat2(b, &L->fc1, PI0_ROLE_VISION, fmt(n, sizeof n, f, i, "mlp.fc1.weight"), Iv, Dv));
         TRY(bind_vec1(b, &L->fc1_b, fmt(n, sizeof n, f, i, "mlp.fc1.bias"), Iv));
-        TRY(bind_mat2(b, &L->fc2, fmt(n, sizeof n, f, i, "mlp.fc2.weight"), Dv, Iv));
+        TRY(bind_mat2(b, &L->fc2, PI0_ROLE_VISION, fmt(n, sizeof n, f, i, "mlp.fc2.weight"), Dv, Iv));
         TRY(bind_vec1(b, &L->fc2_b, fmt(n, sizeof n, f, i, "mlp.fc2.bias"), Dv));
     }
     TRY(bind_vec1(b, &w->post_ln_w, VIS "post_layernorm.weight", Dv));
     TRY(bind_vec1(b, &w->post_ln_b, VIS "post_layernorm.bias", Dv));
-    TRY(bind_mat2(b, &w->proj, P "paligemma.model.multi_modal_projector.linear.weight", W, Dv));
+    TRY(bind_mat2(b, &w->proj, PI0_ROLE_PROJECTOR, P "paligemma.model.multi_modal_projector.linear.weight", W, Dv));
     TRY(bind_vec1(b, &w->proj_b, P "paligemma.model.multi_modal_projector.linear.bias", W));
 
     /* VLM: the embedding may be stored only under the tied lm_head name (§6.2). */
     const char *emb = find(b, LM "embed_tokens.weight") ? LM "embed_tokens.weight" : P "paligemma.lm_head.weight";
     if (!find(b, emb)) emb = LM "embed_tokens.weight"; /* report (or list) the usual name */
-    TRY(bind_mat2(b, &w->embed, emb, c->vocab_size, W));
+    TRY(bind_mat2(b, &w->embed, PI0_ROLE_EMBED, emb, c->vocab_size, W));
     w->vlm = own(ctx, calloc((size_t)c->vlm_depth, sizeof *w->vlm));
     w->expert = own(ctx, calloc((size_t)c->expert_depth, sizeof *w->expert));
     if (!w->vlm || !w->expert) return pi0_err(PI0_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < c->vlm_depth; i++) TRY(bind_gemma(b, &w->vlm[i], LM, i, (int)W, c->vlm_mlp_dim, 0, (int)We));
+    for (int i = 0; i < c->vlm_depth; i++) TRY(bind_gemma(b, &w->vlm[i], PI0_ROLE_VLM_LINEAR, LM, i, (int)W, c->vlm_mlp_dim, 0, (int)We));
     TRY(bind_vec1(b, &w->vlm_norm, LM "norm.weight", W));
 
     /* action expert: its norms as the family says (variant.h) */
@@ -285,18 +294,18 @@ static pi0_status bind_all(binder *b) {
     if (!vd) return pi0_err(PI0_ERR_UNSUPPORTED, "model variant %d unknown", c->variant);
     int ada = vd->expert_norm == PI0_EXPERT_NORM_ADAPTIVE;
     for (int i = 0; i < c->expert_depth; i++)
-        TRY(bind_gemma(b, &w->expert[i], EXP, i, (int)We, c->expert_mlp_dim, ada, (int)We));
+        TRY(bind_gemma(b, &w->expert[i], PI0_ROLE_EXPERT_LINEAR, EXP, i, (int)We, c->expert_mlp_dim, ada, (int)We));
     if (ada) {
-        TRY(bind_mat2(b, &w->expert_norm_ada, EXP "norm.dense.weight", 3 * We, We));
+        TRY(bind_mat2(b, &w->expert_norm_ada, PI0_ROLE_MODULATION, EXP "norm.dense.weight", 3 * We, We));
         TRY(bind_vec1(b, &w->expert_norm_ada_b, EXP "norm.dense.bias", 3 * We));
     } else {
         TRY(bind_vec1(b, &w->expert_norm, EXP "norm.weight", We));
     }
 
     /* projections */
-    TRY(bind_mat2(b, &w->action_in, "action_in_proj.weight", We, A));
+    TRY(bind_mat2(b, &w->action_in, PI0_ROLE_HEAD, "action_in_proj.weight", We, A));
     TRY(bind_vec1(b, &w->action_in_b, "action_in_proj.bias", We));
-    TRY(bind_mat2(b, &w->action_out, "action_out_proj.weight", A, We));
+    TRY(bind_mat2(b, &w->action_out, PI0_ROLE_HEAD, "action_out_proj.weight", A, We));
     TRY(bind_vec1(b, &w->action_out_b, "action_out_proj.bias", A));
     /* the family's own tensors (time MLP, state projection) */
     TRY(pi0_variant_stages_of(vd->id)->bind(b, w, c));
@@ -405,5 +414,14 @@ pi0_status pi0_weights_expected(const pi0_config *cfg, void (*fn)(const char *na
     for (int i = 0; i < ctx.n_owned; i++) free(ctx.owned[i]);
     free(ctx.owned);
     free(ctx.matrices);
+    free(ctx.roles);
     return s;
+}
+
+void pi0_weight_kind_counts(const pi0_ctx *ctx, int kind, int64_t out[3]) {
+    out[0] = out[1] = out[2] = 0;
+    for (int i = 0; ctx && i < ctx->n_matrices; i++) {
+        int k = pi0_role_weight_kind(ctx->roles[i], kind);
+        if (ctx->roles[i] != PI0_ROLE_EMBED && k >= 0 && k < 3) out[k] += ctx->matrices[i]->rows * ctx->matrices[i]->cols;
+    }
 }

@@ -127,12 +127,15 @@ typedef enum { PI0_OP_LIST(PI0_OP_ENUM_) PI0_OP_COUNT } pi0_op;
 const char *pi0_op_name(pi0_op op);
 
 /* What a backend's prepare step receives: the weight matrices to get ready for matmul (for the fast
- * backend: pack into w->packed; an accelerator would upload them), in the weight kind asked for.
+ * backend: pack into w->packed; an accelerator would upload them), in the weight kind asked for:
+ * kinds[i] for w[i] when kinds is given (the model decides per matrix: --weights int8 quantizes the
+ * Gemma linear layers and keeps the rest bf16), else weight_kind for all.
  * Weights in `skip` are left as stored (the embedding table, which is gathered by row). */
 typedef struct {
     pi0_weight *const *w; int n;
     const pi0_weight *skip;
     int weight_kind;                      /* pi0_weight_kind */
+    const int *kinds;                     /* [n] pi0_weight_kind per weight, or NULL (= weight_kind) */
     int n_threads;                        /* > 0 */
     int drop_source;                      /* w->data is a file mapping whose pages may be dropped
                                            * (madvise) once a weight is prepared */

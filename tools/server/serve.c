@@ -118,7 +118,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
                  "          [--asset-id ID] [--discrete-state-input true|false] [--default-prompt TEXT] [--max-frame-mib N]\n"
                  "          [--max-clients N] [--ping-secs N] [--seed N] [--max-queue N] [--idle-secs N] [--min-rate-kib N]\n"
                  "          [--max-buffer-mib N] [--drain-secs N] [--steps N] [--allow-encoded-images]\n"
-                 "          [--backend fast|ref] [--weights bf16|f32] [--threads N] [--strict] [--rtc-mode identity|fd|training] ...",
+                 "          [--backend fast|ref] [--weights bf16|f32|int8] [--threads N] [--strict] [--rtc-mode identity|fd|training] ...",
         .about = "Serve a policy over openpi's websocket protocol (msgpack-numpy, metadata on connect,\n"
                  "GET /healthz). Stop with SIGINT or SIGTERM: the running request is cancelled, its client and\n"
                  "queued ones get an error and close 1001, and the server exits 0 within the drain time.\n"

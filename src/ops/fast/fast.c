@@ -108,7 +108,8 @@ static void pack_some(void *arg, int ith, int nth) {
         pi0_weight *w = a->w[i];
         if (w == a->skip) continue;
         pi0_fast_packed *p;
-        pi0_status s = pi0_fast_pack_weight(&p, w->data, w->dtype, w->rows, w->cols, a->weight_kind, w->name);
+        int kind = a->kinds ? a->kinds[i] : a->weight_kind;
+        pi0_status s = pi0_fast_pack_weight(&p, w->data, w->dtype, w->rows, w->cols, kind, w->name);
         if (s != PI0_OK) {
             j->status[ith] = s;
             snprintf(j->msg[ith], sizeof j->msg[ith], "%s", pi0_last_error()); /* worker's thread-local error */
