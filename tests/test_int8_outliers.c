@@ -5,9 +5,9 @@
  *
  * Why a wider model than tests/data: after an RMSNorm a row's max/rms is at most sqrt(k), so in the
  * tiny models' 48- and 32-wide layers no channel can stand out by the factor a real Gemma outlier
- * does (~50-100x, over 2048 channels) nor by the 8x the rms of the rest that the detector looks for:
- * planted there, the outliers go undetected and the contract breaks either way (measured: PCC 0.89
- * with and without the handling). So the test writes a random π0 with the tiny test configuration but
+ * does (~50-100x, over 2048 channels) nor by much more than the 6x the rms of the rest that the
+ * detector looks for (measured with the first threshold, 8x: planted there, the outliers went
+ * undetected and the contract broke either way, PCC 0.89 with and without the handling). So the test writes a random π0 with the tiny test configuration but
  * 512-wide VLM and 256-wide expert layers (weights initialized as gen-random does: uniform, variance
  * 1/fan_in), and copies of it with outliers planted: in 3 fixed channels of each residual width
  * (Gemma's massive activations sit in a few fixed dims in every token) the RMSNorm weights of every
@@ -23,7 +23,7 @@
  *   - "exact": the columns only divided. The handling still removes the activations' error, but the
  *     int8 weights of columns 80x smaller than their row's largest keep one or two levels, and the
  *     side product multiplies exact activations by those int8 weights. Asserted: the handling cuts the
- *     NMSE at least 10x; the figures are printed (measured at writing: 2.8e-3 with, 0.10 without).
+ *     NMSE at least 10x; the figures are printed (measured at writing: 3.4e-3 with, 0.10 without).
  * Inputs: tests/data/pi0_tiny's cases (same image size, prompt length, state and action dims). */
 #include <math.h>
 #include <stdio.h>
