@@ -11,7 +11,14 @@
  * long call is often preempted, and this shows what the kernel does while it actually runs. Masks are passed as the model
  * passes them (qc, kc, qpad, kpad present; here all keys visible, the prefix-LM case).
  *
- * Build and run: bench/build.sh  (then build/attn_bench [--threads N] [--reps R] [--nomask])
+ * Each shape is timed twice: fp32 K/V read in place, and with a bf16 copy of the first nkb keys
+ * (pi0_kv_bf16_fill; the kernel the ISA row has for it, avx512-bf16: vdpbf16ps). The GFLOP/s count
+ * the same multiply-adds for both; the % column is against the fp32 FMA loop either way.
+ *
+ * --pool instead times the model's per-op thread hand-off: pi0_pool_run (rt/threadpool.c) of an
+ * empty job, back to back and after some serial work on the caller.
+ *
+ * Build and run: bench/build.sh  (then build/attn_bench [--threads N] [--reps R] [--nomask] [--pool])
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -21,11 +28,14 @@
 
 #include "ops/fast/fast.h"
 #include "rt/cpu.h"
+#include "rt/threadpool.h"
 
-typedef struct { const char *what; int64_t nq, nk; int n_heads, n_kv, hd; } shape;
+/* nkb: keys of the bf16 KV copy in the "bf16 KV" line (the prefix rows; a denoising step's own 51
+ * rows stay fp32 in the cache and are rounded by the kernel per call). */
+typedef struct { const char *what; int64_t nq, nk, nkb; int n_heads, n_kv, hd; } shape;
 static const shape shapes[] = {
-    {"prefix", 816, 816, 8, 1, 256},  {"prefix", 304, 304, 8, 1, 256},   {"denoise", 51, 867, 8, 1, 256},
-    {"denoise", 50, 355, 8, 1, 256},  {"siglip", 256, 256, 16, 16, 72},
+    {"prefix", 816, 816, 816, 8, 1, 256}, {"prefix", 304, 304, 304, 8, 1, 256}, {"denoise", 51, 867, 816, 8, 1, 256},
+    {"denoise", 50, 355, 304, 8, 1, 256}, {"siglip", 256, 256, 256, 16, 16, 72},
 };
 
 static double clock_s(clockid_t id) {
@@ -176,15 +186,44 @@ static double fma_gflops(int nth, int reps) {
     return 12.0 * fma_lanes() * 2 * (double)c.fma_iters * nth * 1e-9 / t;
 }
 
+/* ---- --pool: the model's thread hand-off (rt/threadpool.c), one pi0_pool_run per op ------------ */
+
+static void empty_job(void *arg, int ith, int nth) { (void)arg; (void)ith; (void)nth; }
+
+/* Wall time of pi0_pool_run with an empty job: back to back (the workers are spinning, as between
+ * the ops of a layer), and after a pause of `gap_us` on the caller (a serial op in between). */
+static void pool_bench(int nth, int reps) {
+    pi0_pool *pool;
+    if (pi0_pool_new(nth, &pool) != PI0_OK) { printf("pool: cannot start\n"); return; }
+    for (int gap_us = 0; gap_us <= 20; gap_us += 10) {
+        double best = 1e9, sum = 0;
+        int n = reps * 100;
+        for (int r = 0; r < n; r++) {
+            double g0 = now();
+            while (gap_us && now() - g0 < gap_us * 1e-6) {}
+            double t0 = now();
+            pi0_pool_run(pool, empty_job, NULL);
+            double t = now() - t0;
+            sum += t;
+            if (t < best) best = t;
+        }
+        printf("pool hand-off (%d threads, empty job, %2d us of serial work before it): best %.2f us, mean %.2f us over %d\n",
+               nth, gap_us, best * 1e6, sum / n * 1e6, n);
+    }
+    pi0_pool_free(pool);
+}
+
 int main(int argc, char **argv) {
-    int nth = 2, reps = 20, masks = 1;
+    int nth = 2, reps = 20, masks = 1, pool = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) nth = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--nomask")) masks = 0;
-        else { fprintf(stderr, "usage: %s [--threads N] [--reps R] [--nomask]\n", argv[0]); return 2; }
+        else if (!strcmp(argv[i], "--pool")) pool = 1;
+        else { fprintf(stderr, "usage: %s [--threads N] [--reps R] [--nomask] [--pool]\n", argv[0]); return 2; }
     }
     if (nth < 1 || nth > 64 || reps < 1) { fprintf(stderr, "bad --threads or --reps\n"); return 2; }
+    if (pool) { pool_bench(nth, reps); return 0; }
     printf("cpu: %s, %d threads, best of %d calls, masks %s\n", pi0_cpu_caps_str(), nth, reps, masks ? "on" : "off");
     double peak = fma_gflops(nth, 5);
     printf("fp32 FMA loop: %.0f GFLOP/s\n", peak);
@@ -201,13 +240,19 @@ int main(int argc, char **argv) {
                                 .ldo = ldq, .n_heads = sh->n_heads, .n_kv = sh->n_kv, .hd = sh->hd,
                                 .scale = 1.0f / 16.0f};
         if (masks) { a.qc = qc; a.kc = kc; a.qpad = qp; a.kpad = kp; }
-        run_ctx c = {.nth = nth, .reps = reps, .mode = 0, .args = &a, .times = calloc((size_t)reps, sizeof(double))};
-        double tc, t = run(&c, &tc);
-        double fl = 4.0 * (double)sh->nq * (double)sh->nk * sh->n_heads * sh->hd * 1e-9, gf = fl / t, gc = fl / tc;
-        printf("%-8s nq=%4lld nk=%4lld heads=%2d kv=%2d hd=%3d: %7.3f ms %6.1f GFLOP/s %5.1f%% | cpu %7.3f ms %6.1f GFLOP/s %5.1f%%\n",
-               sh->what, (long long)sh->nq, (long long)sh->nk, sh->n_heads, sh->n_kv, sh->hd, t * 1e3, gf,
-               100.0 * gf / peak, tc * 1e3, gc, 100.0 * gc / peak);
-        free(c.times); free(q); free(k); free(v); free(o); free(qc); free(kc); free(qp); free(kp);
+        uint16_t *kb = aligned_alloc(64, (size_t)(sh->nk + 1) * ldk * 2 + 64), *vb = aligned_alloc(64, (size_t)(sh->nk + 1) * ldk * 2 + 64);
+        pi0_kv_bf16_fill(kb, vb, k, v, ldk, 0, sh->nkb);
+        for (int bf = 0; bf < 2; bf++) {
+            if (bf) { a.kb = kb; a.vb = vb; a.nkb = sh->nkb; }
+            run_ctx c = {.nth = nth, .reps = reps, .mode = 0, .args = &a, .times = calloc((size_t)reps, sizeof(double))};
+            double tc, t = run(&c, &tc);
+            double fl = 4.0 * (double)sh->nq * (double)sh->nk * sh->n_heads * sh->hd * 1e-9, gf = fl / t, gc = fl / tc;
+            printf("%-8s %-7s nq=%4lld nk=%4lld nkb=%4lld heads=%2d kv=%2d hd=%3d: %7.3f ms %6.1f GFLOP/s %5.1f%% | cpu %7.3f ms %6.1f GFLOP/s %5.1f%%\n",
+                   sh->what, bf ? "bf16 KV" : "fp32", (long long)sh->nq, (long long)sh->nk, bf ? (long long)sh->nkb : 0LL,
+                   sh->n_heads, sh->n_kv, sh->hd, t * 1e3, gf, 100.0 * gf / peak, tc * 1e3, gc, 100.0 * gc / peak);
+            free(c.times);
+        }
+        free(q); free(k); free(v); free(o); free(qc); free(kc); free(qp); free(kp); free(kb); free(vb);
     }
     printf("fp32 FMA loop (again): %.0f GFLOP/s\n", fma_gflops(nth, 5));
     return 0;

@@ -23,6 +23,7 @@
 #include "pi0.h"
 #include "case_io.h"
 #include "ckpt_util.h"
+#include "ops/fast/isa.h"
 
 /* Run the model; with t_start != NULL, one step from x0 at time *t_start instead of the whole loop. */
 static pi0_status run_from(pi0_ctx *ctx, const case_inputs *c, pi0_tap_store *ts, float *actions, const float *x0,
@@ -78,7 +79,26 @@ static void check_stages(const char *label, const pi0_tap_store *ts) {
           label, ts->n, bad, bad ? ", first " : "", first_bad);
 }
 
-static void run_dir(const char *src, int pi05, int n_cases, int kind) {
+/* The bf16-KV path (fast path, weights not f32: attention reads a bf16 copy of the prefix KV cache,
+ * made once per observation) is what the bf16 runs below check, tap by tap and the actions, at the
+ * same PCC >= 0.999. kv_f32 = 1 runs the same checks with PI0_ATTN_KV=f32 (what ISA rows without a
+ * bf16 attention kernel run). That the copy is really read: the actions with and without it must
+ * differ exactly when the CPU's ISA row has a bf16 attention kernel (isa.h). */
+static void check_kv_path(pi0_ctx *cf, const case_inputs *c, const float *af, const char *what) {
+    pi0_tap_store t0 = {0};
+    float *a32 = malloc((size_t)c->n_act * sizeof *a32);
+    setenv("PI0_ATTN_KV", "f32", 1);
+    pi0_status s = run(cf, c, &t0, a32);
+    unsetenv("PI0_ATTN_KV");
+    int differ = s == PI0_OK && memcmp(a32, af, (size_t)c->n_act * sizeof *a32) != 0;
+    const pi0_fast_isa *isa = pi0_fast_isa_get();
+    CHECK(s == PI0_OK && differ == (isa->attention_bf16 != NULL), "%s: ISA row %s: actions with the bf16 KV copy %s those with fp32 K/V",
+          what, isa->name, differ ? "differ from" : "equal");
+    pi0_tap_store_free(&t0);
+    free(a32);
+}
+
+static void run_dir(const char *src, int pi05, int n_cases, int kind, int kv_f32) {
     char bdir[256], cases_dir[256];
     const char *dir = src;
     snprintf(cases_dir, sizeof cases_dir, "%s", src);
@@ -99,7 +119,8 @@ static void run_dir(const char *src, int pi05, int n_cases, int kind) {
     }
     const pi0_config *cfg = pi0_config_of(cr);
     double min_pcc = kind == PI0_WEIGHTS_BF16 ? 0.999 : 0.99999, worst = 1.0;
-    const char *kname = kind == PI0_WEIGHTS_BF16 ? "bf16" : "f32";
+    const char *kname = kind == PI0_WEIGHTS_F32 ? "f32" : kv_f32 ? "bf16 (fp32 KV)" : "bf16 (bf16 KV)";
+    if (kv_f32) setenv("PI0_ATTN_KV", "f32", 1);
     for (int ci = 0; ci < n_cases; ci++) {
         char path[512], label[160], name[64];
         snprintf(path, sizeof path, "%s/case_%02d.safetensors", cases_dir, ci);
@@ -110,6 +131,7 @@ static void run_dir(const char *src, int pi05, int n_cases, int kind) {
         pi0_status sr = run(cr, &c, &tr, ar), sf = run(cf, &c, &tf, af);
         snprintf(label, sizeof label, "%.100s case %d fast(%s, strict) runs", src, ci, kname);
         CHECK(sr == PI0_OK && sf == PI0_OK, "%s: %s", label, (sr || sf) ? pi0_last_error() : "ok");
+        if (kind == PI0_WEIGHTS_BF16 && !kv_f32 && sf == PI0_OK) check_kv_path(cf, &c, af, label);
         if (sr == PI0_OK && sf == PI0_OK) {
             int64_t T = (int64_t)(cfg->image_size / cfg->patch_size) * (cfg->image_size / cfg->patch_size);
             int64_t P = c.n_img * T + c.n_tok;
@@ -162,6 +184,7 @@ static void run_dir(const char *src, int pi05, int n_cases, int kind) {
         free(af);
         free_case(&c);
     }
+    unsetenv("PI0_ATTN_KV");
     printf("%s (%s weights): worst component PCC %.6f\n", src, kname, worst);
     pi0_free(cr);
     pi0_free(cf);
@@ -173,9 +196,11 @@ static void run_dir(const char *src, int pi05, int n_cases, int kind) {
 }
 
 int main(void) {
-    run_dir("tests/data/pi0_tiny", 0, 4, PI0_WEIGHTS_BF16);
-    run_dir("tests/data/pi0_tiny", 0, 4, PI0_WEIGHTS_F32);
-    run_dir("tests/data/pi05_tiny", 1, 2, PI0_WEIGHTS_BF16);
-    run_dir("tests/data/pi05_tiny", 1, 2, PI0_WEIGHTS_F32);
+    run_dir("tests/data/pi0_tiny", 0, 4, PI0_WEIGHTS_BF16, 0);
+    run_dir("tests/data/pi0_tiny", 0, 4, PI0_WEIGHTS_BF16, 1);
+    run_dir("tests/data/pi0_tiny", 0, 4, PI0_WEIGHTS_F32, 0);
+    run_dir("tests/data/pi05_tiny", 1, 2, PI0_WEIGHTS_BF16, 0);
+    run_dir("tests/data/pi05_tiny", 1, 2, PI0_WEIGHTS_BF16, 1);
+    run_dir("tests/data/pi05_tiny", 1, 2, PI0_WEIGHTS_F32, 0);
     return harness_summary();
 }

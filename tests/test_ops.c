@@ -824,6 +824,101 @@ static void test_attention(void) {
     test_attention_one(11, 23, 24, 8, 40, 1, 3);    /* 3:1 groups */
 }
 
+/* ---- attention over a bf16 copy of the KV cache (pi0_kv_bf16_fill, kb/vb/nkb) ---------------- */
+
+/* Keys [0, nkb) are given as a bf16 copy; keys [nkb, nk) only in fp32. The expected values are the
+ * reference backend on the fp32 K/V (it ignores the copy). Tolerance, per output (a convex
+ * combination of V rows): rounding V to bf16 moves it by <= 2^-9·max|v|, rounding the weights by
+ * <= 2^-9·max|v|; rounding q·scale and K (2^-9 each) moves a logit by <= δ = 2^-8·1.01·scale·
+ * max Σ_d|q_d k_d|, which moves the output by <= 2δ·max|v|; plus the fp32 tolerance of the fp32
+ * kernels, 1e-5·(1 + max|v|). Also PCC >= 0.9999 (the bound is a worst case; typical errors are
+ * far smaller). The ISA row's bf16 kernel must be taken when it has one and the shape fits (the
+ * result then differs from its fp32 kernel's), otherwise the fp32 kernel's result comes back
+ * bit for bit; and the result must not depend on nth. The portable bf16 kernel is checked too. */
+static void test_attention_bf16_one(int64_t nq, int64_t nk, int64_t nkb, int nh, int nkv, int hd, int masks, int nth,
+                                    int odd_ldk) {
+    int64_t ldq = (int64_t)nh * hd + 5, ldk = (int64_t)nkv * hd + (odd_ldk ? 3 : 2), ldo = ldq + 2;
+    float *q = fbuf(nq * ldq, 3.0f), *k = fbuf(nk * ldk, 1.0f), *v = fbuf(nk * ldk, 1.0f);
+    uint16_t *kb = malloc(sizeof(uint16_t) * (size_t)(nk * ldk)), *vb = malloc(sizeof(uint16_t) * (size_t)((nk + 1) * ldk));
+    pi0_kv_bf16_fill(kb, vb, k, v, ldk, 0, nkb / 2);
+    pi0_kv_bf16_fill(kb, vb, k, v, ldk, nkb / 2, nkb); /* in two row ranges, as a layer at a time would */
+    int32_t *qc = NULL, *kc = NULL;
+    uint8_t *qp = NULL, *kp = NULL;
+    if (masks) {
+        qc = malloc(sizeof(int32_t) * (size_t)nq); kc = malloc(sizeof(int32_t) * (size_t)nk);
+        qp = malloc((size_t)nq); kp = malloc((size_t)nk);
+        for (int64_t i = 0; i < nq; i++) { qc[i] = (int32_t)(i % 3); qp[i] = (i % 7) != 3; }
+        for (int64_t j = 0; j < nk; j++) { kc[j] = (int32_t)(j % 4); kp[j] = masks == 2 ? 0 : (j % 5) != 1; }
+    }
+    float scale = 1.0f / sqrtf((float)hd), vmax = 0;
+    double lmax = 0;
+    for (int64_t j = 0; j < nk; j++)
+        for (int64_t c = 0; c < (int64_t)nkv * hd; c++) vmax = fmaxf(vmax, fabsf(v[j * ldk + c]));
+    for (int64_t i = 0; i < nq; i++)
+        for (int h = 0; h < nh; h++)
+            for (int64_t j = 0; j < nk; j++) {
+                double t = 0;
+                for (int d = 0; d < hd; d++)
+                    t += fabs((double)q[i * ldq + h * hd + d] * k[j * ldk + (h / (nh / nkv)) * hd + d]);
+                lmax = fmax(lmax, t);
+            }
+    double delta = 1.01 * ldexp(1.0, -8) * scale * lmax;
+    float t0 = (float)(vmax * (2 * ldexp(1.0, -9) + 2 * delta) + 1e-5 * (1 + vmax));
+    float *o0 = fbuf(nq * ldo, 0.0f), *or_ = fcopy(o0, nq * ldo), *of = fcopy(o0, nq * ldo), *o1 = fcopy(o0, nq * ldo);
+    float *o32 = fcopy(o0, nq * ldo), *og = fcopy(o0, nq * ldo);
+    pi0_attention_args a = {.out = or_, .q = q, .k = k, .v = v, .nq = nq, .nk = nk, .ldq = ldq, .ldk = ldk, .ldo = ldo,
+                            .n_heads = nh, .n_kv = nkv, .hd = hd, .scale = scale,
+                            .qc = qc, .kc = kc, .qpad = qp, .kpad = kp, .kb = kb, .vb = vb, .nkb = nkb};
+    RUN(REF->attention, &a, 1);
+    a.out = of;
+    RUN(BE->attention, &a, nth);
+    float *tol = malloc(sizeof(float) * (size_t)(nq * ldo));
+    for (int64_t i = 0; i < nq * ldo; i++) tol[i] = (i % ldo) < (int64_t)nh * hd ? t0 : 0.0f;
+    char label[200];
+    snprintf(label, sizeof label, "attention bf16 KV nq=%lld nk=%lld nkb=%lld heads=%d kv=%d hd=%d ldk=%lld masks=%d nth=%d",
+             (long long)nq, (long long)nk, (long long)nkb, nh, nkv, hd, (long long)ldk, masks, nth);
+    double min_pcc = nq * nh * hd >= 64 && masks != 2 ? 0.9999 : 0;
+    compare(label, of, or_, nq * ldo, tol, 0, min_pcc);
+    a.out = o1;
+    RUN(BE->attention, &a, 1);
+    CHECK(!memcmp(o1, of, sizeof(float) * (size_t)(nq * ldo + GUARD)), "%s: nth=1 and nth=%d bit-identical", label, nth);
+    if (BE == &pi0_backend_fast) {
+        /* which kernel ran: the bf16 one (result differs from the fp32 kernel's) or the fp32 one */
+        const pi0_fast_isa *isa = pi0_fast_isa_get();
+        int want_bf16 = isa->attention_bf16 && isa->attention_bf16_ok(&a);
+        pi0_attention_args f = a;
+        f.out = o32, f.kb = NULL, f.vb = NULL, f.nkb = 0;
+        RUN(BE->attention, &f, nth);
+        int same = !memcmp(o32, of, sizeof(float) * (size_t)(nq * ldo));
+        CHECK(want_bf16 ? !same : same, "%s: ISA row %s ran its %s kernel", label, isa->name, want_bf16 ? "bf16" : "fp32");
+        a.out = og;
+        float *s = malloc(sizeof(float) * (size_t)nk);
+        pi0_fast_attention_bf16_generic(&a, 0, nq / 2, s);
+        pi0_fast_attention_bf16_generic(&a, nq / 2, nq, s);
+        free(s);
+        snprintf(label, sizeof label, "attention bf16 KV generic nq=%lld nk=%lld nkb=%lld heads=%d kv=%d hd=%d masks=%d",
+                 (long long)nq, (long long)nk, (long long)nkb, nh, nkv, hd, masks);
+        compare(label, og, or_, nq * ldo, tol, 0, min_pcc);
+    }
+    free(q); free(k); free(v); free(kb); free(vb); free(qc); free(kc); free(qp); free(kp);
+    free(o0); free(or_); free(of); free(o1); free(o32); free(og); free(tol);
+}
+
+static void test_attention_bf16(void) {
+    test_attention_bf16_one(1, 1, 1, 1, 1, 2, 0, 1, 0);
+    test_attention_bf16_one(50, 355, 304, 8, 1, 256, 1, 2, 0);  /* denoise: prefix copy + 51 fp32 rows */
+    test_attention_bf16_one(51, 355, 355, 8, 1, 256, 1, 2, 0);  /* all keys in the copy */
+    test_attention_bf16_one(150, 150, 150, 8, 1, 256, 1, 3, 0); /* prefill, several blocks per thread */
+    test_attention_bf16_one(1, 867, 816, 8, 1, 256, 1, 2, 0);   /* nq = 1 */
+    test_attention_bf16_one(13, 29, 11, 4, 2, 34, 1, 3, 0);     /* 2 KV groups, odd copy and tail */
+    test_attention_bf16_one(23, 17, 5, 3, 1, 6, 1, 2, 0);       /* hd 6, key tails 12+4+1 */
+    test_attention_bf16_one(11, 23, 23, 24, 8, 40, 1, 3, 0);    /* 3:1 groups */
+    test_attention_bf16_one(37, 300, 299, 2, 1, 64, 0, 1, 0);   /* no masks, one fp32 key */
+    test_attention_bf16_one(7, 211, 100, 8, 1, 256, 2, 2, 0);   /* every row fully masked: uniform */
+    test_attention_bf16_one(9, 40, 33, 2, 1, 16, 1, 2, 1);      /* odd ldk: the SIMD kernel declines */
+    test_attention_bf16_one(6, 20, 10, 2, 1, 7, 1, 2, 0);       /* odd hd: likewise */
+}
+
 /* ---- norms, elementwise, mod, rope, embed, patches ----------------------------------------- */
 
 static void test_norms(void) {
@@ -1085,6 +1180,7 @@ static void test_backend(void) {
         test_ew();
         test_rows_nth_identical();
         test_attention();
+        test_attention_bf16();
     }
     pi0_fast_isa_force(NULL);
     if (fast) {

@@ -42,6 +42,7 @@ static void expert_pass(pi0_state *st, int t0, int Ns, const float *mods, int st
                             .a = st->s_a, .q = st->s_q, .o = st->s_o, .g = st->s_g, .u = st->s_u, .t = st->s_t,
                             .n = Ns - t0, .pos = st->pos + P + t0, .qcum = st->kcum + P + t0, .qpad = st->kpad + P + t0,
                             .kc = st->kc[l], .vc = st->vc[l], .koff = P + t0,
+                            .kb = st->kb ? st->kb[l] : NULL, .vb = st->vb ? st->vb[l] : NULL, .nkb = P,
                             .mod = mods ? mods + (int64_t)l * 6 * We : NULL, .sites = expert_sites};
         if (mods && st->step.mods0) { /* per-row time: families with adaptive norms have no state rows, */
             g.mod0 = st->step.mods0 + (int64_t)l * 6 * We; /* so the call's rows are the action rows */

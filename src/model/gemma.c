@@ -2,7 +2,8 @@
  * q/k/v projections, RoPE, multi-query attention against the KV buffer, output projection and
  * residual (gated for adaptive norms), pre-MLP norm, GeGLU MLP, residual. K/V of the processed rows
  * are written straight into the layer's KV buffer at row koff, so the prefix cache is filled in
- * place and a denoising step reads it in place. */
+ * place and a denoising step reads it in place. With a bf16 copy of the cache (c->kb, fast path),
+ * the prefill also rounds its K/V rows into it, and attention reads keys [0, nkb) from the copy. */
 #include <math.h>
 
 #include "model/linear.h"
@@ -64,6 +65,8 @@ void pi0_gemma_block(pi0_state *st, const pi0_gemma_call *c) {
     pi0_rope_args rk = {.x = krows, .pos = c->pos, .m = c->n, .ld = KV, .n_heads = cfg->n_kv_heads, .hd = cfg->head_dim,
                         .base = cfg->rope_base, .cs = cs};
     pi0_op_rope(ex, c->sites[S_ROPE], &rk);
+    if (c->kb && c->kb_fill && ex->status == PI0_OK) /* the prefill: the bf16 copy of these rows */
+        pi0_kv_bf16_fill(c->kb, c->vb, c->kc, c->vc, KV, c->koff, c->koff + c->n);
     if (c->kv_only) return; /* last VLM layer: only its K/V feed the cache (§3.5) */
 
     pi0_linear(ex, c->sites[S_Q], c->q, c->a, &L->q, NULL, c->n);
@@ -73,7 +76,8 @@ void pi0_gemma_block(pi0_state *st, const pi0_gemma_call *c) {
     pi0_attention_args at = {.out = c->o, .q = c->q, .k = c->kc, .v = c->vc, .nq = c->n, .nk = c->koff + c->n,
                              .ldq = HD, .ldk = KV, .ldo = HD, .n_heads = cfg->n_heads, .n_kv = cfg->n_kv_heads,
                              .hd = cfg->head_dim, .scale = 1.0f / sqrtf((float)cfg->head_dim),
-                             .qc = c->qcum, .kc = st->kcum, .qpad = c->qpad, .kpad = st->kpad};
+                             .qc = c->qcum, .kc = st->kcum, .qpad = c->qpad, .kpad = st->kpad,
+                             .kb = c->kb, .vb = c->vb, .nkb = c->kb ? c->nkb : 0};
     pi0_op_attention(ex, c->sites[S_ATTN], &at);
     project_residual(st, c, &L->o, c->o, 0, c->sites[S_O]);
 

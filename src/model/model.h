@@ -123,6 +123,7 @@ struct pi0_state {
     pi0_ctx *ctx;
     pi0_exec ex;
     int compact;          /* drop masked prefix tokens, cache π0 state K/V, skip unused layer-17 work */
+    int kv_bf16;          /* attention reads the bf16 copy kb/vb of the prefix KV cache (fast path) */
     float *arena;         /* the one float allocation every buffer below points into */
     /* vision (rows = slots·T) */
     float *v_patches;     /* (slots·T, Cp) */
@@ -134,6 +135,8 @@ struct pi0_state {
     float *p_q, *p_o;     /* (Pmax, HD) */
     float *p_g, *p_u;     /* (Pmax, M) */
     float **kc, **vc;     /* [depth] -> (Pmax + Ns, KV): prefix rows then suffix rows */
+    uint16_t **kb, **vb;  /* [depth] -> (Pmax + 1, KV) bf16 copy of kc/vc's prefix rows, made by the
+                           * prefill (pi0_kv_bf16_fill: attention reads it, ops.h), or NULL: fp32 KV */
     int32_t *pos;         /* (Pmax + Ns) RoPE positions of the kept prefix rows, then the suffix */
     float *rope_cs;       /* (Pmax + Ns, hd) cos | sin of each row's RoPE angles (pi0_rope_table) */
     int32_t *rows;        /* (Pmax) index of each kept prefix row in the full prefix */
@@ -185,6 +188,9 @@ typedef struct {
     const int32_t *qcum; const uint8_t *qpad; /* (n) */
     float *kc, *vc;
     int koff;
+    uint16_t *kb, *vb;                  /* bf16 copy of kc/vc (or NULL): attention reads its keys [0, nkb) */
+    int nkb;
+    int kb_fill;                        /* write this call's K/V rows into the copy first (the prefill) */
     int kv_only;
     const float *mod;
     const float *mod0; int n0;          /* rows [0, n0) use mod0 instead of mod (per-row time), n0 = 0: none */

@@ -4,7 +4,9 @@
  * Positions and masks are computed over the full prefix [image slots..., tokens...]. In compact
  * mode (fast path) the rows whose pad mask is 0 (empty camera slots, padded tokens) are dropped
  * before any work - exact, since masked keys get exactly zero attention weight (§3.5) - and VLM
- * layer 17 stops after its K/V. The reference path keeps every row, as openpi does. */
+ * layer 17 stops after its K/V. The reference path keeps every row, as openpi does.
+ * With st->kb (fast path, weights not f32) each layer also writes its K/V rows into a bf16 copy as
+ * soon as they are final; its own attention and every denoising step's read that copy (ops.h). */
 #include <math.h>
 
 #include "model/model.h"
@@ -67,6 +69,7 @@ pi0_status pi0_prefix_forward(pi0_state *st, const pi0_obs *obs, const pi0_run_p
         pi0_gemma_call g = {.L = &w->vlm[l], .D = (int)W, .Mx = c->vlm_mlp_dim, .x = st->p_x, .a = st->p_a, .q = st->p_q,
                             .o = st->p_o, .g = st->p_g, .u = st->p_u, .n = P, .pos = st->pos, .qcum = st->kcum,
                             .qpad = st->kpad, .kc = st->kc[l], .vc = st->vc[l], .koff = 0,
+                            .kb = st->kb ? st->kb[l] : NULL, .vb = st->vb ? st->vb[l] : NULL, .nkb = P, .kb_fill = 1,
                             .kv_only = st->compact && l == c->vlm_depth - 1, .sites = vlm_sites};
         pi0_gemma_block(st, &g);
         if (rp->tap && st->ex.status == PI0_OK) {

@@ -48,6 +48,14 @@ static void layout(pi0_state *st, planner *p) {
         float *k = take(p, (Pmax + Ns) * KV, F), *v = take(p, (Pmax + Ns) * KV, F);
         if (p->base) { st->kc[l] = k; st->vc[l] = v; }
     }
+    if (st->kv_bf16) {
+        st->kb = take(p, (size_t)c->vlm_depth, sizeof(uint16_t *));
+        st->vb = take(p, (size_t)c->vlm_depth, sizeof(uint16_t *));
+        for (int l = 0; l < c->vlm_depth; l++) {
+            uint16_t *k = take(p, (Pmax + 1) * KV, 2), *v = take(p, (Pmax + 1) * KV, 2);
+            if (p->base) { st->kb[l] = k; st->vb[l] = v; }
+        }
+    }
     st->pos = take(p, Pmax + Ns, sizeof(int32_t));
     st->rope_cs = take(p, (Pmax + Ns) * (size_t)c->head_dim, F);
     st->rows = take(p, Pmax, sizeof(int32_t));
@@ -86,6 +94,11 @@ pi0_status pi0_state_new(pi0_ctx *ctx, pi0_state **out) {
     if (!st) return pi0_err(PI0_ERR_NOMEM, "pi0_state_new: out of memory");
     st->ctx = ctx;
     st->compact = ctx->params.backend == PI0_BACKEND_FAST;
+    /* The attention of the fast path reads a bf16 copy of the prefix KV cache (made once per
+     * observation by the prefill) when the weights are not kept in f32 (--weights f32 compares the
+     * kernels alone). PI0_ATTN_KV=f32 keeps fp32 K/V (measurements, tests). */
+    const char *akv = getenv("PI0_ATTN_KV");
+    st->kv_bf16 = st->compact && ctx->params.weights != PI0_WEIGHTS_F32 && !(akv && !strcmp(akv, "f32"));
     planner p = {NULL, 0};
     layout(st, &p);
     size_t bytes = p.off + 64;

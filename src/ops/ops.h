@@ -52,7 +52,16 @@ typedef struct {
     float *out; const float *q; const float *k; const float *v;
     int64_t nq, nk, ldq, ldk, ldo; int n_heads, n_kv, hd; float scale;
     const int32_t *qc, *kc; const uint8_t *qpad, *kpad;
+    /* Optional bf16 copy of keys [0, nkb) (pi0_kv_bf16_fill): kb [nkb][ldk] row-major, vb in key pairs
+     * (element (j, c) at (j/2)·2·ldk + 2c + j%2). k/v must still hold all nk keys in fp32: a backend
+     * may read the copy instead of those rows (the fast one does where its ISA row has a bf16 kernel;
+     * the reference never does). kb NULL or nkb 0: none. */
+    const uint16_t *kb, *vb; int64_t nkb;
 } pi0_attention_args;
+
+/* Round K/V rows [r0, r1) (row stride ldk floats, ldk columns) to bf16 into the layout above
+ * (round to nearest even); when r1 is odd, the unused second half of V's last pair is zeroed. */
+void pi0_kv_bf16_fill(uint16_t *kb, uint16_t *vb, const float *k, const float *v, int64_t ldk, int64_t r0, int64_t r1);
 
 /* LayerNorm (w, b) or Gemma RMSNorm (y = x·r·(1 + w)) over rows of d; w NULL for a plain
  * RMSNorm (used by the adaptive norm, which then applies pi0_modulate). */

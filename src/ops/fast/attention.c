@@ -1,7 +1,11 @@
-/* attention.c - fast multi-query / multi-head attention (contract and mask rule in ops.h), fp32.
+/* attention.c - fast multi-query / multi-head attention (contract and mask rule in ops.h).
  *
  * K and V are read in place from the caller's arrays: nothing of the KV cache is copied or converted
- * per call (the denoising loop calls this 18 times per step against the prefix cache). Logits,
+ * per call (the denoising loop calls this 18 times per step against the prefix cache). When the
+ * caller passes a bf16 copy of the leading keys (kb/vb, made once per observation) and the ISA row
+ * has a bf16 kernel (avx512-bf16: vdpbf16ps, attention_bf16_avx512.c; the portable row), that copy
+ * is read instead: half the bytes, and twice the multiply-adds per instruction. Otherwise, and in
+ * what follows, fp32. Logits,
  * softmax and the weighted sum are fp32 with fp32 accumulation; masked logits are replaced by
  * -2.3819763e38 as openpi does, so a fully masked row gets uniform weights.
  * Work split: query rows by (ith, nth); each thread computes all heads of its rows, and every output
@@ -95,6 +99,60 @@ void pi0_fast_attention_generic(const pi0_attention_args *a, int64_t q0, int64_t
         }
 }
 
+/* Portable kernel over the bf16 KV copy: the one above with keys [0, nkb) read from kb (row-major)
+ * and vb (key pairs), widened exactly; keys [nkb, nk) from the fp32 rows. */
+size_t pi0_fast_attention_bf16_generic_scratch(const pi0_attention_args *a) { return sizeof(float) * (size_t)a->nk; }
+int pi0_fast_attention_bf16_generic_ok(const pi0_attention_args *a) { (void)a; return 1; }
+
+static float kb_at(const pi0_attention_args *a, int64_t j, int64_t c) {
+    return pi0_fast_bf16_to_f32(a->kb[j * a->ldk + c]);
+}
+static float vb_at(const pi0_attention_args *a, int64_t j, int64_t c) {
+    return pi0_fast_bf16_to_f32(a->vb[(j / 2) * 2 * a->ldk + 2 * c + (j % 2)]);
+}
+
+void pi0_fast_attention_bf16_generic(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch) {
+    float *s = scratch;
+    const int hd = a->hd, group = a->n_heads / a->n_kv;
+    const int64_t nkb = a->kb ? (a->nkb < a->nk ? a->nkb : a->nk) : 0;
+    for (int64_t i = q0; i < q1; i++)
+        for (int h = 0; h < a->n_heads; h++) {
+            const float *q = a->q + i * a->ldq + (int64_t)h * hd;
+            float *o = a->out + i * a->ldo + (int64_t)h * hd;
+            int64_t off = (int64_t)(h / group) * hd;
+            float mx = -INFINITY;
+            for (int64_t j = 0; j < a->nk; j++) {
+                float l = MASKED;
+                if (visible(a, i, j)) {
+                    float acc = 0.0f;
+                    if (j < nkb)
+                        for (int d = 0; d < hd; d++) acc += q[d] * kb_at(a, j, off + d);
+                    else
+                        for (int d = 0; d < hd; d++) acc += q[d] * a->k[j * a->ldk + off + d];
+                    l = acc * a->scale;
+                }
+                s[j] = l;
+                if (l > mx) mx = l;
+            }
+            float sum = 0.0f;
+            for (int64_t j = 0; j < a->nk; j++) {
+                s[j] = expf(s[j] - mx);
+                sum += s[j];
+            }
+            for (int d = 0; d < hd; d++) o[d] = 0.0f;
+            for (int64_t j = 0; j < a->nk; j++) {
+                float p = s[j];
+                if (j < nkb)
+                    for (int d = 0; d < hd; d++) o[d] += p * vb_at(a, j, off + d);
+                else
+                    for (int d = 0; d < hd; d++) o[d] += p * a->v[j * a->ldk + off + d];
+            }
+            for (int d = 0; d < hd; d++) o[d] /= sum;
+        }
+}
+
+/* The ISA row's bf16-copy kernel when the caller gave a copy and the row has one for this shape,
+ * else its fp32 kernel, else the portable fp32 one. */
 void pi0_fast_attention(const pi0_attention_args *a, int ith, int nth) {
     int64_t q0, q1;
     pi0_split(a->nq, ith, nth, &q0, &q1);
@@ -102,6 +160,10 @@ void pi0_fast_attention(const pi0_attention_args *a, int ith, int nth) {
     pi0_attention_args sized = *a;
     if (sized.nk < MIN_KEYS) sized.nk = MIN_KEYS; /* scratch size only */
     const pi0_fast_isa *isa = pi0_fast_isa_get();
+    if (a->kb && a->vb && a->nkb > 0 && isa->attention_bf16 && isa->attention_bf16_ok(a)) {
+        void *s = pi0_fast_scratch(1, isa->attention_bf16_scratch(&sized));
+        if (s) { isa->attention_bf16(a, q0, q1, s); return; }
+    }
     if (!isa->attention || !isa->attention_ok(a)) isa = &pi0_fast_isa_generic;
     void *s = pi0_fast_scratch(1, isa->attention_scratch(&sized));
     if (s) isa->attention(a, q0, q1, s);

@@ -134,6 +134,10 @@ void pi0_fast_pack_fill_generic(const pi0_fast_packed *p, const void *data, pi0_
 size_t pi0_fast_attention_generic_scratch(const pi0_attention_args *a);
 int pi0_fast_attention_generic_ok(const pi0_attention_args *a);
 void pi0_fast_attention_generic(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch);
+/* The same reading keys [0, a->nkb) from the bf16 copy a->kb/vb (widened exactly); scratch a->nk floats. */
+size_t pi0_fast_attention_bf16_generic_scratch(const pi0_attention_args *a);
+int pi0_fast_attention_bf16_generic_ok(const pi0_attention_args *a);
+void pi0_fast_attention_bf16_generic(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch);
 /* Row kernels (vecmath_generic.c): GELU-tanh (times b unless NULL), swish on contiguous spans; one
  * row of LayerNorm (w, b may be NULL) / Gemma RMSNorm (y = x·r·(1 + w); w NULL = plain). */
 void pi0_fast_gelu_tanh_generic(float *y, const float *a, const float *b, int64_t n);

@@ -87,6 +87,12 @@ typedef struct pi0_fast_isa {
     size_t (*attention_scratch)(const pi0_attention_args *a);
     int (*attention_ok)(const pi0_attention_args *a);
     void (*attention)(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch);
+    /* The same over a bf16 copy of keys [0, a->nkb) (a->kb/vb, ops.h), the rest from a->k/v; run
+     * when a->kb is set and attention_bf16_ok(a). NULL: this row keeps the fp32 kernel above (rows
+     * without a bf16 dot product gain nothing from widening bf16 in registers). */
+    size_t (*attention_bf16_scratch)(const pi0_attention_args *a);
+    int (*attention_bf16_ok)(const pi0_attention_args *a);
+    void (*attention_bf16)(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch);
     /* Row kernels: GELU (tanh form, times b unless b is NULL) and swish over n contiguous values;
      * one row of LayerNorm (w, b may be NULL) / Gemma RMSNorm (y = x·r·(1 + w); w NULL = plain). */
     void (*gelu_tanh)(float *y, const float *a, const float *b, int64_t n);

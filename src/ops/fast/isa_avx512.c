@@ -18,6 +18,9 @@ const pi0_fast_isa pi0_fast_isa_avx512bf16 = {
     .gemm = {[PI0_WEIGHTS_BF16] = &pi0_fast_gemm_avx512_dp, [PI0_WEIGHTS_F32] = &pi0_fast_gemm_avx512_f32,
              [PI0_WEIGHTS_INT8] = &pi0_fast_gemm_avx512_vnni},
     AVX512_COMMON,
+    .attention_bf16_scratch = pi0_fast_attention_bf16_avx512_scratch,
+    .attention_bf16_ok = pi0_fast_attention_bf16_avx512_ok,
+    .attention_bf16 = pi0_fast_attention_bf16_avx512,
 };
 
 const pi0_fast_isa pi0_fast_isa_avx512 = {

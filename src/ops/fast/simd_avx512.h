@@ -45,6 +45,11 @@ int pi0_fast_pack_fill_avx512(const pi0_fast_packed *p, const void *data, pi0_dt
 size_t pi0_fast_attention_avx512_scratch(const pi0_attention_args *a);
 int pi0_fast_attention_avx512_ok(const pi0_attention_args *a);
 void pi0_fast_attention_avx512(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch);
+/* vdpbf16ps attention over the bf16 KV copy (attention_bf16_avx512.c; AVX512_BF16 rows only);
+ * _ok is 0 for an odd hd or ldk (its 32-bit pair loads must be aligned) or too large a query stride */
+size_t pi0_fast_attention_bf16_avx512_scratch(const pi0_attention_args *a);
+int pi0_fast_attention_bf16_avx512_ok(const pi0_attention_args *a);
+void pi0_fast_attention_bf16_avx512(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch);
 void pi0_fast_gelu_tanh_avx512(float *y, const float *a, const float *b, int64_t n);
 void pi0_fast_swish_avx512(float *y, const float *a, int64_t n);
 void pi0_fast_layernorm_row_avx512(float *y, const float *x, const float *w, const float *b, int64_t d, float eps);
