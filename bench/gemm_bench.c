@@ -377,13 +377,16 @@ int main(int argc, char **argv) {
            "(weights rotate over >= %u MB)\n", pi0_cpu_caps_str(), nth, what, peak, pcpu,
            do_f32 ? ", f32 weights: see below" : "", ROTATE_BYTES >> 20);
     if (do_f32) printf("f32-weights peak: %s %.0f GFLOP/s\n", what32, peak32);
-    /* int8 weights: against the vpdpbusd peak (512-bit, AVX512_VNNI) of the same run */
+    /* int8 weights: against the vpdpbusd peak of the same run: 512-bit (AVX512_VNNI), else 256-bit
+     * (AVX-VNNI: the avx2-vnni row), else none (the avx2 row's vpmaddubsw kernels, or portable) */
     double peak8 = 0, pcpu8 = 0;
     if (do_int8) {
-        int vnni = pi0_cpu_caps_get()->avx512vnni;
-        peak8 = vnni ? measure_peak(pi0_peak_int8_avx512vnni, nth, &pcpu8) : 0;
+        const pi0_cpu_caps *cc = pi0_cpu_caps_get();
+        int vnni = cc->avx512vnni ? 2 : cc->avxvnni ? 1 : 0;
+        peak8 = vnni ? measure_peak(vnni == 2 ? pi0_peak_int8_avx512vnni : pi0_peak_int8_avxvnni, nth, &pcpu8) : 0;
         printf("int8-weights peak: %s %.0f GOP/s wall, %.0f GOP/s by CPU time\n",
-               vnni ? "int8 dot (512-bit vpdpbusd)" : "none (no AVX512_VNNI: portable int8 GEMM)", peak8, pcpu8);
+               vnni == 2 ? "int8 dot (512-bit vpdpbusd)" : vnni ? "int8 dot (256-bit vpdpbusd, AVX-VNNI)"
+                         : "none (no VNNI)", peak8, pcpu8);
         if (peak8 <= 0) peak8 = 1e-9;
     }
     if (!pk) printf("no vector peak at generic caps: %% peak columns are meaningless\n");
