@@ -6,29 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../tools/alloc_count.h"
 #include "harness.h"
+#include "loop_probe.h"
 #include "pi0.h"
-
-typedef struct {
-    int64_t allocs0, bytes0, allocs, bytes;
-    int last, started;
-} loop_probe;
-
-/* From the first tap of step 0 (its time embedding) to the last tap of the last step (its x). */
-static void probe(const pi0_tensor_view *t, void *user) {
-    loop_probe *p = user;
-    if (t->stage != PI0_STAGE_DENOISE) return;
-    if (t->step == 0 && !p->started) {
-        p->allocs0 = pi0_count_allocs();
-        p->bytes0 = pi0_count_copied_bytes();
-        p->started = 1;
-    }
-    if (t->step == p->last) {
-        p->allocs = pi0_count_allocs() - p->allocs0;
-        p->bytes = pi0_count_copied_bytes() - p->bytes0;
-    }
-}
 
 /* rtc_mode < 0: no real-time chunking; else a pi0_rtc_mode with a previous chunk guiding every row. */
 static void check_dir(const char *dir, int backend, int pi05, int rtc_mode) {
@@ -56,7 +36,7 @@ static void check_dir(const char *dir, int backend, int pi05, int rtc_mode) {
     rtc.n_prev = H - 1;
     if (rtc_mode >= 0) rp.rtc = &rtc;
     pi0_status s = pi0_infer(st, &obs, &rp, NULL, act, (size_t)H * A); /* warm-up */
-    rp.tap = probe;
+    rp.tap = loop_probe_tap;
     rp.tap_user = &lp;
     int64_t a0 = pi0_count_allocs();
     if (s == PI0_OK) s = pi0_infer(st, &obs, &rp, NULL, act, (size_t)H * A);

@@ -21,10 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../tools/alloc_count.h"
 #include "case_io.h"
 #include "debug.h"
 #include "harness.h"
+#include "loop_probe.h"
 #include "model/model.h"
 #include "ops/fast/fast.h"
 #include "pi0.h"
@@ -149,27 +149,7 @@ static void contract(const char *dir, int pi05, int n_cases, double *worst_pcc, 
     pi0_free(c8);
 }
 
-/* ---- allocations --------------------------------------------------------------------------- */
-
-typedef struct {
-    int64_t allocs0, bytes0, allocs, bytes;
-    int last, started;
-} loop_probe;
-
-/* From the first tap of step 0 to the last tap of the last step (as test_alloc.c). */
-static void probe(const pi0_tensor_view *t, void *user) {
-    loop_probe *p = user;
-    if (t->stage != PI0_STAGE_DENOISE) return;
-    if (t->step == 0 && !p->started) {
-        p->allocs0 = pi0_count_allocs();
-        p->bytes0 = pi0_count_copied_bytes();
-        p->started = 1;
-    }
-    if (t->step == p->last) {
-        p->allocs = pi0_count_allocs() - p->allocs0;
-        p->bytes = pi0_count_copied_bytes() - p->bytes0;
-    }
-}
+/* ---- allocations (tests/loop_probe.h, as test_alloc.c) ------------------------------------- */
 
 static void check_allocs(const char *dir, int pi05) {
     pi0_ctx *ctx;
@@ -185,7 +165,7 @@ static void check_allocs(const char *dir, int pi05) {
     loop_probe lp = {0, 0, -1, -1, (c.nsteps ? c.nsteps[0] : ctx->cfg.n_steps) - 1, 0};
     rp.n_steps = c.nsteps ? c.nsteps[0] : 0;
     pi0_status s = pi0_infer(st, &obs, &rp, c.noise, act, (size_t)c.n_act); /* warm-up: scratch grows here */
-    rp.tap = probe;
+    rp.tap = loop_probe_tap;
     rp.tap_user = &lp;
     int64_t a0 = pi0_count_allocs();
     if (s == PI0_OK) s = pi0_infer(st, &obs, &rp, c.noise, act, (size_t)c.n_act);
