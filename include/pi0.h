@@ -75,7 +75,8 @@ typedef enum { PI0_BACKEND_FAST = 0, PI0_BACKEND_REF = 1 } pi0_backend_kind;
  *   INT8  the VLM's and the action expert's linear layers (q/k/v/o, gate/up, down) quantized to int8,
  *         symmetric per output channel, activations quantized per token at run time; everything else
  *         (vision tower, projector, action/state projections, time MLPs, π0.5 adaptive-norm layers)
- *         packed bf16; the token embedding is always read as stored. Accuracy: pi0 check --weights int8.
+ *         packed bf16 (the SigLIP encoder's linear layers int8 too with pi0_params.int8_vision); the
+ *         token embedding is always read as stored. Accuracy: pi0 check --weights int8.
  * The reference backend ignores the kind: it always reads the stored weights in float32. */
 typedef enum { PI0_WEIGHTS_BF16 = 0, PI0_WEIGHTS_F32 = 1, PI0_WEIGHTS_INT8 = 2 } pi0_weight_kind;
 
@@ -91,12 +92,18 @@ typedef struct {
     int strict;       /* 1: any op that would fall back from fast to ref fails with UNSUPPORTED */
     int weights;      /* pi0_weight_kind: what the fast path packs weights into at load (BF16, F32, INT8;
                          ignored by the reference backend) */
+    int int8_vision;  /* 1, with weights = INT8 only (else pi0_load fails with PI0_ERR_ARG): the SigLIP
+                         encoder's linear layers (q/k/v/o, fc1, fc2) are int8 too (patch embedding and
+                         projector stay bf16). Less safe: the vision tower is the part published int8
+                         work found sensitive; check your checkpoint with pi0 check --weights int8
+                         --int8-vision. 0 (default): the vision tower stays bf16 */
     /* Called during pi0_load with the fraction done (0..1) and what is happening; may be NULL. */
     void (*progress)(float fraction, const char *what, void *user);
     void *progress_user;
 } pi0_params;
 
-/* Defaults: n_threads 0 (the CPUs in the affinity mask), backend FAST, strict 0, weights BF16, no progress. */
+/* Defaults: n_threads 0 (the CPUs in the affinity mask), backend FAST, strict 0, weights BF16, int8_vision 0,
+ * no progress. */
 PI0_API pi0_params pi0_params_default(void);
 
 /* ---- model ------------------------------------------------------------------------------- */

@@ -58,7 +58,7 @@ static pi0_status prepare_weights(pi0_ctx *ctx) {
             r.total += (double)ctx->matrices[i]->rows * (double)ctx->matrices[i]->cols * (double)pi0_dtype_size(ctx->matrices[i]->dtype);
     int *kinds = malloc((size_t)(ctx->n_matrices ? ctx->n_matrices : 1) * sizeof *kinds);
     if (!kinds) return pi0_err(PI0_ERR_NOMEM, "pi0_load: out of memory");
-    for (int i = 0; i < ctx->n_matrices; i++) kinds[i] = pi0_role_weight_kind(ctx->roles[i], ctx->params.weights);
+    for (int i = 0; i < ctx->n_matrices; i++) kinds[i] = pi0_role_weight_kind(ctx->roles[i], ctx->params.weights, ctx->params.int8_vision);
     pi0_prepare_args a = {.w = ctx->matrices, .n = ctx->n_matrices, .skip = &ctx->w.embed,
                           .weight_kind = ctx->params.weights, .kinds = kinds, .drop_source = 1,
                           .n_threads = ctx->params.n_threads > 0 ? ctx->params.n_threads : pi0_cpu_count(),
@@ -84,6 +84,15 @@ pi0_status pi0_load(const char *dir, const pi0_params *p, pi0_ctx **out) {
     if (ctx->params.weights != PI0_WEIGHTS_BF16 && ctx->params.weights != PI0_WEIGHTS_F32 &&
         ctx->params.weights != PI0_WEIGHTS_INT8) {
         s = pi0_err(PI0_ERR_ARG, "pi0_load: params.weights = %d unknown (0 bf16, 1 f32, 2 int8)", ctx->params.weights);
+        goto fail;
+    }
+    if (ctx->params.int8_vision != 0 && ctx->params.int8_vision != 1) {
+        s = pi0_err(PI0_ERR_ARG, "pi0_load: params.int8_vision = %d, expected 0 or 1", ctx->params.int8_vision);
+        goto fail;
+    }
+    if (ctx->params.int8_vision && ctx->params.weights != PI0_WEIGHTS_INT8) {
+        s = pi0_err(PI0_ERR_ARG, "pi0_load: params.int8_vision needs params.weights = PI0_WEIGHTS_INT8 (2), got %d: it "
+                    "adds the vision tower to the int8 Gemma layers", ctx->params.weights);
         goto fail;
     }
     if (ctx->params.n_threads < 0 || ctx->params.n_threads > PI0_MAX_THREADS) {

@@ -12,10 +12,11 @@
 /* Every tensor a checkpoint with this config must hold, in load order. */
 pi0_status pi0_weights_expected(const pi0_config *cfg, void (*fn)(const char *name, int nd, const int64_t *shape, void *user),
                                 void *user);
-/* Parameters of the bound matrices by the kind a load asking for `kind` (pi0_weight_kind) packs them
- * into: out[PI0_WEIGHTS_BF16], out[PI0_WEIGHTS_F32], out[PI0_WEIGHTS_INT8]; the token embedding (read
- * as stored) is not counted. What --weights int8 quantizes and keeps (info, audit, bench). */
-void pi0_weight_kind_counts(const pi0_ctx *ctx, int kind, int64_t out[3]);
+/* Parameters of the bound matrices by the kind a load asking for `kind` (pi0_weight_kind, and
+ * pi0_params.int8_vision) packs them into: out[PI0_WEIGHTS_BF16], out[PI0_WEIGHTS_F32],
+ * out[PI0_WEIGHTS_INT8]; the token embedding (read as stored) is not counted. What --weights int8
+ * quantizes and keeps (info, audit, bench). */
+void pi0_weight_kind_counts(const pi0_ctx *ctx, int kind, int int8_vision, int64_t out[3]);
 /* π0 defaults of pi0_config (full size); the tiny test configuration. */
 void pi0_config_full(pi0_config *c, int variant);
 void pi0_config_tiny(pi0_config *c, int variant);

@@ -130,6 +130,15 @@ def main():
             check(n in helps[cmd], f"{cmd} has {n}")
         if cmd != "check":
             check("--backend" in helps[cmd] and "--strict" in helps[cmd], f"{cmd} has --backend and --strict")
+    # --int8-vision (a flag on every loading command) needs --weights int8: a usage error otherwise
+    for cmd in LOADS:
+        check("--int8-vision" in helps[cmd], f"{cmd} has --int8-vision")
+        for w in ([], ["--weights", "bf16"], ["--weights", "f32"]):
+            rc, out, err = run(pi0, [cmd, "--int8-vision"] + w + BASE[cmd])
+            check(rc == 2 and err.startswith("error: --int8-vision needs --weights int8") and f"pi0 {cmd} --help" in err,
+                  f"{cmd} --int8-vision {' '.join(w)}: exit {rc}, {err.strip()[:90]!r}")
+        rc, out, err = run(pi0, [cmd, "--int8-vision", "--weights", "int8"] + BASE[cmd])
+        check(rc == 1, f"{cmd} --int8-vision --weights int8 accepted (exit {rc}: {err.strip()[:80]!r})")
     for n in ("--threads", "--steps", "--weights", "--backend", "--seed"):
         seen = {}
         for cmd, opts in helps.items():

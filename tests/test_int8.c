@@ -102,7 +102,7 @@ static void check_kinds(const char *dir, pi0_ctx *ctx, int pi05) {
           "%s int8: %d matrices in the promised kind (Gemma linear layers int8, the rest bf16, embedding as stored), %d wrong",
           dir, n - bad, bad);
     int64_t k[3];
-    pi0_weight_kind_counts(ctx, PI0_WEIGHTS_INT8, k);
+    pi0_weight_kind_counts(ctx, PI0_WEIGHTS_INT8, 0, k);
     CHECK(k[PI0_WEIGHTS_INT8] > 0 && k[PI0_WEIGHTS_BF16] > 0 && k[PI0_WEIGHTS_F32] == 0,
           "%s: pi0_weight_kind_counts(int8) = %lld int8, %lld bf16, %lld f32", dir, (long long)k[PI0_WEIGHTS_INT8],
           (long long)k[PI0_WEIGHTS_BF16], (long long)k[PI0_WEIGHTS_F32]);

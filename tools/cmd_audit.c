@@ -51,12 +51,13 @@ int cmd_audit(int argc, char **argv) {
     const opt_cmd cmd = {
         .name = "audit",
         .usage = "pi0 audit --model DIR --inputs CASE [--json] [--strict] [--steps N] [--backend fast|ref]\n"
-                 "          [--weights bf16|f32|int8] [--threads N]",
+                 "          [--weights bf16|f32|int8 [--int8-vision]] [--threads N]",
         .about = "Run one inference (after a warm-up) and print, per component (vision, prefix, denoise), each op site's\n"
                  "path (fast/ref), calls, time and share of the total, every fallback with its reason, and the allocations\n"
                  "and bytes copied inside the denoising loop. --strict makes any fallback an error. --json prints the same\n"
                  "as one JSON object (keys fast_fraction, fallbacks, denoise_allocs, denoise_bytes_copied, total_ms, sites)."};
     int r = opt_parse(&cmd, groups, 2, argc, argv, NULL);
+    if (!r) r = opt_load_check(&cmd, &lo);
     if (r) return r == OPT_HELP ? 0 : 2;
     pi0_ctx *ctx;
     if (tool_load(model, &lo, &ctx) != PI0_OK) return cli_error("%s", pi0_last_error());
@@ -110,14 +111,14 @@ int cmd_audit(int argc, char **argv) {
         goto done;
     }
     int64_t by_kind[3];
-    pi0_weight_kind_counts(ctx, lo.params.weights, by_kind);
+    pi0_weight_kind_counts(ctx, lo.params.weights, lo.params.int8_vision, by_kind);
     printf("audit of one inference: %s, backend %s%s, %d threads, weights %s", model,
            lo.params.backend == PI0_BACKEND_REF ? "ref" : "fast", lo.params.strict ? " (strict)" : "",
            lo.params.n_threads ? lo.params.n_threads : pi0_cpu_count(),
            lo.params.backend == PI0_BACKEND_REF ? "as stored (float32 reference)" : opt_weights_name(lo.params.weights));
     if (lo.params.backend == PI0_BACKEND_FAST && lo.params.weights == PI0_WEIGHTS_INT8)
-        printf(" (%.3g M parameters int8, %.3g M kept bf16)", (double)by_kind[PI0_WEIGHTS_INT8] / 1e6,
-               (double)by_kind[PI0_WEIGHTS_BF16] / 1e6);
+        printf(" (%.3g M parameters int8, %.3g M kept bf16; vision tower %s)", (double)by_kind[PI0_WEIGHTS_INT8] / 1e6,
+               (double)by_kind[PI0_WEIGHTS_BF16] / 1e6, lo.params.int8_vision ? "int8 (--int8-vision)" : "bf16");
     printf("\n");
     for (int k = 0; k < PI0_STAGE_COUNT; k++) {
         double cns = 0;

@@ -79,12 +79,16 @@ int cmd_info(int argc, char **argv) {
     printf("\nparameters per part:\n");
     for (int p = 0; p < N_PARTS; p++) printf("  %-32s %14lld\n", part_names[p], (long long)parts[p]);
     printf("  %-32s %14lld  (%.2f GB as stored)\n", "total bound", (long long)n_params, (double)n_bytes / 1e9);
-    int64_t k8[3];
-    pi0_weight_kind_counts(ctx, PI0_WEIGHTS_INT8, k8);
+    int64_t k8[3], kv[3];
+    pi0_weight_kind_counts(ctx, PI0_WEIGHTS_INT8, 0, k8);
+    pi0_weight_kind_counts(ctx, PI0_WEIGHTS_INT8, 1, kv);
     printf("\nwith --weights int8 (fast path): %lld parameters int8 (%.2f GB: VLM and action-expert q/k/v/o, gate/up,\n"
            "  down), %lld kept bf16 (%.2f GB: vision tower, projector, action/state projections, time MLPs, adaptive\n"
            "  norms); the token embedding is read as stored\n", (long long)k8[PI0_WEIGHTS_INT8],
            (double)k8[PI0_WEIGHTS_INT8] / 1e9, (long long)k8[PI0_WEIGHTS_BF16], 2.0 * (double)k8[PI0_WEIGHTS_BF16] / 1e9);
+    printf("with --weights int8 --int8-vision: %lld parameters int8 (the SigLIP encoder's q/k/v/o, fc1, fc2 too),\n"
+           "  %lld kept bf16 (%.2f GB)\n", (long long)kv[PI0_WEIGHTS_INT8], (long long)kv[PI0_WEIGHTS_BF16],
+           2.0 * (double)kv[PI0_WEIGHTS_BF16] / 1e9);
 
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", model);

@@ -90,7 +90,7 @@ static int parse(int argc, char **argv, run_opts *o) {
     const opt_cmd cmd = {
         .name = "run",
         .usage = "pi0 run --model DIR --inputs CASE.safetensors [--out FILE] [--seed N] [--steps N]\n"
-                 "        [--backend fast|ref] [--weights bf16|f32|int8] [--threads N] [--strict]\n"
+                 "        [--backend fast|ref] [--weights bf16|f32|int8 [--int8-vision]] [--threads N] [--strict]\n"
                  "pi0 run --model DIR --image NAME=PATH... --prompt TEXT [--state V1,V2,...] [--robot NAME]\n"
                  "        [--tokenizer FILE] [--norm-stats FILE] [--asset-id ID] [--discrete-state-input true|false]\n"
                  "        [--out FILE] [--seed N]\n"
@@ -98,6 +98,7 @@ static int parse(int argc, char **argv, run_opts *o) {
                  "        [--rtc-schedule linear|exp|ones|zeros] [--rtc-beta B] [--rtc-fd-step E] [--taps FILE]",
         .about = "Sample one action chunk and print it."};
     int r = opt_parse(&cmd, groups, 3, argc, argv, NULL);
+    if (!r) r = opt_load_check(&cmd, &o->load);
     if (r) return r == OPT_HELP ? 0 : 2;
     if (!o->inputs && !o->n_images) return opt_usage_error(&cmd, "give --inputs FILE or --image NAME=PATH");
     if (o->inputs && o->n_images) return opt_usage_error(&cmd, "--inputs and --image are exclusive");

@@ -279,6 +279,10 @@ const opt_spec *opt_load_options(opt_load_block *blk, tool_load_opts *lo, int fi
                         .help = "what the fast path packs weights into at load; int8: the VLM's and action expert's\n"
                                 "q/k/v/o, gate/up, down quantized (per output channel, activations per token); vision\n"
                                 "tower, projector, action/state projections, time MLPs and adaptive norms kept bf16"};
+    s[n++] = (opt_spec){.name = "--int8-vision", .type = OPT_FLAG, .dest = &lo->params.int8_vision,
+                        .help = "with --weights int8: the SigLIP vision tower's q/k/v/o, fc1, fc2 int8 too (faster\n"
+                                "vision; less safe: published int8 work found the vision tower sensitive; confirm on\n"
+                                "your weights with pi0 check --weights int8 --int8-vision)"};
     s[n++] = (opt_spec){.name = "--threads", .type = OPT_INT, .dest = &lo->params.n_threads, .meta = "N",
                         .help = "worker threads, 0 = the CPUs this process may use (taskset)", .lo = 0, .hi = OPT_THREADS_MAX};
     if (!fixed)
@@ -289,4 +293,11 @@ const opt_spec *opt_load_options(opt_load_block *blk, tool_load_opts *lo, int fi
     s[n++] = (opt_spec){.name = "--no-progress", .type = OPT_FLAG, .dest = &lo->progress, .ival = -1,
                         .help = "no load progress"};
     return s;
+}
+
+int opt_load_check(const opt_cmd *cmd, const tool_load_opts *lo) {
+    if (lo->params.int8_vision && lo->params.weights != PI0_WEIGHTS_INT8)
+        return opt_usage_error(cmd, "--int8-vision needs --weights int8 (it quantizes the vision tower beside the "
+                                    "Gemma layers), got --weights %s", opt_weights_name(lo->params.weights));
+    return OPT_OK;
 }

@@ -83,15 +83,18 @@ int opt_parse_double(const char *s, double *out);
 #define OPT_STEPS_MAX PI0_MAX_STEPS
 #define OPT_THREADS_MAX PI0_MAX_THREADS
 
-/* Options of every command that loads a model: --backend, --weights, --threads, --strict,
- * --progress, --no-progress into *lo. `fixed` leaves out --backend and --strict (commands that choose
- * them: check). The returned table lives in *blk. */
+/* Options of every command that loads a model: --backend, --weights, --int8-vision, --threads,
+ * --strict, --progress, --no-progress into *lo. `fixed` leaves out --backend and --strict (commands
+ * that choose them: check). The returned table lives in *blk. After opt_parse, opt_load_check
+ * reports the combinations a single option cannot (--int8-vision without --weights int8) as a usage
+ * error (OPT_USAGE), else OPT_OK. */
 typedef struct {
     pi0_params params;
     int progress; /* print load progress on stderr (on by default when stderr is a terminal) */
 } tool_load_opts;
-typedef struct { opt_spec s[8]; } opt_load_block;
+typedef struct { opt_spec s[10]; } opt_load_block;
 const opt_spec *opt_load_options(opt_load_block *blk, tool_load_opts *lo, int fixed);
+int opt_load_check(const opt_cmd *cmd, const tool_load_opts *lo);
 
 /* "bf16", "f32" or "int8" for a pi0_weight_kind (what --weights takes). */
 const char *opt_weights_name(int kind);

@@ -73,24 +73,28 @@ typedef struct {
 } pi0_weights;
 
 /* What a bound matrix is in the model (weights.c tags each one as it binds it): decides what
- * --weights int8 quantizes (pi0_role_quantizable) and what it keeps in bf16. */
+ * --weights int8 quantizes (pi0_role_weight_kind) and what it keeps in bf16. */
 typedef enum {
-    PI0_ROLE_VISION = 0,    /* SigLIP tower: patch embedding, attention and MLP matrices */
+    PI0_ROLE_VISION = 0,    /* SigLIP patch embedding (reads raw pixels; kept bf16 even with int8_vision) */
     PI0_ROLE_PROJECTOR,     /* multi-modal projector (vision width -> VLM width) */
     PI0_ROLE_EMBED,         /* token embedding (gathered by row, never packed) */
     PI0_ROLE_VLM_LINEAR,    /* Gemma 2B q/k/v/o, gate/up, down */
     PI0_ROLE_EXPERT_LINEAR, /* action expert q/k/v/o, gate/up, down */
     PI0_ROLE_MODULATION,    /* π0.5 adaptive-norm dense layers (per-layer and final) */
     PI0_ROLE_HEAD,          /* action in/out projections, state projection, time MLPs */
+    PI0_ROLE_VISION_LINEAR, /* SigLIP encoder q/k/v/o, fc1, fc2: int8 only with pi0_params.int8_vision */
     PI0_ROLE_COUNT
 } pi0_weight_role;
 
-static inline int pi0_role_quantizable(int role) { return role == PI0_ROLE_VLM_LINEAR || role == PI0_ROLE_EXPERT_LINEAR; }
-
 /* The kind a matrix of this role is packed into when the load asks for `kind` (pi0_weight_kind):
- * INT8 applies to the quantizable roles, the others are kept in BF16. */
-static inline int pi0_role_weight_kind(int role, int kind) {
-    return kind == PI0_WEIGHTS_INT8 && !pi0_role_quantizable(role) ? PI0_WEIGHTS_BF16 : kind;
+ * INT8 applies to the Gemma linear layers (VLM and expert), and to the SigLIP encoder's linear layers
+ * when int8_vision is set (opt-in: the vision tower is the part published int8 work found sensitive);
+ * every other role is kept in BF16. */
+static inline int pi0_role_weight_kind(int role, int kind, int int8_vision) {
+    if (kind != PI0_WEIGHTS_INT8) return kind;
+    if (role == PI0_ROLE_VLM_LINEAR || role == PI0_ROLE_EXPERT_LINEAR) return PI0_WEIGHTS_INT8;
+    if (role == PI0_ROLE_VISION_LINEAR && int8_vision) return PI0_WEIGHTS_INT8;
+    return PI0_WEIGHTS_BF16;
 }
 
 struct pi0_ctx {

@@ -261,17 +261,17 @@ static pi0_status bind_all(binder *b) {
         TRY(bind_vec1(b, &L->ln1_b, fmt(n, sizeof n, f, i, "layer_norm1.bias"), Dv));
         TRY(bind_vec1(b, &L->ln2_w, fmt(n, sizeof n, f, i, "layer_norm2.weight"), Dv));
         TRY(bind_vec1(b, &L->ln2_b, fmt(n, sizeof n, f, i, "layer_norm2.bias"), Dv));
-        TRY(bind_mat2(b, &L->q, PI0_ROLE_VISION, fmt(n, sizeof n, f, i, "self_attn.q_proj.weight"), Dv, Dv));
-        TRY(bind_mat2(b, &L->k, PI0_ROLE_VISION, fmt(n, sizeof n, f, i, "self_attn.k_proj.weight"), Dv, Dv));
-        TRY(bind_mat2(b, &L->v, PI0_ROLE_VISION, fmt(n, sizeof n, f, i, "self_attn.v_proj.weight"), Dv, Dv));
-        TRY(bind_mat2(b, &L->o, PI0_ROLE_VISION, fmt(n, sizeof n, f, i, "self_attn.out_proj.weight"), Dv, Dv));
+        TRY(bind_mat2(b, &L->q, PI0_ROLE_VISION_LINEAR, fmt(n, sizeof n, f, i, "self_attn.q_proj.weight"), Dv, Dv));
+        TRY(bind_mat2(b, &L->k, PI0_ROLE_VISION_LINEAR, fmt(n, sizeof n, f, i, "self_attn.k_proj.weight"), Dv, Dv));
+        TRY(bind_mat2(b, &L->v, PI0_ROLE_VISION_LINEAR, fmt(n, sizeof n, f, i, "self_attn.v_proj.weight"), Dv, Dv));
+        TRY(bind_mat2(b, &L->o, PI0_ROLE_VISION_LINEAR, fmt(n, sizeof n, f, i, "self_attn.out_proj.weight"), Dv, Dv));
         TRY(bind_vec1(b, &L->q_b, fmt(n, sizeof n, f, i, "self_attn.q_proj.bias"), Dv));
         TRY(bind_vec1(b, &L->k_b, fmt(n, sizeof n, f, i, "self_attn.k_proj.bias"), Dv));
         TRY(bind_vec1(b, &L->v_b, fmt(n, sizeof n, f, i, "self_attn.v_proj.bias"), Dv));
         TRY(bind_vec1(b, &L->o_b, fmt(n, sizeof n, f, i, "self_attn.out_proj.bias"), Dv));
-        TRY(bind_mat2(b, &L->fc1, PI0_ROLE_VISION, fmt(n, sizeof n, f, i, "mlp.fc1.weight"), Iv, Dv));
+        TRY(bind_mat2(b, &L->fc1, PI0_ROLE_VISION_LINEAR, fmt(n, sizeof n, f, i, "mlp.fc1.weight"), Iv, Dv));
         TRY(bind_vec1(b, &L->fc1_b, fmt(n, sizeof n, f, i, "mlp.fc1.bias"), Iv));
-        TRY(bind_mat2(b, &L->fc2, PI0_ROLE_VISION, fmt(n, sizeof n, f, i, "mlp.fc2.weight"), Dv, Iv));
+        TRY(bind_mat2(b, &L->fc2, PI0_ROLE_VISION_LINEAR, fmt(n, sizeof n, f, i, "mlp.fc2.weight"), Dv, Iv));
         TRY(bind_vec1(b, &L->fc2_b, fmt(n, sizeof n, f, i, "mlp.fc2.bias"), Dv));
     }
     TRY(bind_vec1(b, &w->post_ln_w, VIS "post_layernorm.weight", Dv));
@@ -418,10 +418,10 @@ pi0_status pi0_weights_expected(const pi0_config *cfg, void (*fn)(const char *na
     return s;
 }
 
-void pi0_weight_kind_counts(const pi0_ctx *ctx, int kind, int64_t out[3]) {
+void pi0_weight_kind_counts(const pi0_ctx *ctx, int kind, int int8_vision, int64_t out[3]) {
     out[0] = out[1] = out[2] = 0;
     for (int i = 0; ctx && i < ctx->n_matrices; i++) {
-        int k = pi0_role_weight_kind(ctx->roles[i], kind);
+        int k = pi0_role_weight_kind(ctx->roles[i], kind, int8_vision);
         if (ctx->roles[i] != PI0_ROLE_EMBED && k >= 0 && k < 3) out[k] += ctx->matrices[i]->rows * ctx->matrices[i]->cols;
     }
 }

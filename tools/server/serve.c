@@ -124,7 +124,8 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
                  "queued ones get an error and close 1001, and the server exits 0 within the drain time.\n"
                  "No authentication: keep the default 127.0.0.1, or see README \"Security\" for a proxy with TLS.",
         .epilogue = "Prints \"listening on HOST:PORT\" on stdout once the socket is bound."};
-    return opt_parse(&cmd, groups, 3, argc, argv, NULL);
+    int r = opt_parse(&cmd, groups, 3, argc, argv, NULL);
+    return r ? r : opt_load_check(&cmd, &o->load);
 }
 
 // ---- request handler (worker thread) ---------------------------------------------------------
