@@ -11,9 +11,11 @@
  * long call is often preempted, and this shows what the kernel does while it actually runs. Masks are passed as the model
  * passes them (qc, kc, qpad, kpad present; here all keys visible, the prefix-LM case).
  *
- * Each shape is timed twice: fp32 K/V read in place, and with a bf16 copy of the first nkb keys
- * (pi0_kv_bf16_fill; the kernel the ISA row has for it, avx512-bf16: vdpbf16ps). The GFLOP/s count
- * the same multiply-adds for both; the % column is against the fp32 FMA loop either way.
+ * Each shape is timed twice: fp32 K/V read in place, and in bf16 as the model calls it: with a bf16
+ * copy of the first nkb keys (pi0_kv_bf16_fill; "bf16 KV") or, for nkb 0 (SigLIP), with round_bf16
+ * and no copy ("bf16 rnd": the kernel rounds every key per call); the kernel the ISA row has for it
+ * (avx512-bf16: vdpbf16ps). The GFLOP/s count the same multiply-adds for both; the % column is
+ * against the fp32 FMA loop either way.
  *
  * --pool instead times the model's per-op thread hand-off: pi0_pool_run (rt/threadpool.c) of an
  * empty job, back to back and after some serial work on the caller.
@@ -31,11 +33,11 @@
 #include "rt/threadpool.h"
 
 /* nkb: keys of the bf16 KV copy in the "bf16 KV" line (the prefix rows; a denoising step's own 51
- * rows stay fp32 in the cache and are rounded by the kernel per call). */
+ * rows stay fp32 in the cache and are rounded by the kernel per call); 0: no copy, round_bf16. */
 typedef struct { const char *what; int64_t nq, nk, nkb; int n_heads, n_kv, hd; } shape;
 static const shape shapes[] = {
     {"prefix", 816, 816, 816, 8, 1, 256}, {"prefix", 304, 304, 304, 8, 1, 256}, {"denoise", 51, 867, 816, 8, 1, 256},
-    {"denoise", 50, 355, 304, 8, 1, 256}, {"siglip", 256, 256, 256, 16, 16, 72},
+    {"denoise", 50, 355, 304, 8, 1, 256}, {"siglip", 256, 256, 0, 16, 16, 72},
 };
 
 static double clock_s(clockid_t id) {
@@ -243,12 +245,13 @@ int main(int argc, char **argv) {
         uint16_t *kb = aligned_alloc(64, (size_t)(sh->nk + 1) * ldk * 2 + 64), *vb = aligned_alloc(64, (size_t)(sh->nk + 1) * ldk * 2 + 64);
         pi0_kv_bf16_fill(kb, vb, k, v, ldk, 0, sh->nkb);
         for (int bf = 0; bf < 2; bf++) {
-            if (bf) { a.kb = kb; a.vb = vb; a.nkb = sh->nkb; }
+            if (bf && sh->nkb) { a.kb = kb; a.vb = vb; a.nkb = sh->nkb; }
+            if (bf && !sh->nkb) a.round_bf16 = 1;
             run_ctx c = {.nth = nth, .reps = reps, .mode = 0, .args = &a, .times = calloc((size_t)reps, sizeof(double))};
             double tc, t = run(&c, &tc);
             double fl = 4.0 * (double)sh->nq * (double)sh->nk * sh->n_heads * sh->hd * 1e-9, gf = fl / t, gc = fl / tc;
             printf("%-8s %-7s nq=%4lld nk=%4lld nkb=%4lld heads=%2d kv=%2d hd=%3d: %7.3f ms %6.1f GFLOP/s %5.1f%% | cpu %7.3f ms %6.1f GFLOP/s %5.1f%%\n",
-                   sh->what, bf ? "bf16 KV" : "fp32", (long long)sh->nq, (long long)sh->nk, bf ? (long long)sh->nkb : 0LL,
+                   sh->what, bf ? sh->nkb ? "bf16 KV" : "bf16 rnd" : "fp32", (long long)sh->nq, (long long)sh->nk, bf ? (long long)sh->nkb : 0LL,
                    sh->n_heads, sh->n_kv, sh->hd, t * 1e3, gf, 100.0 * gf / peak, tc * 1e3, gc, 100.0 * gc / peak);
             free(c.times);
         }

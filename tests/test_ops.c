@@ -834,9 +834,11 @@ static void test_attention(void) {
  * kernels, 1e-5·(1 + max|v|). Also PCC >= 0.9999 (the bound is a worst case; typical errors are
  * far smaller). The ISA row's bf16 kernel must be taken when it has one and the shape fits (the
  * result then differs from its fp32 kernel's), otherwise the fp32 kernel's result comes back
- * bit for bit; and the result must not depend on nth. The portable bf16 kernel is checked too. */
+ * bit for bit; and the result must not depend on nth. The portable bf16 kernel is checked too.
+ * round = 1 sets round_bf16: the SIMD bf16 kernel then rounds keys [nkb, nk) too (nkb 0: no copy
+ * given, as SigLIP calls it); the bound above covers rounding every key. */
 static void test_attention_bf16_one(int64_t nq, int64_t nk, int64_t nkb, int nh, int nkv, int hd, int masks, int nth,
-                                    int odd_ldk) {
+                                    int odd_ldk, int round) {
     int64_t ldq = (int64_t)nh * hd + 5, ldk = (int64_t)nkv * hd + (odd_ldk ? 3 : 2), ldo = ldq + 2;
     float *q = fbuf(nq * ldq, 3.0f), *k = fbuf(nk * ldk, 1.0f), *v = fbuf(nk * ldk, 1.0f);
     uint16_t *kb = malloc(sizeof(uint16_t) * (size_t)(nk * ldk)), *vb = malloc(sizeof(uint16_t) * (size_t)((nk + 1) * ldk));
@@ -868,26 +870,29 @@ static void test_attention_bf16_one(int64_t nq, int64_t nk, int64_t nkb, int nh,
     float *o32 = fcopy(o0, nq * ldo), *og = fcopy(o0, nq * ldo);
     pi0_attention_args a = {.out = or_, .q = q, .k = k, .v = v, .nq = nq, .nk = nk, .ldq = ldq, .ldk = ldk, .ldo = ldo,
                             .n_heads = nh, .n_kv = nkv, .hd = hd, .scale = scale,
-                            .qc = qc, .kc = kc, .qpad = qp, .kpad = kp, .kb = kb, .vb = vb, .nkb = nkb};
+                            .qc = qc, .kc = kc, .qpad = qp, .kpad = kp, .kb = nkb ? kb : NULL, .vb = nkb ? vb : NULL,
+                            .nkb = nkb, .round_bf16 = round};
     RUN(REF->attention, &a, 1);
     a.out = of;
     RUN(BE->attention, &a, nth);
     float *tol = malloc(sizeof(float) * (size_t)(nq * ldo));
     for (int64_t i = 0; i < nq * ldo; i++) tol[i] = (i % ldo) < (int64_t)nh * hd ? t0 : 0.0f;
     char label[200];
-    snprintf(label, sizeof label, "attention bf16 KV nq=%lld nk=%lld nkb=%lld heads=%d kv=%d hd=%d ldk=%lld masks=%d nth=%d",
-             (long long)nq, (long long)nk, (long long)nkb, nh, nkv, hd, (long long)ldk, masks, nth);
+    snprintf(label, sizeof label, "attention bf16 KV nq=%lld nk=%lld nkb=%lld heads=%d kv=%d hd=%d ldk=%lld masks=%d nth=%d round=%d",
+             (long long)nq, (long long)nk, (long long)nkb, nh, nkv, hd, (long long)ldk, masks, nth, round);
     double min_pcc = nq * nh * hd >= 64 && masks != 2 ? 0.9999 : 0;
     compare(label, of, or_, nq * ldo, tol, 0, min_pcc);
     a.out = o1;
     RUN(BE->attention, &a, 1);
     CHECK(!memcmp(o1, of, sizeof(float) * (size_t)(nq * ldo + GUARD)), "%s: nth=1 and nth=%d bit-identical", label, nth);
     if (BE == &pi0_backend_fast) {
-        /* which kernel ran: the bf16 one (result differs from the fp32 kernel's) or the fp32 one */
+        /* which kernel ran: the bf16 one (result differs from the fp32 kernel's) or the fp32 one. The
+         * portable bf16 kernel only widens the copy: without one (nkb 0) it computes fp32 exactly */
         const pi0_fast_isa *isa = pi0_fast_isa_get();
-        int want_bf16 = isa->attention_bf16 && isa->attention_bf16_ok(&a);
+        int rounds = round && isa->attention_bf16 != pi0_fast_attention_bf16_generic;
+        int want_bf16 = isa->attention_bf16 && isa->attention_bf16_ok(&a) && (nkb > 0 || rounds);
         pi0_attention_args f = a;
-        f.out = o32, f.kb = NULL, f.vb = NULL, f.nkb = 0;
+        f.out = o32, f.kb = NULL, f.vb = NULL, f.nkb = 0, f.round_bf16 = 0;
         RUN(BE->attention, &f, nth);
         int same = !memcmp(o32, of, sizeof(float) * (size_t)(nq * ldo));
         CHECK(want_bf16 ? !same : same, "%s: ISA row %s ran its %s kernel", label, isa->name, want_bf16 ? "bf16" : "fp32");
@@ -896,8 +901,8 @@ static void test_attention_bf16_one(int64_t nq, int64_t nk, int64_t nkb, int nh,
         pi0_fast_attention_bf16_generic(&a, 0, nq / 2, s);
         pi0_fast_attention_bf16_generic(&a, nq / 2, nq, s);
         free(s);
-        snprintf(label, sizeof label, "attention bf16 KV generic nq=%lld nk=%lld nkb=%lld heads=%d kv=%d hd=%d masks=%d",
-                 (long long)nq, (long long)nk, (long long)nkb, nh, nkv, hd, masks);
+        snprintf(label, sizeof label, "attention bf16 KV generic nq=%lld nk=%lld nkb=%lld heads=%d kv=%d hd=%d masks=%d round=%d",
+                 (long long)nq, (long long)nk, (long long)nkb, nh, nkv, hd, masks, round);
         compare(label, og, or_, nq * ldo, tol, 0, min_pcc);
     }
     free(q); free(k); free(v); free(kb); free(vb); free(qc); free(kc); free(qp); free(kp);
@@ -905,18 +910,25 @@ static void test_attention_bf16_one(int64_t nq, int64_t nk, int64_t nkb, int nh,
 }
 
 static void test_attention_bf16(void) {
-    test_attention_bf16_one(1, 1, 1, 1, 1, 2, 0, 1, 0);
-    test_attention_bf16_one(50, 355, 304, 8, 1, 256, 1, 2, 0);  /* denoise: prefix copy + 51 fp32 rows */
-    test_attention_bf16_one(51, 355, 355, 8, 1, 256, 1, 2, 0);  /* all keys in the copy */
-    test_attention_bf16_one(150, 150, 150, 8, 1, 256, 1, 3, 0); /* prefill, several blocks per thread */
-    test_attention_bf16_one(1, 867, 816, 8, 1, 256, 1, 2, 0);   /* nq = 1 */
-    test_attention_bf16_one(13, 29, 11, 4, 2, 34, 1, 3, 0);     /* 2 KV groups, odd copy and tail */
-    test_attention_bf16_one(23, 17, 5, 3, 1, 6, 1, 2, 0);       /* hd 6, key tails 12+4+1 */
-    test_attention_bf16_one(11, 23, 23, 24, 8, 40, 1, 3, 0);    /* 3:1 groups */
-    test_attention_bf16_one(37, 300, 299, 2, 1, 64, 0, 1, 0);   /* no masks, one fp32 key */
-    test_attention_bf16_one(7, 211, 100, 8, 1, 256, 2, 2, 0);   /* every row fully masked: uniform */
-    test_attention_bf16_one(9, 40, 33, 2, 1, 16, 1, 2, 1);      /* odd ldk: the SIMD kernel declines */
-    test_attention_bf16_one(6, 20, 10, 2, 1, 7, 1, 2, 0);       /* odd hd: likewise */
+    test_attention_bf16_one(1, 1, 1, 1, 1, 2, 0, 1, 0, 0);
+    test_attention_bf16_one(50, 355, 304, 8, 1, 256, 1, 2, 0, 0);  /* denoise: prefix copy + 51 fp32 rows */
+    test_attention_bf16_one(51, 355, 355, 8, 1, 256, 1, 2, 0, 0);  /* all keys in the copy */
+    test_attention_bf16_one(150, 150, 150, 8, 1, 256, 1, 3, 0, 0); /* prefill, several blocks per thread */
+    test_attention_bf16_one(1, 867, 816, 8, 1, 256, 1, 2, 0, 0);   /* nq = 1 */
+    test_attention_bf16_one(13, 29, 11, 4, 2, 34, 1, 3, 0, 0);     /* 2 KV groups, odd copy and tail */
+    test_attention_bf16_one(23, 17, 5, 3, 1, 6, 1, 2, 0, 0);       /* hd 6, key tails 12+4+1 */
+    test_attention_bf16_one(11, 23, 23, 24, 8, 40, 1, 3, 0, 0);    /* 3:1 groups */
+    test_attention_bf16_one(37, 300, 299, 2, 1, 64, 0, 1, 0, 0);   /* no masks, one fp32 key */
+    test_attention_bf16_one(7, 211, 100, 8, 1, 256, 2, 2, 0, 0);   /* every row fully masked: uniform */
+    test_attention_bf16_one(9, 40, 33, 2, 1, 16, 1, 2, 1, 0);      /* odd ldk: the SIMD kernel declines */
+    test_attention_bf16_one(6, 20, 10, 2, 1, 7, 1, 2, 0, 0);       /* odd hd: likewise */
+    /* round_bf16 (SigLIP): no copy, every key rounded per call (n_kv = n_heads, hd 72, odd nk) */
+    test_attention_bf16_one(67, 67, 0, 16, 16, 72, 0, 3, 0, 1);
+    test_attention_bf16_one(17, 17, 0, 16, 16, 72, 1, 2, 0, 1);
+    test_attention_bf16_one(13, 29, 0, 4, 2, 34, 1, 3, 0, 1);   /* 2 KV groups */
+    test_attention_bf16_one(50, 355, 304, 8, 1, 256, 1, 2, 0, 1); /* with a copy: as without round */
+    test_attention_bf16_one(7, 31, 0, 8, 1, 256, 2, 2, 0, 1);   /* every row fully masked */
+    test_attention_bf16_one(6, 20, 0, 2, 1, 7, 1, 2, 0, 1);     /* odd hd: the SIMD kernel declines */
 }
 
 /* ---- norms, elementwise, mod, rope, embed, patches ----------------------------------------- */

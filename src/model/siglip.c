@@ -38,10 +38,11 @@ void pi0_vision_forward(pi0_state *st, const float *const *images, const int *sl
         pi0_linear(ex, "vision.attn.v", st->v_v, st->v_a, &L->v, L->v_b, R);
         for (int i = 0; i < n_img; i++) {
             int64_t o = i * T * Dv;
-            /* every token sees every token of its own image: no mask arrays */
+            /* every token sees every token of its own image: no mask arrays. Where the prefix KV
+             * cache gets a bf16 copy (st->kv_bf16), the kernel may round these K/V per call too */
             pi0_attention_args at = {.out = st->v_o + o, .q = st->v_q + o, .k = st->v_k + o, .v = st->v_v + o,
                                      .nq = T, .nk = T, .ldq = Dv, .ldk = Dv, .ldo = Dv, .n_heads = nh, .n_kv = nh,
-                                     .hd = hd, .scale = 1.0f / sqrtf((float)hd)};
+                                     .hd = hd, .scale = 1.0f / sqrtf((float)hd), .round_bf16 = st->kv_bf16};
             pi0_op_attention(ex, "vision.attn", &at);
         }
         pi0_linear_add(ex, "vision.attn.out", st->v_h, st->v_o, &L->o, L->o_b, R);

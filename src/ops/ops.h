@@ -57,6 +57,10 @@ typedef struct {
      * may read the copy instead of those rows (the fast one does where its ISA row has a bf16 kernel;
      * the reference never does). kb NULL or nkb 0: none. */
     const uint16_t *kb, *vb; int64_t nkb;
+    /* Nonzero: a backend may round keys [nkb, nk) too (with q·scale and the softmax weights, as it
+     * does over the copy; fp32 accumulation). The fast one does where its ISA row has a bf16 kernel,
+     * per call into its own scratch (SigLIP: no copy, every key). */
+    int round_bf16;
 } pi0_attention_args;
 
 /* Round K/V rows [r0, r1) (row stride ldk floats, ldk columns) to bf16 into the layout above

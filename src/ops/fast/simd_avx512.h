@@ -40,13 +40,12 @@ static inline __mmask16 pi0_mask16(int64_t left) {
 extern const pi0_fast_gemm_kernels pi0_fast_gemm_avx512_dp, pi0_fast_gemm_avx512_wd, pi0_fast_gemm_avx512_f32;
 extern const pi0_fast_gemm_kernels pi0_fast_gemm_avx512_vnni; /* int8 kind (matmul_avx512vnni.c), needs VNNI */
 int pi0_fast_pack_fill_avx512(const pi0_fast_packed *p, const void *data, pi0_dtype dt);
-/* scratch grows with a->nk and a->hd; _ok is 0 when the query stride is too large for the int32
- * gather offsets */
+/* attention_avx512.c: fp32 FMA (every shape), and vdpbf16ps over the bf16 KV copy and keys rounded
+ * per call (AVX512_BF16 rows only; _ok is 0 for an odd hd or ldk: its 32-bit pair loads must be
+ * aligned). Scratch grows with a->nk and a->hd. */
 size_t pi0_fast_attention_avx512_scratch(const pi0_attention_args *a);
 int pi0_fast_attention_avx512_ok(const pi0_attention_args *a);
 void pi0_fast_attention_avx512(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch);
-/* vdpbf16ps attention over the bf16 KV copy (attention_bf16_avx512.c; AVX512_BF16 rows only);
- * _ok is 0 for an odd hd or ldk (its 32-bit pair loads must be aligned) or too large a query stride */
 size_t pi0_fast_attention_bf16_avx512_scratch(const pi0_attention_args *a);
 int pi0_fast_attention_bf16_avx512_ok(const pi0_attention_args *a);
 void pi0_fast_attention_bf16_avx512(const pi0_attention_args *a, int64_t q0, int64_t q1, void *scratch);
