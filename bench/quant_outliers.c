@@ -12,12 +12,23 @@
  *   2ch 8-12x     two moderate fixed channels (borderline for T near 10).
  * Prints the output NMSE (sum (y_q - y)^2 / sum y^2) per threshold and the outlier channels per row
  * (the side product's cost). Run: bench/build.sh, then build/quant_outliers.
+ *
+ * build/quant_outliers --speed [reps]: what the handling costs on the π0 down projections, whose
+ * input rows are GeGLU products gelu(g) * u (g, u ~ N(0, 1): heavy-tailed, as in the random
+ * checkpoints, where PI0_INT8_STATS counts 15.6 outliers per row at k = 4096 and 99 % of the rows
+ * quantized whole after 3 scans at k = 16384): per shape, the thread CPU time (best of reps) of one
+ * int8 GEMM call on this CPU's ISA row with its side-product kernel, with the portable kernel, with
+ * the handling off; the row analysis alone and the side product alone (ISA and portable kernel).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "ops/fast/fast.h"
+#include "ops/fast/isa.h"
+#include "ops/ops.h"
 
 #define K 2048
 #define N 256
@@ -57,7 +68,70 @@ static void make_rows(int kind, float *x) {
     }
 }
 
-int main(void) {
+static double cpu_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+static int speed(int reps) {
+    static const struct { const char *what; int64_t m, k, n; } shapes[] = {
+        {"expert down (denoise)", 50, 4096, 1024}, {"prefix down", 520, 16384, 2048}};
+    const pi0_fast_isa *isa = pi0_fast_isa_get();
+    const pi0_fast_gemm_kernels *g = isa->gemm[PI0_WEIGHTS_INT8];
+    if (!g) { printf("ISA row %s has no int8 kernels\n", isa->name); return 1; }
+    pi0_fast_gemm_kernels gp = *g; /* the same row with the portable side-product kernel */
+    gp.side = NULL;
+    pi0_fast_isa ip = *isa;
+    ip.gemm[PI0_WEIGHTS_INT8] = &gp;
+    printf("ISA row %s, 1 thread, thread CPU ms per call, best of %d\n", isa->name, reps);
+    printf("| shape | m | k | n | out/row | %%whole | scans/row | GEMM | GEMM portable side | GEMM handling off | "
+           "row analysis | side | side portable |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int64_t m = shapes[si].m, k = shapes[si].k, n = shapes[si].n;
+        float *w = malloc(sizeof(float) * (size_t)(n * k)), *x = malloc(sizeof(float) * (size_t)(m * k));
+        float *y = malloc(sizeof(float) * (size_t)(m * n));
+        for (int64_t i = 0; i < n * k; i++) w[i] = (float)gauss();
+        for (int64_t i = 0; i < m * k; i++) {
+            double a = gauss(), u = gauss();
+            x[i] = (float)(0.5 * a * (1.0 + tanh(0.7978845608 * (a + 0.044715 * a * a * a))) * u);
+        }
+        pi0_fast_packed *b;
+        if (pi0_fast_pack_weight(&b, w, PI0_DT_F32, n, k, PI0_WEIGHTS_INT8, "bench") != PI0_OK) return 1;
+        pi0_fast_gemm_job j = {.c = y, .ldc = n, .a = x, .lda = k, .b = b, .m = m, .p0 = 0, .p1 = b->n_panels};
+        pi0_fast_i8_row *rq = malloc(sizeof *rq * (size_t)m);
+        double best[6] = {1e30, 1e30, 1e30, 1e30, 1e30, 1e30}, outs = 0, whole = 0, scans = 0;
+        for (int r = 0; r < reps; r++) {
+            double t0 = cpu_ms();
+            pi0_fast_gemm_isa(isa, &j);
+            double t1 = cpu_ms();
+            pi0_fast_gemm_isa(&ip, &j);
+            double t2 = cpu_ms();
+            pi0_fast_int8_outliers(0);
+            pi0_fast_gemm_isa(isa, &j);
+            pi0_fast_int8_outliers(1);
+            double t3 = cpu_ms();
+            for (int64_t i = 0; i < m; i++) pi0_fast_i8_row_prepare(&rq[i], x + i * k, k, g->scan);
+            double t4 = cpu_ms();
+            for (int64_t p = 0; p < b->n_panels; p++) pi0_fast_i8_side(y + p * 64, n, x, k, m, rq, b, p, g->side);
+            double t5 = cpu_ms();
+            for (int64_t p = 0; p < b->n_panels; p++) pi0_fast_i8_side(y + p * 64, n, x, k, m, rq, b, p, NULL);
+            double t6 = cpu_ms(), t[6] = {t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5};
+            for (int q = 0; q < 6; q++) best[q] = t[q] < best[q] ? t[q] : best[q];
+        }
+        for (int64_t i = 0; i < m; i++) { outs += rq[i].n_out; whole += rq[i].whole; scans += rq[i].scans; }
+        printf("| %s | %lld | %lld | %lld | %.2f | %.1f | %.2f |", shapes[si].what, (long long)m, (long long)k,
+               (long long)n, outs / (double)m, 100 * whole / (double)m, scans / (double)m);
+        for (int q = 0; q < 6; q++) printf(" %.3f |", best[q]);
+        printf("\n");
+        pi0_fast_packed_free(b);
+        free(w); free(x); free(y); free(rq);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--speed")) return speed(argc > 2 ? atoi(argv[2]) : 5);
     static const char *names[] = {"gaussian", "student-t4", "4ch 20-100x", "1ch 500x+3", "2ch 8-12x"};
     static const float ts[] = {4, 5, 6, 8, 10, 12, 16, 24, 0};
     const int nt = (int)(sizeof ts / sizeof ts[0]);

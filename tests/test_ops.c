@@ -719,6 +719,127 @@ static void test_int8_exact(void) {
     }
 }
 
+/* The outlier side-product kernel of every ISA row against the portable one (pi0_fast_i8_side_generic):
+ * bit-identical accumulators (each kernel multiplies, then adds, per column in the order of the
+ * channels), for n = 0..CAP channels at every position mod 4 of their 4-input group, weights over
+ * the whole int8 range (-128 included: the sign extension of each byte), activations of both signs
+ * and very different magnitudes (a rounding difference would show), in groups across the panel. */
+static void test_int8_side(void) {
+    const int64_t kp = 1024;
+    int8_t *panel = aligned_alloc(64, (size_t)(kp * 64));
+    for (int64_t i = 0; i < kp * 64; i++) panel[i] = (int8_t)((int)(frand() * 128.0f + 128.0f) - 128);
+    for (int j = 0; j < 64; j++) panel[4 * j + 1] = j % 2 ? -128 : 127; /* input 1: the extremes */
+    for (int r = 0; r < pi0_fast_isa_count(); r++) {
+        const pi0_fast_isa *isa = pi0_fast_isa_at(r);
+        const pi0_fast_gemm_kernels *g = isa->gemm[PI0_WEIGHTS_INT8];
+        if (!pi0_fast_isa_available(isa) || !g || !g->side) continue;
+        int64_t bad = 0, runs = 0, nonzero = 0;
+        for (int n = 0; n <= PI0_I8_OUTLIER_CAP; n++)
+            for (int t = 0; t < 8; t++) {
+                int32_t idx[PI0_I8_OUTLIER_CAP];
+                float xv[PI0_I8_OUTLIER_CAP], a1[64], a2[64];
+                for (int o = 0; o < n; o++) {
+                    idx[o] = (int32_t)((t * 97 + o * 61 + (o * t) % 4) % kp);
+                    if (t == 0) idx[o] = o; /* inputs 0..n-1: every byte of the first groups */
+                    xv[o] = frand() * (o % 3 == 0 ? 300.0f : o % 3 == 1 ? 1.0f : 1e-3f);
+                }
+                memset(a2, 0xff, sizeof a2); /* NaN: the kernel must write every column */
+                pi0_fast_i8_side_generic(a1, panel, idx, xv, n);
+                g->side(a2, panel, idx, xv, n);
+                bad += memcmp(a1, a2, sizeof a1) != 0;
+                for (int j = 0; j < 64; j++) nonzero += a1[j] != 0.0f;
+                runs++;
+            }
+        CHECK(bad == 0 && nonzero > 0, "int8 side-product kernel of %s: the portable bits (%lld of %lld runs differ; "
+              "n = 0..%d channels, weights -128..127)", isa->name, (long long)bad, (long long)runs, PI0_I8_OUTLIER_CAP);
+    }
+    /* and the portable kernel against a plain reading of the layout (element (j, i) at (i/4)*256 + 4j + i%4) */
+    int32_t idx[3] = {1, 6, 1023};
+    float xv[3] = {2.0f, -0.5f, 3.0f}, a[64];
+    pi0_fast_i8_side_generic(a, panel, idx, xv, 3);
+    int ok = 1;
+    for (int j = 0; j < 64; j++) {
+        float want = 0.0f;
+        for (int o = 0; o < 3; o++) want = want + xv[o] * (float)panel[(idx[o] / 4) * 256 + 4 * j + idx[o] % 4];
+        ok &= a[j] == want;
+    }
+    CHECK(ok, "int8 portable side-product kernel: sum_o x_o q_j,o from the packed layout");
+    free(panel);
+}
+
+/* Exact columns of an int8 weight (pi0_fast_i8_pick_exact, at pack): columns 80x smaller than the rest
+ * of their rows (1-2 int8 levels, relative error ~30 %) are kept in fp32, with their source values,
+ * and only those: not a column as small but on its rows' int8 grid (no error), none in a random
+ * weight, at most PI0_I8_EXACT_CAP (ascending) when more are small. */
+static void test_int8_exact_columns(void) {
+    const int64_t n = 300, k = 200;
+    for (int v = 0; v < 4; v++) {
+        float *w = fbuf(n * k, 1.0f);
+        int want[64], nw = 0;
+        for (int64_t i = 0; i < k; i++) {
+            int small = v == 3 ? i % 5 == 0 : (i == 7 || i == 50 || i == 199) && v > 0;
+            if (!small) continue;
+            float mx[300];
+            for (int64_t j = 0; j < n; j++) {
+                mx[j] = 0;
+                for (int64_t c = 0; c < k; c++) if (c != i) mx[j] = fmaxf(mx[j], fabsf(w[j * k + c]));
+                w[j * k + i] /= 80.0f;
+                if (v == 2 && i == 50) w[j * k + i] = nearbyintf(w[j * k + i] * 127.0f / mx[j]) * (mx[j] / 127.0f);
+            }
+            if (!(v == 2 && i == 50)) want[nw++] = (int)i;
+        }
+        pi0_weight wt = {.name = "ex", .dtype = PI0_DT_F32, .data = w, .rows = n, .cols = k};
+        if (pi0_backend_prepare_weight(BE, &wt, PI0_WEIGHTS_INT8) != PI0_OK) { CHECK(0, "pack"); free(w); return; }
+        const pi0_fast_packed *b = wt.packed;
+        int ok = b->n_exact == (nw < PI0_I8_EXACT_CAP ? nw : PI0_I8_EXACT_CAP);
+        for (int e = 0; e < b->n_exact && ok; e++) {
+            ok &= e == 0 || b->exact_idx[e] > b->exact_idx[e - 1];
+            int in = 0;
+            for (int q = 0; q < nw; q++) in |= want[q] == b->exact_idx[e];
+            ok &= in;
+            for (int64_t j = 0; j < b->n_panels * 64; j++)
+                ok &= b->exact[e * b->n_panels * 64 + j] == (j < n ? w[j * k + b->exact_idx[e]] : 0.0f);
+        }
+        static const char *what[] = {"random weight: none", "3 columns /80: those 3", "one of them on the int8 grid: the other 2",
+                                     "40 columns /80: the cap"};
+        CHECK(ok, "int8 exact columns, %s (%d kept, %d planted)", what[v], b->n_exact, nw);
+        if (v == 1) { /* through the GEMM: rows with those channels 300x as outliers */
+            const int64_t m = 5;
+            float *x = fbuf(m * k, 1.0f), *y0 = fbuf(m * n, 0), *y1 = fbuf(m * n, 0);
+            for (int64_t r = 0; r < m; r++)
+                for (int q = 0; q < nw; q++) x[r * k + want[q]] = (q + r) % 2 ? 300.0f : -250.0f;
+            double e[2] = {0, 0}, ss = 0;
+            pi0_fast_gemm_job j = {.c = y0, .ldc = n, .a = x, .lda = k, .b = b, .m = m, .p0 = 0, .p1 = b->n_panels};
+            for (int on = 0; on < 2; on++) {
+                pi0_fast_int8_exact(on);
+                j.c = on ? y1 : y0;
+                pi0_fast_gemm_generic(&j);
+                for (int64_t r = 0; r < m; r++)
+                    for (int64_t c = 0; c < n; c++) {
+                        double want_y = 0;
+                        for (int64_t i = 0; i < k; i++) want_y += (double)x[r * k + i] * w[c * k + i];
+                        e[on] += (j.c[r * n + c] - want_y) * (j.c[r * n + c] - want_y);
+                        if (on) ss += want_y * want_y;
+                    }
+            }
+            CHECK(e[1] * 20 < e[0], "int8 GEMM with 3 outlier channels on the exact columns: NMSE %.3g with them, %.3g "
+                  "with their int8 weights (min 20x less)", e[1] / ss, e[0] / ss);
+            int same = 1;
+            for (int r = 0; r < pi0_fast_isa_count(); r++) {
+                const pi0_fast_isa *isa = pi0_fast_isa_at(r);
+                if (!pi0_fast_isa_available(isa)) continue;
+                j.c = y0;
+                pi0_fast_gemm_isa(isa, &j);
+                same &= !memcmp(y0, y1, sizeof(float) * (size_t)(m * n));
+            }
+            CHECK(same, "int8 GEMM with exact columns: every ISA row gives the portable bits (one k block)");
+            free(x); free(y0); free(y1);
+        }
+        pi0_backend_release_weight(BE, &wt);
+        free(w);
+    }
+}
+
 static void test_matmul_int8(void) {
     static const int64_t shapes[][3] = {{1, 1, 1},   {1, 7, 3},      {5, 17, 13},   {13, 64, 65},  {7, 33, 100},
                                         {51, 256, 130}, {2, 513, 257}, {6, 2, 128},  {37, 300, 3}, {40, 2048, 300}};
@@ -752,6 +873,8 @@ static void test_int8(void) {
     pi0_fast_isa_force(NULL);
     test_int8_variants();
     test_int8_exact();
+    test_int8_side();
+    test_int8_exact_columns();
 }
 
 /* ---- attention ------------------------------------------------------------------------------ */

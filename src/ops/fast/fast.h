@@ -39,6 +39,13 @@ typedef struct {
     size_t mapped;     /* pi0_fast_pack_weight: length of data's mmap (0 = from the heap) */
     float *scale;      /* int8 kind: per-column weight scale, in data after the panels (else NULL) */
     int32_t *wsum;     /* int8 kind: per-column compensation 128 * sum_i q_ji, after scale */
+    /* int8 kind: the input columns kept exactly (quant_int8.c, pi0_fast_i8_pick_exact): n_exact
+     * (<= PI0_I8_EXACT_CAP) indices ascending, and their weights in fp32 as exact[e][j] (row stride
+     * n_panels*64, zero past n), one allocation (exact_idx first) freed with the packed weight. */
+    int n_exact;
+    int32_t *exact_idx;
+    float *exact;
+    const char *name;  /* the weight's name (diagnostics: PI0_INT8_STATS); the caller's string */
 } pi0_fast_packed;
 
 /* k blocks of a GEMM: kp cut into ceil(kp / kc_max) near-equal even blocks (1152 -> one block, 4304
@@ -87,6 +94,8 @@ typedef struct {
     float step, inv;
     int n_out;                          /* outlier channels, indices ascending */
     int32_t out[PI0_I8_OUTLIER_CAP];
+    uint8_t scans;                      /* diagnostics (PI0_INT8_STATS): row scans made */
+    uint8_t whole;                      /* 1: heavy-tailed (too many or still growing), quantized whole */
 } pi0_fast_i8_row;
 /* Row statistics primitive (an ISA row may provide its own; it must give the same bits): over
  * |x_i| for i < k, those <= thr add x_i^2 into lane i % 16 of lanes (in index order, multiply then
@@ -102,10 +111,32 @@ void pi0_fast_i8_row_prepare(pi0_fast_i8_row *r, const float *x, int64_t k, pi0_
  * u8 = q + 128 (row stride lds bytes), 128 past k and at outlier channels. */
 void pi0_fast_i8_quantize_generic(void *dst, int64_t lds, const float *a, int64_t lda, int64_t mb, int64_t k0,
                                   int64_t kc, int64_t k, const pi0_fast_i8_row *rq, const char *pf, int64_t pf_lines);
-/* Adds the outlier side product of rows [0, mb) to the columns of panel p:
- * c[r, j] += scale_j * sum_o x[r, o] * q_jo over the row's outlier channels o. */
+/* Side-product kernel (an ISA row's entry, isa.h; all give the portable one's bits): for the 64
+ * columns of one int8 panel, acc[j] = sum over o = 0..n-1, in that order, of xv[o] * (float)q_j,idx[o]
+ * (a product rounded, then added: no FMA), acc starting at 0. */
+typedef void (*pi0_fast_i8_side_fn)(float acc[64], const int8_t *panel, const int32_t *idx, const float *xv, int n);
+void pi0_fast_i8_side_generic(float acc[64], const int8_t *panel, const int32_t *idx, const float *xv, int n);
+#if defined(__x86_64__)
+void pi0_fast_i8_side_avx512(float acc[64], const int8_t *panel, const int32_t *idx, const float *xv, int n);
+void pi0_fast_i8_side_avx2(float acc[64], const int8_t *panel, const int32_t *idx, const float *xv, int n);
+#endif
+#if defined(__aarch64__)
+void pi0_fast_i8_side_neon(float acc[64], const int8_t *panel, const int32_t *idx, const float *xv, int n);
+#endif
+/* Adds the outlier side product of rows [0, mb) to the columns of panel p: over the row's outlier
+ * channels o, c[r, j] += scale_j * sum_o x[r, o] * q_jo, and for the channels among b's exact
+ * columns (their int8 weights keep too few levels, pi0_fast_i8_pick_exact) c[r, j] += sum_o x[r, o]
+ * * w_jo with the exact weight instead. kern: the ISA's side-product kernel (NULL: portable). */
 void pi0_fast_i8_side(float *c, int64_t ldc, const float *a, int64_t lda, int64_t mb, const pi0_fast_i8_row *rq,
-                      const pi0_fast_packed *b, int64_t p);
+                      const pi0_fast_packed *b, int64_t p, pi0_fast_i8_side_fn kern);
+/* At load, after packing (pack.c): choose the input columns of an int8 weight whose int8 values keep
+ * too few levels (relative quantization error of the column > PI0_I8_EXACT_REL, at most
+ * PI0_I8_EXACT_CAP, the worst first) and keep them in fp32 (b->exact*). data: the [n, k] source rows. */
+#define PI0_I8_EXACT_CAP 32
+pi0_status pi0_fast_i8_pick_exact(pi0_fast_packed *b, const void *data, pi0_dtype dt);
+/* TEST-ONLY: use the exact columns in the side product (1, the default) or not (0: the int8 weights
+ * of every outlier channel); PI0_INT8_EXACT=0 starts it off. Not thread-safe: only while no op runs. */
+void pi0_fast_int8_exact(int on);
 /* TEST-ONLY: outlier handling on (1, the default) or off (0); the environment variable
  * PI0_INT8_OUTLIERS=0, read once at first use, starts it off (diagnostics). Not thread-safe: only
  * while no op runs. */

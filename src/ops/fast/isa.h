@@ -73,6 +73,7 @@ typedef struct {
     pi0_fast_i8_scan_fn scan;
     pi0_fast_gemm_quantize quantize;
     pi0_fast_gemm_kern_i8 kern_i8[PI0_FAST_MR_MAX + 1];
+    pi0_fast_i8_side_fn side;      /* outlier side-product kernel (NULL: portable) */
 } pi0_fast_gemm_kernels;
 
 typedef struct pi0_fast_isa {

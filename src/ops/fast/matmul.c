@@ -177,7 +177,7 @@ static void gemm_int8(const pi0_fast_gemm_kernels *g, const format_info *f, cons
                 pi0_fast_i8_epilogue e = {step, b->scale + p * NR, last ? b->wsum + p * NR : NULL, NULL, 0};
                 float *c = j->c + i0 * j->ldc + p * NR;
                 panel_block(g, f, abuf, lds, 1, mb, bp, kk, c, j->ldc, loadc, bias, ncols, nx, nx_lines, &e);
-                if (last && n_out) pi0_fast_i8_side(c, j->ldc, a, j->lda, mb, rq, b, p);
+                if (last && (n_out || p == 0)) pi0_fast_i8_side(c, j->ldc, a, j->lda, mb, rq, b, p, g->side);
             }
         }
     }

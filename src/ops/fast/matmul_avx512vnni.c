@@ -126,4 +126,5 @@ static void quantize(void *dst, int64_t lds, const float *a, int64_t lda, int64_
 const pi0_fast_gemm_kernels pi0_fast_gemm_avx512_vnni = {
     .mr = MR, .cols = 64, .kc = KC_I8, .mc = MC_I8, .a_elem = 1, .needs = PI0_CAP_AVX512VNNI,
     .scan = scan, .quantize = quantize,
-    .kern_i8 = {0, kern_i8_1, kern_i8_2, kern_i8_3, kern_i8_4, kern_i8_5, kern_i8_6}};
+    .kern_i8 = {0, kern_i8_1, kern_i8_2, kern_i8_3, kern_i8_4, kern_i8_5, kern_i8_6},
+    .side = pi0_fast_i8_side_avx512};

@@ -58,7 +58,7 @@ static void gemm_int8(const pi0_fast_gemm_job *j) {
                     if (j->bias) v += j->bias[p * NR + c];
                     yp[c] = v;
                 }
-                pi0_fast_i8_side(yp, j->ldc, j->a + (i0 + r) * j->lda, j->lda, 1, &rq[r], b, p);
+                pi0_fast_i8_side(yp, j->ldc, j->a + (i0 + r) * j->lda, j->lda, 1, &rq[r], b, p, NULL);
             }
         }
     }

@@ -265,7 +265,7 @@ static void quantize_block(void *dst, int64_t lds, const float *a, int64_t lda, 
 #define KERNS4(name) {0, name##_1, name##_2, name##_3, name##_4}
 const pi0_fast_gemm_kernels pi0_fast_gemm_avx2_i8vnni = {
     .mr = MR_VNNI, .cols = 16, .kc = KC, .mc = MC, .a_elem = 1, .needs = PI0_CAP_AVXVNNI,
-    .scan = scan_row, .quantize = quantize_block, .kern_i8 = KERNS6(kern_vnni)};
+    .scan = scan_row, .quantize = quantize_block, .kern_i8 = KERNS6(kern_vnni), .side = pi0_fast_i8_side_avx2};
 const pi0_fast_gemm_kernels pi0_fast_gemm_avx2_i8 = {
     .mr = MR_MB, .cols = 16, .kc = KC, .mc = MC, .a_elem = 1,
-    .scan = scan_row, .quantize = quantize_block, .kern_i8 = KERNS4(kern_mb)};
+    .scan = scan_row, .quantize = quantize_block, .kern_i8 = KERNS4(kern_mb), .side = pi0_fast_i8_side_avx2};

@@ -87,4 +87,5 @@ DEF_KERN(1) DEF_KERN(2) DEF_KERN(3) DEF_KERN(4)
 
 const pi0_fast_gemm_kernels pi0_fast_gemm_neon_i8dot = {
     .mr = MR, .cols = 16, .kc = KC, .mc = MC, .a_elem = 1, .needs = PI0_CAP_NEON_DOT,
-    .quantize = pi0_fast_i8_quantize_generic, .kern_i8 = {0, kern_dot_1, kern_dot_2, kern_dot_3, kern_dot_4}};
+    .quantize = pi0_fast_i8_quantize_generic, .kern_i8 = {0, kern_dot_1, kern_dot_2, kern_dot_3, kern_dot_4},
+    .side = pi0_fast_i8_side_neon};

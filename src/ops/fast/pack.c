@@ -82,6 +82,10 @@ static void init_header(pi0_fast_packed *p, void *data, int64_t n, int64_t k, in
     p->data = data;
     p->scale = NULL;
     p->wsum = NULL;
+    p->n_exact = 0;
+    p->exact_idx = NULL;
+    p->exact = NULL;
+    p->name = NULL;
     if (kind == PI0_WEIGHTS_INT8) {
         p->scale = (float *)((char *)data + (size_t)(p->n_panels * p->kp * PI0_FAST_NR));
         p->wsum = (int32_t *)(p->scale + p->n_panels * PI0_FAST_NR);
@@ -122,6 +126,106 @@ static void fill_int8(const pi0_fast_packed *p, const void *data, pi0_dtype dt) 
             p->scale[j] = j >= n ? 0.0f : finite ? amax / 127.0f : NAN;
             p->wsum[j] = 128 * sum;
         }
+}
+
+/* ---- int8 kind: exact columns ------------------------------------------------------------------
+ * An outlier channel o of the activations is multiplied exactly by the side product (quant_int8.c),
+ * but by the int8 weights q_jo of its column. Models that carry massive activations in a few
+ * channels often have small weights reading them (the product stays moderate): such a column holds
+ * one or two int8 levels of its rows' steps, and its relative error |w - scale q| / |w| reaches tens
+ * of percent where an ordinary column's is ~0.3-1 %, an error the outlier multiplies. So per int8
+ * weight the columns with a relative quantization error above EXACT_REL and above EXACT_FACTOR x the
+ * typical column's, at most PI0_I8_EXACT_CAP (the worst first), are kept in fp32 and the side product
+ * uses them for those channels. The int8 product never sees an outlier channel (its activation is
+ * quantized as 0), so nothing is counted twice.
+ * Cost: one pass over the source computing each column's mean square in units of its rows' steps,
+ * E_i = mean_j (w_ji / scale_j)^2 (a column's error is at most 0.5 step per row, so its relative
+ * error is <= 0.5 / sqrt(E_i): only columns with sqrt(E_i) < 0.5 / EXACT_REL can pass, and with
+ * rounding error ~ uniform its error is ~0.29 / sqrt(E_i), so EXACT_FACTOR x the typical column's
+ * means sqrt(E_i) < sqrt(E_median) / EXACT_FACTOR); for those candidates only, the exact error from
+ * the packed bytes. A model without such columns (random weights) keeps none and no memory. */
+#define EXACT_REL 0.02f   /* 2 %: an ordinary column of uniform / Gaussian rows is at 0.4-0.8 % */
+#define EXACT_FACTOR 4.0f /* and 4x the median column's (heavy-tailed rows: every column coarser) */
+#define EXACT_CAND (8 * PI0_I8_EXACT_CAP)
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+pi0_status pi0_fast_i8_pick_exact(pi0_fast_packed *b, const void *data, pi0_dtype dt) {
+    const int64_t n = b->n, k = b->k, NR = PI0_FAST_NR;
+    float *E = calloc((size_t)k, 2 * sizeof *E), *row = malloc((size_t)k * sizeof *row);
+    if (!E || !row) { free(E); free(row); return pi0_err(PI0_ERR_NOMEM, "int8 exact columns of '%s': out of memory", b->name ? b->name : "?"); }
+    /* E over every st-th row (<= ~1024 rows: a small column is small in every row; the candidates'
+     * error below uses all rows, so sampling only loosens the filter, by 2x in rms) */
+    const int64_t st = n / 1024 > 1 ? n / 1024 : 1;
+    int64_t rows = 0;
+    for (int64_t j = 0; j < n; j += st) {
+        float s = b->scale[j];
+        if (!(s > 0.0f) || !(s < INFINITY)) continue; /* zero or non-finite row: nothing to measure */
+        const float inv = 1.0f / s;
+        if (dt == PI0_DT_F32) memcpy(row, (const float *)data + j * k, (size_t)k * sizeof *row);
+        else for (int64_t i = 0; i < k; i++) row[i] = load_elem(data, dt, j * k + i);
+        for (int64_t i = 0; i < k; i++) E[i] += (row[i] * inv) * (row[i] * inv);
+        rows++;
+    }
+    free(row);
+    int64_t nc = 0;
+    int32_t cand[EXACT_CAND];
+    float rel[EXACT_CAND], rel_typ = 0.0f; /* EXACT_FACTOR x the median column's expected error */
+    if (rows > 0) {
+        float *sorted = E + k;
+        memcpy(sorted, E, (size_t)k * sizeof *E);
+        qsort(sorted, (size_t)k, sizeof *sorted, cmp_float);
+        /* rms in steps: the median column's, and the bound a column must be under (2x slack) */
+        float med = sqrtf(sorted[k / 2] / (float)rows), lim = med / EXACT_FACTOR;
+        rel_typ = med > 0.0f ? EXACT_FACTOR * 0.2887f / med : INFINITY; /* uniform rounding: 1/sqrt(12) step */
+        if (lim > 0.5f / EXACT_REL) lim = 0.5f / EXACT_REL;
+        lim = 2.0f * lim;
+        const float elim = lim * lim * (float)rows, cut = k > EXACT_CAND ? sorted[EXACT_CAND - 1] : INFINITY;
+        for (int64_t i = 0; i < k && nc < EXACT_CAND; i++) /* at most the EXACT_CAND smallest */
+            if (E[i] < elim && E[i] <= cut) cand[nc++] = (int32_t)i;
+    }
+    int64_t ne = 0;
+    for (int64_t c = 0; c < nc; c++) { /* the exact relative error of each candidate column */
+        const int64_t i = cand[c];
+        double err = 0, nrm = 0;
+        for (int64_t j = 0; j < n; j++) {
+            float s = b->scale[j];
+            if (!(s > 0.0f) || !(s < INFINITY)) continue;
+            int8_t q = ((const int8_t *)b->data)[(j / NR) * b->kp * NR + (i >> 2) * (4 * NR) + (j % NR) * 4 + (i & 3)];
+            double w = load_elem(data, dt, j * k + i), e = w - (double)s * q;
+            err += e * e;
+            nrm += w * w;
+        }
+        float r = nrm > 0 ? (float)sqrt(err / nrm) : 0.0f;
+        if (r > EXACT_REL && r > rel_typ) { cand[ne] = (int32_t)i; rel[ne++] = r; }
+    }
+    free(E);
+    if (ne == 0) return PI0_OK;
+    /* the worst PI0_I8_EXACT_CAP (ties: lower index), then ascending index */
+    for (int64_t a = 0; a < ne; a++)
+        for (int64_t c = a + 1; c < ne; c++)
+            if (rel[c] > rel[a] || (rel[c] == rel[a] && cand[c] < cand[a])) {
+                float t = rel[a]; rel[a] = rel[c]; rel[c] = t;
+                int32_t u = cand[a]; cand[a] = cand[c]; cand[c] = u;
+            }
+    if (ne > PI0_I8_EXACT_CAP) ne = PI0_I8_EXACT_CAP;
+    for (int64_t a = 1; a < ne; a++)
+        for (int64_t c = a; c > 0 && cand[c] < cand[c - 1]; c--) { int32_t u = cand[c]; cand[c] = cand[c - 1]; cand[c - 1] = u; }
+    const int64_t ld = b->n_panels * NR;
+    size_t head = ((size_t)ne * sizeof(int32_t) + 63) & ~(size_t)63;
+    char *buf = aligned_alloc(64, head + (size_t)(ne * ld) * sizeof(float));
+    if (!buf) return pi0_err(PI0_ERR_NOMEM, "int8 exact columns of '%s': out of memory", b->name ? b->name : "?");
+    b->exact_idx = (int32_t *)buf;
+    b->exact = (float *)(buf + head);
+    for (int64_t e = 0; e < ne; e++) {
+        b->exact_idx[e] = cand[e];
+        for (int64_t j = 0; j < ld; j++) b->exact[e * ld + j] = j < n ? load_elem(data, dt, j * k + cand[e]) : 0.0f;
+    }
+    b->n_exact = (int)ne;
+    return PI0_OK;
 }
 
 void pi0_fast_pack_fill_generic(const pi0_fast_packed *p, const void *data, pi0_dtype dt) {
@@ -177,8 +281,13 @@ pi0_status pi0_fast_pack_weight(pi0_fast_packed **out, const void *data, pi0_dty
     }
     init_header(p, buf, n, k, kind);
     p->mapped = mapped;
+    p->name = name;
     const pi0_fast_isa *isa = pi0_fast_isa_get();
     if (!isa->pack_fill || !isa->pack_fill(p, data, dt)) pi0_fast_pack_fill_generic(p, data, dt);
+    if (kind == PI0_WEIGHTS_INT8) {
+        pi0_status s = pi0_fast_i8_pick_exact(p, data, dt);
+        if (s != PI0_OK) { pi0_fast_packed_free(p); return s; }
+    }
     *out = p;
     return PI0_OK;
 }
@@ -187,6 +296,7 @@ void pi0_fast_packed_free(pi0_fast_packed *p) {
     if (!p) return;
     if (p->mapped) munmap(p->data, p->mapped);
     else free(p->data);
+    free(p->exact_idx);
     free(p);
 }
 

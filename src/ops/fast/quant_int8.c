@@ -1,6 +1,14 @@
 /* quant_int8.c - the int8 kind's activation side (portable, shared by every ISA): per-row (per-token)
  * dynamic quantization with outlier channels, the portable block quantizer and the outlier side
- * product. The weight side (per-output-channel quantization) is in pack.c, the layout in fast.h.
+ * product. The weight side (per-output-channel quantization, exact columns) is in pack.c, the layout
+ * in fast.h.
+ *
+ * Side product (pi0_fast_i8_side, after a panel's last k block): per row with outlier channels, those
+ * whose input column the weight keeps exactly (pack.c: columns whose int8 values keep too few levels)
+ * are multiplied by that fp32 column, the others by their int8 weights through the ISA's kernel (isa.h
+ * entry `side`: AVX-512, AVX2, NEON in quant_int8_<isa>.c, all with the portable kernel's bits: per
+ * column a product rounded, then added, in channel order). PI0_INT8_STATS=1 prints per weight role how
+ * its input rows were quantized (rows with outliers, channels per row, rows quantized whole, scans).
  *
  * Row quantization (pi0_fast_i8_row_prepare), computed over the whole row once per m block, so all
  * k blocks share it and it depends on the row alone (never on the thread split):
@@ -34,6 +42,8 @@
  * output per channel the side product of 16 is < 1 % of a k = 2048 GEMM's work.
  */
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,6 +118,8 @@ void pi0_fast_i8_row_prepare(pi0_fast_i8_row *r, const float *x, int64_t k, pi0_
     int64_t cnt;
     int32_t idx[CAND];
     r->n_out = 0;
+    r->scans = 1;
+    r->whole = 0;
     scan(x, k, INFINITY, lanes, &mb, &cnt, idx, 0);
     if (mb >= 0x7f800000u) { /* NaN or infinity */
         r->step = NAN;
@@ -122,7 +134,8 @@ void pi0_fast_i8_row_prepare(pi0_fast_i8_row *r, const float *x, int64_t k, pi0_
     int64_t prev = 0;
     for (int it = 0;; it++) {
         scan(x, k, thr, lanes, &mb, &cnt, idx, CAND);
-        if (cnt > CAND || cnt >= k || it == 8) return; /* heavy-tailed, not a few channels: whole row */
+        r->scans++;
+        if (cnt > CAND || cnt >= k || it == 8) { r->whole = 1; return; } /* heavy-tailed: whole row */
         if (cnt == prev) break;                         /* thresholds only fall: equal count, same set */
         prev = cnt;
         thr = T * sqrtf(lane_sum(lanes) / (float)(k - cnt));
@@ -173,22 +186,145 @@ void pi0_fast_i8_quantize_generic(void *dst, int64_t lds, const float *a, int64_
     }
 }
 
+/* The portable side-product kernel: per outlier its 64 weights sit at stride 4 in the panel's
+ * 256-byte group (fast.h); the SIMD ones (quant_int8_<isa>.c) pick the same bytes out of whole
+ * dwords and do the same multiply, then add, per column. */
+void pi0_fast_i8_side_generic(float acc[64], const int8_t *panel, const int32_t *idx, const float *xv, int n) {
+    for (int j = 0; j < PI0_FAST_NR; j++) acc[j] = 0.0f;
+    for (int o = 0; o < n; o++) {
+        const int8_t *w = panel + (idx[o] >> 2) * (4 * PI0_FAST_NR) + (idx[o] & 3);
+        const float xo = xv[o];
+        for (int j = 0; j < PI0_FAST_NR; j++) acc[j] = acc[j] + xo * (float)w[4 * j];
+    }
+}
+
+static int g_exact = -1; /* -1: not yet read from the environment */
+void pi0_fast_int8_exact(int on) { g_exact = on ? 1 : 0; }
+static int exact_on(void) {
+    if (g_exact < 0) {
+        const char *e = getenv("PI0_INT8_EXACT");
+        g_exact = !(e && strcmp(e, "0") == 0);
+    }
+    return g_exact;
+}
+
+static void stats_rows(const pi0_fast_packed *b, int64_t mb, const pi0_fast_i8_row *rq);
+
+/* Per row: the outlier channels split into those with an exact column (merge of two ascending lists)
+ * and the rest; the rest through the kernel, times the column scales; the exact ones in fp32. */
 void pi0_fast_i8_side(float *c, int64_t ldc, const float *a, int64_t lda, int64_t mb, const pi0_fast_i8_row *rq,
-                      const pi0_fast_packed *b, int64_t p) {
+                      const pi0_fast_packed *b, int64_t p, pi0_fast_i8_side_fn kern) {
     const int64_t NR = PI0_FAST_NR, ncols = b->n - p * NR < NR ? b->n - p * NR : NR;
     const int8_t *panel = (const int8_t *)b->data + p * b->kp * NR;
     const float *cs = b->scale + p * NR;
+    const int ne = exact_on() ? b->n_exact : 0;
+    if (!kern) kern = pi0_fast_i8_side_generic;
+    if (p == 0) stats_rows(b, mb, rq);
     for (int64_t r = 0; r < mb; r++) {
         if (!rq[r].n_out) continue;
-        float acc[PI0_FAST_NR];
-        for (int64_t j = 0; j < NR; j++) acc[j] = 0.0f;
-        for (int o = 0; o < rq[r].n_out; o++) {
-            int64_t i = rq[r].out[o];
-            float xo = a[r * lda + i];
-            const int8_t *w = panel + (i >> 2) * (4 * NR) + (i & 3);
-            for (int64_t j = 0; j < NR; j++) acc[j] = acc[j] + xo * (float)w[4 * j];
+        const float *x = a + r * lda;
+        int32_t qi[PI0_I8_OUTLIER_CAP], ei[PI0_I8_OUTLIER_CAP];
+        float qx[PI0_I8_OUTLIER_CAP], ex[PI0_I8_OUTLIER_CAP];
+        int nq = 0, nx = 0;
+        for (int o = 0, e = 0; o < rq[r].n_out; o++) {
+            int32_t i = rq[r].out[o];
+            while (e < ne && b->exact_idx[e] < i) e++;
+            if (e < ne && b->exact_idx[e] == i) { ei[nx] = e; ex[nx++] = x[i]; }
+            else { qi[nq] = i; qx[nq++] = x[i]; }
         }
+        float acc[PI0_FAST_NR] __attribute__((aligned(64)));
         float *y = c + r * ldc;
-        for (int64_t j = 0; j < ncols; j++) y[j] = y[j] + acc[j] * cs[j];
+        if (nq) {
+            kern(acc, panel, qi, qx, nq);
+            for (int64_t j = 0; j < ncols; j++) y[j] = y[j] + acc[j] * cs[j];
+        }
+        if (nx) {
+            const int64_t ld = b->n_panels * NR;
+            for (int64_t j = 0; j < NR; j++) acc[j] = 0.0f;
+            for (int o = 0; o < nx; o++) {
+                const float *w = b->exact + ei[o] * ld + p * NR, xo = ex[o];
+                for (int64_t j = 0; j < NR; j++) acc[j] = acc[j] + xo * w[j];
+            }
+            for (int64_t j = 0; j < ncols; j++) y[j] = y[j] + acc[j];
+        }
     }
+}
+
+/* ---- PI0_INT8_STATS=1: how each weight's input rows were quantized (measurement only) ---------
+ * Counted in the side-product call of panel 0, so each row of a GEMM once whatever the thread split
+ * (a panel split gives panel 0 to one thread; a row split gives each thread its own rows); weights
+ * of the same role in every layer are summed ("layers.N." -> "layers.*."). Printed to stderr at
+ * exit. Off: one branch per call. */
+#define STATS_MAX 64
+typedef struct {
+    char name[96];
+    int64_t k, rows, with_out, outliers, whole, scans;
+} stat_site;
+static struct {
+    int on; /* -1 unread, 0, 1 */
+    pthread_mutex_t mu;
+    int n;
+    stat_site s[STATS_MAX];
+} g_stats = {.on = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void stats_print(void) {
+    fprintf(stderr, "PI0_INT8_STATS: per weight role (all layers), the rows of its GEMM inputs\n");
+    fprintf(stderr, "%-56s %6s %9s %8s %9s %8s %7s %7s\n", "weight", "k", "rows", "%w/out", "out/row", "out/orow",
+            "%whole", "scans");
+    for (int i = 0; i < g_stats.n; i++) {
+        const stat_site *t = &g_stats.s[i];
+        double r = t->rows ? (double)t->rows : 1;
+        fprintf(stderr, "%-56s %6lld %9lld %8.2f %9.3f %8.2f %7.2f %7.3f\n", t->name, (long long)t->k,
+                (long long)t->rows, 100.0 * (double)t->with_out / r, (double)t->outliers / r,
+                t->with_out ? (double)t->outliers / (double)t->with_out : 0.0, 100.0 * (double)t->whole / r,
+                (double)t->scans / r);
+    }
+}
+
+/* "...language_model.layers.12.mlp.down_proj.weight" -> "language_model.layers.*.mlp.down_proj" */
+static void site_name(char *d, size_t n, const char *w) {
+    const char *s = w ? w : "?";
+    size_t len = strlen(s);
+    if (len > 7 && !strcmp(s + len - 7, ".weight")) len -= 7;
+    if (len > n - 8) { s += len - (n - 8); len = n - 8; }
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 2 < n; i++) {
+        d[o++] = s[i];
+        if (i >= 6 && !strncmp(s + i - 6, "layers.", 7) && s[i + 1] >= '0' && s[i + 1] <= '9') {
+            d[o++] = '*';
+            while (i + 1 < len && s[i + 1] >= '0' && s[i + 1] <= '9') i++;
+        }
+    }
+    d[o] = 0;
+}
+
+static void stats_rows(const pi0_fast_packed *b, int64_t mb, const pi0_fast_i8_row *rq) {
+    if (g_stats.on < 0) {
+        const char *e = getenv("PI0_INT8_STATS");
+        g_stats.on = e && *e && strcmp(e, "0") != 0;
+        if (g_stats.on) atexit(stats_print);
+    }
+    if (!g_stats.on) return;
+    char name[96];
+    site_name(name, sizeof name, b->name);
+    pthread_mutex_lock(&g_stats.mu);
+    int i = 0;
+    while (i < g_stats.n && (strcmp(g_stats.s[i].name, name) || g_stats.s[i].k != b->k)) i++;
+    if (i == g_stats.n && i < STATS_MAX) {
+        memset(&g_stats.s[i], 0, sizeof g_stats.s[i]);
+        memcpy(g_stats.s[i].name, name, sizeof name);
+        g_stats.s[i].k = b->k;
+        g_stats.n++;
+    }
+    if (i < STATS_MAX) {
+        stat_site *t = &g_stats.s[i];
+        for (int64_t r = 0; r < mb; r++) {
+            t->rows++;
+            t->with_out += rq[r].n_out > 0;
+            t->outliers += rq[r].n_out;
+            t->whole += rq[r].whole;
+            t->scans += rq[r].scans;
+        }
+    }
+    pthread_mutex_unlock(&g_stats.mu);
 }
