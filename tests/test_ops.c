@@ -478,6 +478,20 @@ static void test_int8_rows(void) {
     pi0_fast_i8_row_prepare(&r, x, k, NULL);
     CHECK(isnan(r.step), "int8 row with a NaN: step NaN");
     free(x);
+    /* more channels between 3/4 of the threshold and the threshold than the pool of one scan holds
+     * (1100 at 3.2 beside one at 60, the rest |x| <= 1/3, k = 32768: threshold 6 rms = 4.2): the row is
+     * scanned again at the threshold itself; then the 60 is the one outlier (the next threshold, 3.7,
+     * is above 3.2) and the step is 3.2 / 127 */
+    const int64_t kb = 32768;
+    x = fbuf(kb, 1.0f / 3.0f);
+    for (int c = 0; c < 1100; c++) x[13 + 29 * c] = c % 2 ? 3.2f : -3.2f;
+    x[kb - 3] = 60.0f;
+    pi0_fast_i8_row_prepare(&r, x, kb, NULL);
+    CHECK(r.n_out == 1 && r.out[0] == kb - 3 && r.step == 3.2f / 127.0f && r.scans == 3,
+          "int8 row, 1100 channels above 3/4 of the threshold (pool overflow): %d outlier(s) at %d, step %.5g (want "
+          "1 at %lld, 3.2/127 = %.5g), %d scans (want 3)", r.n_out, r.n_out ? r.out[0] : -1, r.step, (long long)(kb - 3),
+          3.2f / 127.0f, r.scans);
+    free(x);
 }
 
 /* Every ISA row against the portable int8 GEMM on the same packed weight: the quantized
