@@ -21,3 +21,8 @@ echo "built $BUILD/attn_bench"
 cc -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Isrc -pthread bench/quant_outliers.c \
    "$BUILD/libpi0.a" -lm -lcjson -o "$BUILD/quant_outliers"
 echo "built $BUILD/quant_outliers"
+# full-size accuracy of --int8-vision against the bf16 fast path, and the activations' max/rms per
+# matmul site (no timing, no extra deps; reads test-style case files through tests/case_io.h)
+cc -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -Isrc -Itests -pthread bench/int8_vision_acc.c \
+   "$BUILD/libpi0.a" -lm -lcjson -o "$BUILD/int8_vision_acc"
+echo "built $BUILD/int8_vision_acc"

@@ -81,6 +81,7 @@ static void run_op(pi0_exec *ex, const char *site, pi0_op op, const void *args, 
                              pi0_op_name(op), site, why);
         return;
     }
+    if (ex->observe) ex->observe(site, op, args, ex->observe_user);
     job j = {be, op, args};
     int64_t t0 = now_ns();
     if (work < ex->serial_work) job_run(&j, 0, 1);

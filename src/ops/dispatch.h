@@ -42,6 +42,10 @@ typedef struct pi0_exec {
     int step;            /* set by pi0_exec_stage, read by the statistics and the taps */
     int n_sites;
     pi0_site_stats sites[PI0_MAX_SITES];
+    /* Debug hook (bench/int8_vision_acc.c: activation statistics per matmul site): when set, called
+     * on the calling thread before each op runs, with its site and arguments; NULL otherwise. */
+    void (*observe)(const char *site, pi0_op op, const void *args, void *user);
+    void *observe_user;
 } pi0_exec;
 
 void pi0_exec_reset_stats(pi0_exec *ex);
