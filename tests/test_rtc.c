@@ -164,9 +164,9 @@ static double cosine(const double *a, const double *b, size_t n) {
 
 static void fd_tap(const pi0_tensor_view *t, void *user) {
     fd_probe *p = user;
-    int step;
-    char tail[32];
-    if (sscanf(t->name, "denoise.s%d.%31s", &step, tail) != 2 || strcmp(tail, "rtc_corr")) return;
+    const char *k = strrchr(t->name, '.');
+    if (t->step < 0 || !k || strcmp(k, ".rtc_corr")) return;
+    int step = t->step;
     pi0_state *st = p->st;
     size_t n = (size_t)p->H * p->A;
     /* the step's time: openpi's float32 grid */

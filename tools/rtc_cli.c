@@ -173,17 +173,19 @@ rtc_taps *rtc_taps_new(void) {
     return tp;
 }
 
-static int wanted(const char *name) {
-    if (!strncmp(name, "rtc.", 4)) return 1;
-    int step, len = 0;
-    if (sscanf(name, "denoise.s%d.%n", &step, &len) != 1 || len == 0) return 0;
-    const char *k = name + len;
+/* rtc.* (before the loop), and a step's denoise.sNN.<what> for the four RTC tensors: the step is
+ * t->step, the name's last component says which tensor. */
+static int wanted(const pi0_tensor_view *t) {
+    if (!strncmp(t->name, "rtc.", 4)) return 1;
+    const char *k = strrchr(t->name, '.');
+    if (t->step < 0 || strncmp(t->name, "denoise.", 8) || !k) return 0;
+    k++;
     return !strcmp(k, "x") || !strcmp(k, "v") || !strcmp(k, "v_model") || !strcmp(k, "rtc_corr");
 }
 
 void rtc_taps_cb(const pi0_tensor_view *t, void *user) {
     rtc_taps *tp = user;
-    if (!wanted(t->name)) return;
+    if (!wanted(t)) return;
     size_t n = 1;
     for (int i = 0; i < t->ndim; i++) n *= (size_t)t->shape[i];
     if (tp->n == tp->cap) {
