@@ -69,7 +69,13 @@ static pi0_status run_case(pi0_ctx *ctx, const case_inputs *c, float *act, int *
     return s;
 }
 
-static int kind_of(const pi0_weight *w) { return w->packed ? ((const pi0_fast_packed *)w->packed)->kind : -1; }
+/* The kind a weight was packed in; a GeGLU up projection is packed inside its gate's pair (and keeps
+ * no copy of its own), a gate must be such a pair. */
+static int kind_of(const pi0_weight *w) {
+    const pi0_fast_packed *p = w->geglu_gate ? (w->packed ? NULL : w->geglu_gate->packed) : w->packed;
+    if (p && (w->geglu_gate || w->geglu_up) && !p->pair) return -2;
+    return p ? p->kind : -1;
+}
 
 /* Every matrix of each role packed in the kind --weights int8 promises (model.h: pi0_weight_role). */
 static void check_kinds(const char *dir, pi0_ctx *ctx, int pi05) {

@@ -274,6 +274,113 @@ static void test_matmul(void) {
     CHECK(!ok && strstr(why, "not packed"), "supports rejects an unpacked weight: '%s'", why);
 }
 
+/* ---- geglu (gate and up packed as one pair, gelu_tanh(g) * u written by the GEMM driver) ------- */
+
+/* y = gelu_tanh(x·Gᵀ) ⊙ (x·Uᵀ) of the fast backend (gate|up packed as one pair by its prepare step)
+ * against (1) the reference op, with the tolerance derived from the matmul ones: g and u each within
+ * tg = rt·Sg, tu = rt·Su (rt as in test_matmul_one: bf16 8e-3, f32 1e-5; Sg, Su the sums of |x w|),
+ * |gelu'| <= 1.13, so |dy| <= 1.13·|u|·tg + (|gelu(g)| + 1.13·tg)·tu + 1e-5·|y| (the vector GELU) +
+ * 1e-7; the int8 kind has its own bound (test_int8_one) and here a PCC >= 0.999; and (2) the fast
+ * backend's two separate matmuls (gate, up packed alone) and its elementwise gelu_tanh_mul: the
+ * same kernels on the same slices, so the same bits (the pair only changes where the C tiles live).
+ * Sentinels after y and the padding of ldy must stay untouched; nth = 1 and nth give the same bits. */
+static void test_geglu_one(int64_t m, int64_t k, int64_t n, pi0_dtype dt, int kind, int nth, int pad) {
+    int64_t ldx = k + pad, ldy = n + pad;
+    float *gv = fbuf(n * k, 1.0f), *uv = fbuf(n * k, 1.0f), *x = fbuf(m * ldx, 1.0f);
+    float *y0 = fbuf(m * ldy, 1.0f), *yr = fcopy(y0, m * ldy), *yf = fcopy(y0, m * ldy), *y1 = fcopy(y0, m * ldy);
+    pi0_weight g = {.name = "test.gate", .dtype = dt, .data = make_weight_data(dt, gv, n * k), .rows = n, .cols = k};
+    pi0_weight u = {.name = "test.up", .dtype = dt, .data = make_weight_data(dt, uv, n * k), .rows = n, .cols = k};
+    pi0_weight g1 = g, u1 = u; /* the same matrices packed alone */
+    g.geglu_up = &u;
+    u.geglu_gate = &g;
+    pi0_weight *list[2] = {&g, &u};
+    pi0_prepare_args pa = {.w = list, .n = 2, .weight_kind = kind, .n_threads = 1};
+    pi0_status s = BE->prepare(&pa);
+    s = s ? s : pi0_backend_prepare_weight(BE, &g1, kind);
+    s = s ? s : pi0_backend_prepare_weight(BE, &u1, kind);
+    CHECK(s == PI0_OK && g.packed && !u.packed && ((const pi0_fast_packed *)g.packed)->pair,
+          "geglu %lldx%lld kind %d: packed as one pair, up keeps no copy", (long long)n, (long long)k, kind);
+    if (s != PI0_OK) return;
+    pi0_geglu_args ar = {.y = yr, .x = x, .gate = &g, .up = &u, .m = m, .ldx = ldx, .ldy = ldy}, af = ar, a1 = ar;
+    char why[128] = "";
+    CHECK(BE->supports(PI0_OP_GEGLU, &af, why, sizeof why), "supports geglu on the pair: '%s'", why);
+    RUN(REF->geglu, &ar, 1);
+    af.y = yf;
+    RUN(BE->geglu, &af, nth);
+    a1.y = y1;
+    RUN(BE->geglu, &a1, 1);
+    CHECK(!memcmp(y1, yf, sizeof(float) * (size_t)(m * ldy + GUARD)), "geglu m=%lld k=%lld n=%lld: nth=1 and nth=%d bit-identical",
+          (long long)m, (long long)k, (long long)n, nth);
+    /* (2) the unfused fast path, row by row into [m, n] buffers */
+    float *gs = malloc(sizeof(float) * (size_t)(m * n)), *us = malloc(sizeof(float) * (size_t)(m * n));
+    pi0_matmul_args mg = {.y = gs, .x = x, .w = &g1, .m = m, .ldx = ldx, .ldy = n}, mu = mg;
+    mu.y = us;
+    mu.w = &u1;
+    RUN(BE->matmul, &mg, nth);
+    RUN(BE->matmul, &mu, nth);
+    pi0_ew_args e = {.y = gs, .a = gs, .b = us, .n = m * n, .kind = PI0_EW_GELU_TANH_MUL};
+    RUN(BE->ew, &e, nth);
+    int64_t same = 0;
+    for (int64_t i = 0; i < m; i++) same += !memcmp(gs + i * n, yf + i * ldy, sizeof(float) * (size_t)n);
+    CHECK(same == m, "geglu m=%lld k=%lld n=%lld kind=%d: fused = fast gate, up matmuls + gelu_tanh_mul bit for bit (%lld of %lld rows)",
+          (long long)m, (long long)k, (long long)n, kind, (long long)same, (long long)m);
+    /* (1) against the reference */
+    float *tol = malloc(sizeof(float) * (size_t)(m * ldy));
+    double rt = kind == PI0_WEIGHTS_F32 ? 1e-5 : 8e-3;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < ldy; j++) {
+            double t = 0;
+            if (j < n) {
+                double Sg = 0, Su = 0, gd = 0, ud = 0;
+                for (int64_t p = 0; p < k; p++) {
+                    double xv = x[i * ldx + p], wg = pi0_weight_at(&g, j * k + p), wu = pi0_weight_at(&u, j * k + p);
+                    Sg += fabs(xv * wg); Su += fabs(xv * wu); gd += xv * wg; ud += xv * wu;
+                }
+                double tg = rt * Sg, tu = rt * Su, gel = fabs(gd) + tg; /* |gelu(g)| <= |g| */
+                t = 1.13 * (fabs(ud) + tu) * tg + (gel + 1.13 * tg) * tu + 1e-5 * fabs(yr[i * ldy + j]);
+            }
+            tol[i * ldy + j] = (float)(t + 1e-7);
+        }
+    char label[160];
+    snprintf(label, sizeof label, "geglu m=%lld k=%lld n=%lld dt=%d kind=%s nth=%d pad=%d", (long long)m, (long long)k,
+             (long long)n, dt, kind == PI0_WEIGHTS_F32 ? "f32" : kind == PI0_WEIGHTS_INT8 ? "int8" : "bf16", nth, pad);
+    if (kind == PI0_WEIGHTS_INT8) compare(label, yf, yr, m * ldy, NULL, 1e30, m * n >= 64 ? 0.999 : 0);
+    else compare(label, yf, yr, m * ldy, tol, 0, m * n >= 64 ? 0.9999 : 0);
+    /* the pair is for geglu only; the separate weights are not a pair */
+    pi0_matmul_args mm = {.y = gs, .x = x, .w = &g, .m = m, .ldx = ldx, .ldy = n};
+    CHECK(!BE->supports(PI0_OP_MATMUL, &mm, why, sizeof why) && strstr(why, "pair"), "matmul on a pair's gate rejected: '%s'", why);
+    pi0_geglu_args au = {.y = yf, .x = x, .gate = &g1, .up = &u1, .m = m, .ldx = ldx, .ldy = ldy};
+    CHECK(!BE->supports(PI0_OP_GEGLU, &au, why, sizeof why) && strstr(why, "pair"), "geglu on two separate packs rejected: '%s'", why);
+    pi0_weight *rel[4] = {&g, &u, &g1, &u1};
+    BE->release(rel, 4);
+    free((void *)g.data); free((void *)u.data); /* g1, u1 share them */
+    free(gv); free(uv); free(x); free(y0); free(yr); free(yf); free(y1); free(gs); free(us); free(tol);
+}
+
+/* Tails everywhere: m not a multiple of the row tiles (6 on x86, 4 on NEON), n not a multiple of 64
+ * (the last pair's panels part empty), odd k; both work splits (pairs to threads, rows to threads),
+ * several k blocks (bf16 2051: 2 blocks, so the pair keeps both A blocks and m blocks shrink: 600
+ * rows -> 2-3 m blocks; f32: 1024-input blocks; int8 4101: 2 blocks), each weight kind. */
+static void test_geglu(void) {
+    uint64_t rng_saved = rng; /* its own random numbers: the other cases see the sequence they always saw */
+    static const int64_t shapes[][3] = {{1, 1, 1}, {7, 17, 65}, {13, 64, 100}, {50, 300, 130}, {5, 33, 200}, {2, 2, 64}};
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++)
+        for (int nth = 1; nth <= 3; nth += 2) {
+            int64_t m = shapes[s][0], k = shapes[s][1], n = shapes[s][2];
+            test_geglu_one(m, k, n, (pi0_dtype)((s + nth) % 3), PI0_WEIGHTS_BF16, nth, s % 2 ? 3 : 0);
+            test_geglu_one(m, k, n, (pi0_dtype)((s + nth + 1) % 3), PI0_WEIGHTS_F32, nth, s % 2 ? 0 : 2);
+            test_geglu_one(m, k, n, (pi0_dtype)((s + nth + 2) % 3), PI0_WEIGHTS_INT8, nth, s % 2 ? 1 : 0);
+        }
+    test_geglu_one(250, 130, 600, PI0_DT_BF16, PI0_WEIGHTS_BF16, 2, 0); /* row split */
+    test_geglu_one(250, 130, 600, PI0_DT_F32, PI0_WEIGHTS_INT8, 2, 1);
+    test_geglu_one(50, 256, 600, PI0_DT_BF16, PI0_WEIGHTS_INT8, 2, 0);  /* pair split */
+    test_geglu_one(3, 64, 30, PI0_DT_F32, PI0_WEIGHTS_BF16, 3, 0);      /* 1 pair, 3 threads: rows */
+    test_geglu_one(600, 2051, 70, PI0_DT_BF16, PI0_WEIGHTS_BF16, 2, 1); /* several k and m blocks */
+    test_geglu_one(9, 2051, 70, PI0_DT_F32, PI0_WEIGHTS_F32, 2, 0);
+    test_geglu_one(9, 4101, 70, PI0_DT_BF16, PI0_WEIGHTS_INT8, 3, 0);
+    rng = rng_saved;
+}
+
 /* ---- int8 matmul (weights int8 per output channel, activations int8 per row) -------------- */
 
 /* Accuracy contract of the int8 kind against the float reference, per output (row r, column j):
@@ -1324,6 +1431,7 @@ static void test_backend(void) {
         if (!pi0_fast_isa_force(isa)) { printf("ISA row %s: not available on this CPU, skipped\n", isa->name); continue; }
         printf("---- matmul, norms, elementwise, attention with ISA row %s (cpu: %s)\n", isa->name, pi0_cpu_caps_str());
         test_matmul();
+        if (fast) test_geglu();
         if (fast) test_gemm_variants();
         test_norms();
         test_ew();

@@ -39,7 +39,7 @@ static void expert_pass(pi0_state *st, int t0, int Ns, const float *mods, int st
     int P = st->n_prefix, We = c->expert_width;
     for (int l = 0; l < c->expert_depth && st->ex.status == PI0_OK; l++) {
         pi0_gemma_call g = {.L = &st->ctx->w.expert[l], .D = We, .Mx = c->expert_mlp_dim, .x = st->s_x + (int64_t)t0 * We,
-                            .a = st->s_a, .q = st->s_q, .o = st->s_o, .g = st->s_g, .u = st->s_u, .t = st->s_t,
+                            .a = st->s_a, .q = st->s_q, .o = st->s_o, .g = st->s_g, .t = st->s_t,
                             .n = Ns - t0, .pos = st->pos + P + t0, .qcum = st->kcum + P + t0, .qpad = st->kpad + P + t0,
                             .kc = st->kc[l], .vc = st->vc[l], .koff = P + t0,
                             .kb = st->kb ? st->kb[l] : NULL, .vb = st->vb ? st->vb[l] : NULL, .nkb = P,

@@ -1,6 +1,6 @@
 /* gemma.c - one Gemma block for either expert (PI0_MODEL.md §2.4): pre-norm (plain or adaptive),
  * q/k/v projections, RoPE, multi-query attention against the KV buffer, output projection and
- * residual (gated for adaptive norms), pre-MLP norm, GeGLU MLP, residual. K/V of the processed rows
+ * residual (gated for adaptive norms), pre-MLP norm, GeGLU MLP (one geglu op, then down), residual. K/V of the processed rows
  * are written straight into the layer's KV buffer at row koff, so the prefix cache is filled in
  * place and a denoising step reads it in place. With a bf16 copy of the cache (c->kb, fast path),
  * the prefill also rounds its K/V rows into it, and attention reads keys [0, nkb) from the copy. */
@@ -82,9 +82,8 @@ void pi0_gemma_block(pi0_state *st, const pi0_gemma_call *c) {
     project_residual(st, c, &L->o, c->o, 0, c->sites[S_O]);
 
     pre_norm(st, c, L->mlp_norm, mlp_at, c->sites[S_NORM2]);
-    pi0_linear(ex, c->sites[S_MLP], c->g, c->a, &L->gate, NULL, c->n);
-    pi0_linear(ex, c->sites[S_MLP], c->u, c->a, &L->up, NULL, c->n);
-    pi0_ew_args ge = {.y = c->g, .a = c->g, .b = c->u, .n = (int64_t)c->n * c->Mx, .kind = PI0_EW_GELU_TANH_MUL};
-    pi0_op_ew(ex, c->sites[S_MLP], &ge);
+    /* g = gelu_tanh(a·gateᵀ) ⊙ (a·upᵀ): one op (the fast backend: one GEMM over the gate|up pair) */
+    pi0_geglu_args ge = {.y = c->g, .x = c->a, .gate = &L->gate, .up = &L->up, .m = c->n, .ldx = c->D, .ldy = c->Mx};
+    pi0_op_geglu(ex, c->sites[S_MLP], &ge);
     project_residual(st, c, &L->down, c->g, mlp_at, c->sites[S_DOWN]);
 }

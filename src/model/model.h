@@ -137,7 +137,7 @@ struct pi0_state {
     /* prefix (rows = Pmax) */
     float *p_x, *p_a;     /* (Pmax, W) */
     float *p_q, *p_o;     /* (Pmax, HD) */
-    float *p_g, *p_u;     /* (Pmax, M) */
+    float *p_g;           /* (Pmax, M) */
     float **kc, **vc;     /* [depth] -> (Pmax + Ns, KV): prefix rows then suffix rows */
     uint16_t **kb, **vb;  /* [depth] -> (Pmax + 1, KV) bf16 copy of kc/vc's prefix rows, made by the
                            * prefill (pi0_kv_bf16_fill: attention reads it, ops.h), or NULL: fp32 KV */
@@ -150,7 +150,7 @@ struct pi0_state {
     /* suffix (rows = Ns) */
     float *s_x, *s_a;     /* (Ns, We) */
     float *s_q, *s_o;     /* (Ns, HD) */
-    float *s_g, *s_u;     /* (Ns, Me) */
+    float *s_g;           /* (Ns, Me) */
     float *s_t;           /* (Ns, We) temporary (gated residual branch, time MLP) */
     float *tau;           /* (We) time embedding of the step */
     float *tau_b;         /* (We) time MLP bias of the step, families with time in the action tokens (π0) */
@@ -186,7 +186,7 @@ void pi0_vision_forward(pi0_state *st, const float *const *images, const int *sl
 typedef struct {
     const pi0_gemma_layer *L;
     int D, Mx;
-    float *x, *a, *q, *o, *g, *u, *t;  /* buffers: x (n,D), a (n,D), q/o (n,HD), g/u (n,Mx), t (n,D) */
+    float *x, *a, *q, *o, *g, *t;     /* buffers: x (n,D), a (n,D), q/o (n,HD), g (n,Mx): the GeGLU, t (n,D) */
     int n;
     const int32_t *pos;                 /* (n) rows of st->pos (RoPE angles are read from st->rope_cs) */
     const int32_t *qcum; const uint8_t *qpad; /* (n) */

@@ -67,7 +67,7 @@ pi0_status pi0_prefix_forward(pi0_state *st, const pi0_obs *obs, const pi0_run_p
 
     for (int l = 0; l < c->vlm_depth && st->ex.status == PI0_OK; l++) {
         pi0_gemma_call g = {.L = &w->vlm[l], .D = (int)W, .Mx = c->vlm_mlp_dim, .x = st->p_x, .a = st->p_a, .q = st->p_q,
-                            .o = st->p_o, .g = st->p_g, .u = st->p_u, .n = P, .pos = st->pos, .qcum = st->kcum,
+                            .o = st->p_o, .g = st->p_g, .n = P, .pos = st->pos, .qcum = st->kcum,
                             .qpad = st->kpad, .kc = st->kc[l], .vc = st->vc[l], .koff = 0,
                             .kb = st->kb ? st->kb[l] : NULL, .vb = st->vb ? st->vb[l] : NULL, .nkb = P, .kb_fill = 1,
                             .kv_only = st->compact && l == c->vlm_depth - 1, .sites = vlm_sites};

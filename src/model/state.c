@@ -41,7 +41,6 @@ static void layout(pi0_state *st, planner *p) {
     st->p_q = take(p, Pmax * HD, F);
     st->p_o = take(p, Pmax * HD, F);
     st->p_g = take(p, Pmax * (size_t)c->vlm_mlp_dim, F);
-    st->p_u = take(p, Pmax * (size_t)c->vlm_mlp_dim, F);
     st->kc = take(p, (size_t)c->vlm_depth, sizeof(float *));
     st->vc = take(p, (size_t)c->vlm_depth, sizeof(float *));
     for (int l = 0; l < c->vlm_depth; l++) {
@@ -67,7 +66,6 @@ static void layout(pi0_state *st, planner *p) {
     st->s_q = take(p, Ns * HD, F);
     st->s_o = take(p, Ns * HD, F);
     st->s_g = take(p, Ns * (size_t)c->expert_mlp_dim, F);
-    st->s_u = take(p, Ns * (size_t)c->expert_mlp_dim, F);
     st->s_t = take(p, Ns * We, F);
     st->tau = take(p, We, F);
     st->tau_b = take(p, via_norms ? 0 : We, F);

@@ -148,6 +148,7 @@ static pi0_status bind_mat(binder *b, pi0_weight *w, int role, const char *name,
     w->rows = shape[0];
     w->cols = e->t->numel / shape[0];
     w->packed = NULL;
+    w->geglu_up = w->geglu_gate = NULL; /* bind_gemma links its gate and up */
     return add_matrix(b->ctx, w, role);
 }
 
@@ -235,6 +236,8 @@ static pi0_status bind_gemma(binder *b, pi0_gemma_layer *L, int role, const char
     TRY(bind_mat2(b, &L->o, role, fmt(n, sizeof n, f, i, "self_attn.o_proj.weight"), D, HD));
     TRY(bind_mat2(b, &L->gate, role, fmt(n, sizeof n, f, i, "mlp.gate_proj.weight"), Mx, D));
     TRY(bind_mat2(b, &L->up, role, fmt(n, sizeof n, f, i, "mlp.up_proj.weight"), Mx, D));
+    L->gate.geglu_up = &L->up; /* one GeGLU: a backend may prepare the two as one matrix (ops.h) */
+    L->up.geglu_gate = &L->gate;
     TRY(bind_mat2(b, &L->down, role, fmt(n, sizeof n, f, i, "mlp.down_proj.weight"), D, Mx));
     return PI0_OK;
 }

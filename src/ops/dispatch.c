@@ -92,13 +92,14 @@ static void run_op(pi0_exec *ex, const char *site, pi0_op op, const void *args, 
         if (be == &pi0_backend_ref) snprintf(st->reason, sizeof st->reason, "%s", why); else st->reason[0] = '\0';
         st->calls++;
         st->ns += t1 - t0;
-        if (op == PI0_OP_MATMUL || op == PI0_OP_ATTENTION) st->flops += work;
+        if (op == PI0_OP_MATMUL || op == PI0_OP_GEGLU || op == PI0_OP_ATTENTION) st->flops += work;
     }
 }
 
-/* Work of each op (the serial_work threshold, and flops for matmul/attention): multiply-adds x2
- * for those two, roughly 8 operations per element touched for the others. */
+/* Work of each op (the serial_work threshold, and flops for matmul/geglu/attention): multiply-adds
+ * x2 for those three (geglu: two matmuls), roughly 8 operations per element touched for the others. */
 static double work_matmul(const pi0_matmul_args *a) { return 2.0 * (double)a->m * (double)a->w->rows * (double)a->w->cols; }
+static double work_geglu(const pi0_geglu_args *a) { return 4.0 * (double)a->m * (double)a->gate->rows * (double)a->gate->cols; }
 static double work_attention(const pi0_attention_args *a) {
     return 4.0 * (double)a->nq * (double)a->nk * a->n_heads * a->hd;
 }

@@ -26,7 +26,7 @@ typedef struct {
     char reason[96];     /* why it ran on ref ("" when fast; "forced ref" in ref mode) */
     int64_t calls;
     int64_t ns;
-    double flops;        /* matmul/attention multiply-adds x2 */
+    double flops;        /* matmul/geglu/attention multiply-adds x2 */
 } pi0_site_stats;
 
 typedef struct pi0_exec {

@@ -26,6 +26,10 @@ typedef struct pi0_weight {
     const void *data;   /* [rows, cols] as stored in the checkpoint (memory-mapped) */
     int64_t rows, cols; /* out, in */
     void *packed;       /* fast backend's packed copy (owned by the context), or NULL */
+    /* A GeGLU MLP's two input projections (set by the loader, NULL elsewhere): on the gate, its up
+     * projection (same shape); on the up projection, its gate. A backend may prepare the pair as
+     * one matrix for pi0_op_geglu (the fast one: gate->packed holds both, up->packed stays NULL). */
+    struct pi0_weight *geglu_up, *geglu_gate;
 } pi0_weight;
 
 /* Exact conversion of one stored element to float (bf16 and f16 widen exactly). */
@@ -42,6 +46,15 @@ typedef struct {
     float *y; const float *x; const pi0_weight *w; const float *bias;
     int64_t m, ldx, ldy; int accumulate;
 } pi0_matmul_args;
+
+/* GeGLU MLP input: y[m, n] = gelu_tanh(x · Gᵀ) ⊙ (x · Uᵀ), G = gate, U = up ([n, k] each, n =
+ * gate->rows, k = gate->cols), one op instead of two matmuls and a PI0_EW_GELU_TANH_MUL. The
+ * reference computes each output from the two float dot products exactly as those three ops do.
+ * Row strides: x has ldx floats per row (>= k), y has ldy (>= n). */
+typedef struct {
+    float *y; const float *x; const pi0_weight *gate, *up;
+    int64_t m, ldx, ldy;
+} pi0_geglu_args;
 
 /* Multi-query / multi-head attention with the big_vision mask rule:
  * query i may see key j iff kc[j] <= qc[i] && qpad[i] && kpad[j] (a NULL array means all zero for
@@ -124,6 +137,7 @@ typedef struct {
  * without one), and the member in each backend that implements it (NULL = falls back to ref). */
 #define PI0_OP_LIST(X)                                        \
     X(MATMUL, matmul, "matmul", pi0_matmul_args)             \
+    X(GEGLU, geglu, "geglu", pi0_geglu_args)                 \
     X(ATTENTION, attention, "attention", pi0_attention_args) \
     X(LAYERNORM, layernorm, "layernorm", pi0_norm_args)      \
     X(RMSNORM, rmsnorm, "rmsnorm", pi0_norm_args)            \

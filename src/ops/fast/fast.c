@@ -2,7 +2,9 @@
  * its supports() predicate and its prepare step (load-time weight packing on a thread pool).
  *
  * Every member handles any shape it is given except what supports() rejects, always with a reason:
- * a matmul whose weight was not packed (pack() not called or failed), attention with n_heads not
+ * a matmul whose weight was not packed (pack() not called or failed) or was packed as a GeGLU pair,
+ * a geglu whose gate and up were not packed as one pair (prepare pairs them when the loader linked
+ * them, pi0_weight.geglu_up, and they are adjacent in its list), attention with n_heads not
  * a multiple of n_kv, RoPE with odd hd or hd > 1024, embedding ids out of range, patches with S not
  * a multiple of p, unknown ew/mod kinds or missing operands.
  * Kernels come from the ISA table chosen at run time (isa.c: AVX-512 (+BF16), AVX2 + FMA, NEON
@@ -27,9 +29,21 @@ static int fast_supports(pi0_op op, const void *args, char *why, size_t n) {
         const pi0_matmul_args *a = args;
         const pi0_fast_packed *p = a->w->packed;
         if (!p) return no(why, n, "weight not packed (dtype %lld, %lld cols)", (long long)a->w->dtype, a->w->cols);
+        if (p->pair) return no(why, n, "weight packed as a GeGLU gate|up pair (geglu op only)%.0lld%.0lld", 0, 0);
         if (p->n != a->w->rows || p->k != a->w->cols)
             return no(why, n, "packed weight shape differs from [%lld, %lld]", a->w->rows, a->w->cols);
         if (a->ldx < a->w->cols || a->ldy < a->w->rows)
+            return no(why, n, "row strides ldx=%lld ldy=%lld too small", a->ldx, a->ldy);
+        return 1;
+    }
+    case PI0_OP_GEGLU: {
+        const pi0_geglu_args *a = args;
+        const pi0_fast_packed *p = a->gate->packed;
+        if (!p || !p->pair || a->gate->geglu_up != a->up)
+            return no(why, n, "gate and up not packed as one GeGLU pair (gate %lld x %lld)", a->gate->rows, a->gate->cols);
+        if (p->n != a->gate->rows || p->k != a->gate->cols || a->up->rows != a->gate->rows || a->up->cols != a->gate->cols)
+            return no(why, n, "packed pair shape differs from [%lld, %lld]", a->gate->rows, a->gate->cols);
+        if (a->ldx < a->gate->cols || a->ldy < a->gate->rows)
             return no(why, n, "row strides ldx=%lld ldy=%lld too small", a->ldx, a->ldy);
         return 1;
     }
@@ -100,16 +114,27 @@ typedef struct {
 
 static int64_t stored_bytes(const pi0_weight *w) { return w->rows * w->cols * (w->dtype == PI0_DT_F32 ? 4 : 2); }
 
+static int kind_at(const pi0_prepare_args *a, int i) { return a->kinds ? a->kinds[i] : a->weight_kind; }
+
+/* A GeGLU gate at i whose up projection follows it in the list, same shape, dtype and kind: the two
+ * are packed as one pair (pi0_fast_pack_pair) into the gate, and the up weight keeps no copy. */
+static int pair_at(const pi0_prepare_args *a, int i) {
+    const pi0_weight *g = a->w[i], *u = i + 1 < a->n ? a->w[i + 1] : NULL;
+    return u && g->geglu_up == u && u->geglu_gate == g && u->rows == g->rows && u->cols == g->cols &&
+           u->dtype == g->dtype && kind_at(a, i) == kind_at(a, i + 1) && g != a->skip && u != a->skip;
+}
+
 /* Thread ith packs weights ith, ith + nth, ...; weights are independent, so any split is exact. */
 static void pack_some(void *arg, int ith, int nth) {
     pack_job *j = arg;
     const pi0_prepare_args *a = j->a;
     for (int i = ith; i < a->n; i += nth) {
-        pi0_weight *w = a->w[i];
-        if (w == a->skip) continue;
+        pi0_weight *w = a->w[i], *up = pair_at(a, i) ? a->w[i + 1] : NULL;
+        if (w == a->skip || (i > 0 && pair_at(a, i - 1))) continue; /* skipped, or packed with its gate */
         pi0_fast_packed *p;
-        int kind = a->kinds ? a->kinds[i] : a->weight_kind;
-        pi0_status s = pi0_fast_pack_weight(&p, w->data, w->dtype, w->rows, w->cols, kind, w->name);
+        int kind = kind_at(a, i);
+        pi0_status s = up ? pi0_fast_pack_pair(&p, w->data, up->data, w->dtype, w->rows, w->cols, kind, w->name)
+                          : pi0_fast_pack_weight(&p, w->data, w->dtype, w->rows, w->cols, kind, w->name);
         if (s != PI0_OK) {
             j->status[ith] = s;
             snprintf(j->msg[ith], sizeof j->msg[ith], "%s", pi0_last_error()); /* worker's thread-local error */
@@ -117,9 +142,16 @@ static void pack_some(void *arg, int ith, int nth) {
         }
         pi0_fast_packed_free(w->packed);
         w->packed = p;
-        if (a->drop_source) release_pages(w);
+        if (up) {
+            pi0_fast_packed_free(up->packed);
+            up->packed = NULL;
+        }
+        if (a->drop_source) {
+            release_pages(w);
+            if (up) release_pages(up);
+        }
         /* Progress by bytes, every ~0.5 %, from thread 0 only (the callback is never entered twice). */
-        int64_t done = __atomic_add_fetch(&j->done, stored_bytes(w), __ATOMIC_RELAXED);
+        int64_t done = __atomic_add_fetch(&j->done, stored_bytes(w) + (up ? stored_bytes(up) : 0), __ATOMIC_RELAXED);
         if (ith == 0 && a->progress && done < j->total && done - j->reported >= j->total / 200) {
             j->reported = done;
             a->progress((float)((double)done / (double)j->total), a->progress_user);
@@ -160,6 +192,7 @@ static void fast_release(pi0_weight *const *w, int n) {
 const pi0_backend pi0_backend_fast = {
     .name = "fast",
     .matmul = pi0_fast_matmul,
+    .geglu = pi0_fast_geglu,
     .attention = pi0_fast_attention,
     .layernorm = pi0_fast_layernorm,
     .rmsnorm = pi0_fast_rmsnorm,

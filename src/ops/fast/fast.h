@@ -19,6 +19,11 @@
  *              u8 = q + 128, so sum_i u8_i q_ji - wsum[j] = sum_i q_i q_ji exactly).
  * Any k-range [k0, k1) with k0 a multiple of the kind's input group (2, 1, 4) is a contiguous
  * slice of a panel, so kernels block over k without a second layout.
+ * GeGLU pair (pair = 1, pi0_fast_pack_pair): a gate and an up projection [n, k] packed as one
+ *   matrix whose panels alternate: panel 2q holds gate columns [64q, 64q + 64), panel 2q + 1 the up
+ *   columns of the same range (each in the kind's layout above, so n_panels = 2 ceil(n / 64); int8:
+ *   scale/wsum indexed by the panel's own 64 slots, 2q·64 + j and (2q + 1)·64 + j). A GEMM job on
+ *   it writes gelu_tanh(gate) * up to its [m, n] output (pi0_fast_gemm_job).
  */
 #ifndef PI0_FAST_H
 #define PI0_FAST_H
@@ -40,13 +45,20 @@ typedef struct {
     float *scale;      /* int8 kind: per-column weight scale, in data after the panels (else NULL) */
     int32_t *wsum;     /* int8 kind: per-column compensation 128 * sum_i q_ji, after scale */
     /* int8 kind: the input columns kept exactly (quant_int8.c, pi0_fast_i8_pick_exact): n_exact
-     * (<= PI0_I8_EXACT_CAP) indices ascending, and their weights in fp32 as exact[e][j] (row stride
+     * (<= PI0_I8_EXACT_CAP; a GeGLU pair: the union of its two matrices', <= 2x) indices ascending, and their weights in fp32 as exact[e][j] (row stride
      * n_panels*64, zero past n), one allocation (exact_idx first) freed with the packed weight. */
     int n_exact;
     int32_t *exact_idx;
     float *exact;
     const char *name;  /* the weight's name (diagnostics: PI0_INT8_STATS); the caller's string */
+    int pair;          /* 1: a GeGLU gate|up pair (panels alternate, see above); n is each one's columns */
 } pi0_fast_packed;
+
+/* Columns of panel p that hold weights (64, or fewer in the last panel, or last pair). */
+static inline int64_t pi0_fast_panel_cols(const pi0_fast_packed *b, int64_t p) {
+    int64_t left = b->n - (b->pair ? p / 2 : p) * 64;
+    return left < 64 ? left : 64;
+}
 
 /* k blocks of a GEMM: kp cut into ceil(kp / kc_max) near-equal even blocks (1152 -> one block, 4304
  * -> 3 x 1436 rather than 4 x 1024 + 208), so no short tail block pays a full C reload and A
@@ -63,7 +75,10 @@ static inline int64_t pi0_fast_kblock4(int64_t kp, int64_t kc_max) {
 }
 
 /* One GEMM job: c[m, cols of panels p0..p1) (=|+=) a[m, k] · Bᵀ + bias, B packed.
- * Columns >= b->n are never written. lda, ldc in floats. */
+ * Columns >= b->n are never written. lda, ldc in floats.
+ * B a GeGLU pair (b->pair): p0, p1 even, c[m, columns 64·p0/2 .. 64·p1/2) = gelu_tanh(a·Gateᵀ) ⊙
+ * (a·Upᵀ); accumulate 0 and bias NULL. The drivers keep the pair's two C tiles in a per-thread
+ * scratch and write only the product. */
 typedef struct {
     float *c; int64_t ldc;
     const float *a; int64_t lda;
@@ -154,6 +169,9 @@ void *pi0_fast_scratch(int slot, size_t nbytes);
 /* Pack a [n, k] weight (rows of k in the given dtype) into the layout above. */
 pi0_status pi0_fast_pack_weight(pi0_fast_packed **out, const void *data, pi0_dtype dt, int64_t n,
                                 int64_t k, int kind, const char *name);
+/* Pack a GeGLU gate and up projection (both [n, k] in dtype dt) as one pair (layout above). */
+pi0_status pi0_fast_pack_pair(pi0_fast_packed **out, const void *gate, const void *up, pi0_dtype dt, int64_t n,
+                              int64_t k, int kind, const char *name);
 void pi0_fast_packed_free(pi0_fast_packed *p);
 size_t pi0_fast_packed_bytes(int64_t n, int64_t k, int kind);
 /* Fill p->data (header already set, buffer of pi0_fast_packed_bytes) from [n, k] rows in dtype dt.
@@ -179,6 +197,7 @@ void pi0_fast_rmsnorm_row_generic(float *y, const float *x, const float *w, int6
 /* The backend (fast.c) and its op members (in the other files of this directory). */
 extern const pi0_backend pi0_backend_fast;
 void pi0_fast_matmul(const pi0_matmul_args *a, int ith, int nth);
+void pi0_fast_geglu(const pi0_geglu_args *a, int ith, int nth);
 void pi0_fast_attention(const pi0_attention_args *a, int ith, int nth);
 void pi0_fast_layernorm(const pi0_norm_args *a, int ith, int nth);
 void pi0_fast_rmsnorm(const pi0_norm_args *a, int ith, int nth);

@@ -18,11 +18,16 @@
  * the next one (next panel, or the job's first panel of the next k block), one line per k group
  * over the first row tiles; the conversion of the A block asks for the first slice of its k block.
  * That lifts the m=50 action-expert GEMMs, which stream 600 MB of weights per step, by 10-15 %.
- * Driver, A in place (f32 kind): fp32 rows read directly, k blocks of exactly kc, the bias added in
- * the first block, no prefetch.
- * Driver, int8 kind (gemm_int8): the converted driver with a quantizing conversion and the
- * dequantization in the kernels' output stage (see there); k blocks of <= kc = 4096 inputs (same
- * 256 KB weight slice).
+ * Driver, A in place (f32 kind): fp32 rows read directly, k blocks of exactly kc, no prefetch.
+ * Driver, int8 kind: the converted driver with a quantizing conversion and the dequantization in
+ * the kernels' output stage (see gemm_blocked); k blocks of <= kc = 4096 inputs (same 256 KB
+ * weight slice).
+ * All three are one loop (gemm_blocked); the bias is added in the last k block.
+ * GeGLU pair (a gate|up packed as one matrix, fast.h): the same loop visits each panel's k blocks
+ * in turn (panel-major), so after the up panel's last k block both C tiles of the pair are final;
+ * they live in a per-thread [rows][128] scratch, and gelu_tanh(gate) * up is written to the output
+ * right then, while they are in cache. The [m, 2n] gate and up results never reach memory, and the
+ * MLP's gate, up and elementwise ops are one pool wake-up instead of three.
  * Without kernels for the weight format, or the CPU bits they need (g->needs), or without memory
  * for the A block, the portable driver (matmul_generic.c) runs.
  */
@@ -68,116 +73,95 @@ static void panel_block(const pi0_fast_gemm_kernels *g, const format_info *f, co
     }
 }
 
-static void gemm_converted(const pi0_fast_gemm_kernels *g, const format_info *f, const pi0_fast_gemm_job *j) {
+/* Where step s of a job (one k block of one panel) is: panels p0.. of the job, nkb k blocks. k-major
+ * (the usual order: every panel of a k block, then the next k block, so one A block serves them all)
+ * or panel-major (GeGLU pairs: every k block of a panel, so the pair's C tiles are final as soon as
+ * its up panel is done). */
+static void step_at(int panel_major, int64_t np, int64_t nkb, int64_t s, int64_t *p, int64_t *kb) {
+    if (panel_major) { *p = s / nkb; *kb = s % nkb; }
+    else { *kb = s / np; *p = s % np; }
+}
+
+/* The driver of every ISA's kernels (see the top of this file): m blocks > steps (k block x panel,
+ * step_at) > panel_block. The varying parts: the A block is converted (bf16 kind), quantized (int8:
+ * rows analysed first, dequantizing kernels, outlier side product after a panel's last k block) or
+ * read in place (f32 kind: k blocks of exactly kc, no prefetch); a GeGLU pair's two C tiles go to a
+ * per-thread scratch [mb][128] and, after the up panel's last k block, gelu_tanh(gate) * up is
+ * written to C while they are in cache. With several k blocks a pair keeps every k block of the A
+ * block (panel-major order), in fewer rows per m block so the A scratch stays at its usual size. */
+static void gemm_blocked(const pi0_fast_isa *isa, const pi0_fast_gemm_kernels *g, const format_info *f,
+                         const pi0_fast_gemm_job *j) {
     const pi0_fast_packed *b = j->b;
-    const int64_t k = b->k, kp = b->kp, n = b->n, kcb = pi0_fast_kblock(kp, g->kc);
-    const size_t ae = g->a_elem, unit = NR * f->w_elem, pstride = (size_t)kp * unit; /* bytes per input, panel */
+    const int i8 = b->kind == PI0_WEIGHTS_INT8, conv = g->a_elem != 0, pair = b->pair;
+    const int64_t k = b->k, kp = b->kp, np = j->p1 - j->p0;
+    const int64_t kcb = !conv ? g->kc : i8 ? pi0_fast_kblock4(kp, g->kc) : pi0_fast_kblock(kp, g->kc);
+    const int64_t nkb = (kp + kcb - 1) / kcb, nslot = pair && conv ? nkb : 1;
+    const size_t ae = conv ? g->a_elem : sizeof(float), unit = NR * f->w_elem, pstride = (size_t)kp * unit;
     /* A block row stride: kc + 64 bytes, so the rows of a tile do not all sit 4 KB apart (same L1 set) */
-    const int64_t lds = kcb + (int64_t)(64 / ae), mc = j->m < g->mc ? j->m : g->mc;
-    char *abuf = pi0_fast_scratch(0, (size_t)mc * (size_t)lds * ae);
-    if (!abuf) { pi0_fast_gemm_generic(j); return; } /* out of memory: slow but correct */
+    const int64_t lds = kcb + (int64_t)(64 / ae);
+    int64_t mc = conv ? g->mc / nslot : j->m;
+    mc = mc < g->mr ? g->mr : mc;
+    mc = mc > j->m ? j->m : mc;
+    const size_t slot = (size_t)mc * (size_t)lds * ae; /* bytes of one k block of the A block */
+    char *abuf = conv ? pi0_fast_scratch(0, slot * (size_t)nslot) : NULL;
+    pi0_fast_i8_row *rq = i8 ? pi0_fast_scratch(1, (size_t)mc * sizeof *rq) : NULL;
+    float *step = i8 ? pi0_fast_scratch(2, (size_t)mc * sizeof *step) : NULL;
+    float *cbuf = pair ? pi0_fast_scratch(3, (size_t)mc * 2 * NR * sizeof *cbuf) : NULL;
+    if ((conv && !abuf) || (i8 && (!rq || !step)) || (pair && !cbuf)) { /* out of memory: slow but correct */
+        pi0_fast_gemm_generic(j);
+        return;
+    }
     const char *B = b->data;
-    int64_t n_mblk = (j->m + g->mc - 1) / g->mc;
+    const int64_t n_mblk = (j->m + mc - 1) / mc, nsteps = np * nkb;
     for (int64_t ib = 0; ib < n_mblk; ib++) {
-        int64_t i0, i1;
+        int64_t i0, i1, n_out = 0;
         pi0_split(j->m, (int)ib, (int)n_mblk, &i0, &i1); /* near-equal m blocks */
-        int64_t mb = i1 - i0;
-        for (int64_t k0 = 0; k0 < kp; k0 += kcb) {
-            int64_t kc = kp - k0 < kcb ? kp - k0 : kcb, kk = kc / f->kgroup, lines = kc * (int64_t)unit / 64;
-            int last = k0 + kc >= kp;
-            /* the first slice of this k block: at k0 = 0 nobody has asked for it yet; later blocks had it
-             * prefetched by the previous block's last panel, so ask for the second one */
-            int64_t pf_p = k0 == 0 ? j->p0 : j->p0 + 1;
-            const char *pf = pf_p < j->p1 ? B + (size_t)pf_p * pstride + (size_t)k0 * unit : NULL;
-            g->convert(abuf, lds, j->a + i0 * j->lda, j->lda, mb, k0, kc, k, pf, pf ? lines : 0);
-            int loadc = k0 > 0 || j->accumulate;
-            for (int64_t p = j->p0; p < j->p1; p++) {
-                const char *bp = B + (size_t)p * pstride + (size_t)k0 * unit;
-                int64_t ncols = n - p * NR < NR ? n - p * NR : NR;
-                const float *bias = (last && j->bias) ? j->bias + p * NR : NULL;
-                /* the slice read after this one: next panel, or the first panel of the next k block */
-                const char *nx = NULL;
-                int64_t nx_lines = 0;
-                if (p + 1 < j->p1) { nx = bp + pstride; nx_lines = lines; }
-                else if (!last) {
-                    int64_t kc2 = kp - (k0 + kc) < kcb ? kp - (k0 + kc) : kcb;
-                    nx = B + (size_t)j->p0 * pstride + (size_t)(k0 + kc) * unit;
-                    nx_lines = kc2 * (int64_t)unit / 64;
-                }
-                panel_block(g, f, abuf, lds, ae, mb, bp, kk, j->c + i0 * j->ldc + p * NR, j->ldc, loadc, bias, ncols,
-                            nx, nx_lines, NULL);
-            }
-        }
-    }
-}
-
-static void gemm_in_place(const pi0_fast_gemm_kernels *g, const format_info *f, const pi0_fast_gemm_job *j) {
-    const pi0_fast_packed *b = j->b;
-    const int64_t k = b->k, n = b->n;
-    const size_t unit = NR * f->w_elem, pstride = (size_t)k * unit;
-    const char *B = b->data;
-    for (int64_t k0 = 0; k0 < k; k0 += g->kc) {
-        int64_t kc = k - k0 < g->kc ? k - k0 : g->kc;
-        int loadc = k0 > 0 || j->accumulate;
-        for (int64_t p = j->p0; p < j->p1; p++) {
-            const char *bp = B + (size_t)p * pstride + (size_t)k0 * unit;
-            int64_t ncols = n - p * NR < NR ? n - p * NR : NR;
-            const float *bias = (k0 == 0 && j->bias) ? j->bias + p * NR : NULL;
-            panel_block(g, f, (const char *)(j->a + k0), j->lda, sizeof(float), j->m, bp, kc / f->kgroup,
-                        j->c + p * NR, j->ldc, loadc, bias, ncols, NULL, 0, NULL);
-        }
-    }
-}
-
-/* int8 kind: the converted-A driver with a quantizing conversion. Per m block the rows are first
- * analysed over their whole k (pi0_fast_i8_row: step, outlier channels), so every k block uses the
- * same quantization; then per k block the rows are quantized to u8 and the kernels sum u8 x s8 in
- * int32 and dequantize in their output stage (wsum and bias in the last k block). After a panel's
- * last k block its outlier side product is added while its C tile is still in cache. */
-static void gemm_int8(const pi0_fast_gemm_kernels *g, const format_info *f, const pi0_fast_gemm_job *j) {
-    const pi0_fast_packed *b = j->b;
-    const int64_t k = b->k, kp = b->kp, n = b->n, kcb = pi0_fast_kblock4(kp, g->kc);
-    const size_t unit = NR * f->w_elem, pstride = (size_t)kp * unit;
-    const int64_t lds = kcb + 64, mc = j->m < g->mc ? j->m : g->mc;
-    char *abuf = pi0_fast_scratch(0, (size_t)mc * (size_t)lds);
-    pi0_fast_i8_row *rq = pi0_fast_scratch(1, (size_t)mc * sizeof *rq);
-    float *step = pi0_fast_scratch(2, (size_t)mc * sizeof *step);
-    if (!abuf || !rq || !step) { pi0_fast_gemm_generic(j); return; }
-    const char *B = b->data;
-    int64_t n_mblk = (j->m + g->mc - 1) / g->mc;
-    for (int64_t ib = 0; ib < n_mblk; ib++) {
-        int64_t i0, i1;
-        pi0_split(j->m, (int)ib, (int)n_mblk, &i0, &i1);
-        int64_t mb = i1 - i0, n_out = 0;
+        const int64_t mb = i1 - i0;
         const float *a = j->a + i0 * j->lda;
-        for (int64_t r = 0; r < mb; r++) {
+        for (int64_t r = 0; i8 && r < mb; r++) { /* int8: one quantization per row for every k block */
             pi0_fast_i8_row_prepare(&rq[r], a + r * j->lda, k, g->scan);
             step[r] = rq[r].step;
             n_out += rq[r].n_out;
         }
-        for (int64_t k0 = 0; k0 < kp; k0 += kcb) {
-            int64_t kc = kp - k0 < kcb ? kp - k0 : kcb, kk = kc / f->kgroup, lines = kc * (int64_t)unit / 64;
-            int last = k0 + kc >= kp;
-            int64_t pf_p = k0 == 0 ? j->p0 : j->p0 + 1;
-            const char *pf = pf_p < j->p1 ? B + (size_t)pf_p * pstride + (size_t)k0 * unit : NULL;
-            g->quantize(abuf, lds, a, j->lda, mb, k0, kc, k, rq, pf, pf ? lines : 0);
-            int loadc = k0 > 0 || j->accumulate;
-            for (int64_t p = j->p0; p < j->p1; p++) {
-                const char *bp = B + (size_t)p * pstride + (size_t)k0 * unit;
-                int64_t ncols = n - p * NR < NR ? n - p * NR : NR;
-                const float *bias = (last && j->bias) ? j->bias + p * NR : NULL;
-                const char *nx = NULL;
-                int64_t nx_lines = 0;
-                if (p + 1 < j->p1) { nx = bp + pstride; nx_lines = lines; }
-                else if (!last) {
-                    int64_t kc2 = kp - (k0 + kc) < kcb ? kp - (k0 + kc) : kcb;
-                    nx = B + (size_t)j->p0 * pstride + (size_t)(k0 + kc) * unit;
-                    nx_lines = kc2 * (int64_t)unit / 64;
-                }
-                pi0_fast_i8_epilogue e = {step, b->scale + p * NR, last ? b->wsum + p * NR : NULL, NULL, 0};
-                float *c = j->c + i0 * j->ldc + p * NR;
-                panel_block(g, f, abuf, lds, 1, mb, bp, kk, c, j->ldc, loadc, bias, ncols, nx, nx_lines, &e);
-                if (last && (n_out || p == 0)) pi0_fast_i8_side(c, j->ldc, a, j->lda, mb, rq, b, p, g->side);
+        for (int64_t s = 0; s < nsteps; s++) {
+            int64_t p, kb;
+            step_at(pair, np, nkb, s, &p, &kb);
+            p += j->p0;
+            const int64_t k0 = kb * kcb, kc = kp - k0 < kcb ? kp - k0 : kcb;
+            const int last = k0 + kc >= kp;
+            /* the slice read after this one (prefetched while this one is computed), and its lines */
+            const char *nx = NULL;
+            int64_t nx_lines = 0;
+            if (conv && s + 1 < nsteps) {
+                int64_t p2, kb2;
+                step_at(pair, np, nkb, s + 1, &p2, &kb2);
+                int64_t k2 = kb2 * kcb, kc2 = kp - k2 < kcb ? kp - k2 : kcb;
+                nx = B + (size_t)(j->p0 + p2) * pstride + (size_t)k2 * unit;
+                nx_lines = kc2 * (int64_t)unit / 64;
+            }
+            char *ab = conv ? abuf + (size_t)(pair ? kb : 0) * slot : NULL;
+            if (conv && p == j->p0) {
+                /* this k block's A block, first needed now; meanwhile ask for this slice at the first
+                 * step (nobody has yet), later for the next one (the previous step asked for this) */
+                const char *pf = s == 0 ? B + (size_t)p * pstride + (size_t)k0 * unit : nx;
+                int64_t pf_lines = s == 0 ? kc * (int64_t)unit / 64 : nx_lines;
+                if (i8) g->quantize(ab, lds, a, j->lda, mb, k0, kc, k, rq, pf, pf ? pf_lines : 0);
+                else g->convert(ab, lds, a, j->lda, mb, k0, kc, k, pf, pf ? pf_lines : 0);
+            }
+            const char *ap = conv ? ab : (const char *)(a + k0);
+            const int64_t lda = conv ? lds : j->lda, ncols = pi0_fast_panel_cols(b, p);
+            float *c = pair ? cbuf + (p & 1) * NR : j->c + i0 * j->ldc + p * NR;
+            const int64_t ldc = pair ? 2 * NR : j->ldc;
+            const int loadc = kb > 0 || (!pair && j->accumulate);
+            const float *bias = last && j->bias && !pair ? j->bias + p * NR : NULL;
+            pi0_fast_i8_epilogue e = {step, i8 ? b->scale + p * NR : NULL, last && i8 ? b->wsum + p * NR : NULL, NULL, 0};
+            panel_block(g, f, ap, lda, ae, mb, B + (size_t)p * pstride + (size_t)k0 * unit, kc / f->kgroup, c, ldc,
+                        loadc, bias, ncols, nx, nx_lines, i8 ? &e : NULL);
+            if (last && i8 && (n_out || p == 0)) pi0_fast_i8_side(c, ldc, a, j->lda, mb, rq, b, p, g->side);
+            if (last && pair && (p & 1)) { /* the pair is complete: C = gelu_tanh(gate) * up */
+                float *y = j->c + i0 * j->ldc + (p / 2) * NR;
+                for (int64_t r = 0; r < mb; r++)
+                    isa->gelu_tanh(y + r * j->ldc, cbuf + r * 2 * NR, cbuf + r * 2 * NR + NR, ncols);
             }
         }
     }
@@ -189,9 +173,7 @@ void pi0_fast_gemm_isa(const pi0_fast_isa *isa, const pi0_fast_gemm_job *j) {
     const pi0_fast_gemm_kernels *g = kind >= 0 && kind < PI0_FAST_FORMATS ? isa->gemm[kind] : NULL;
     if (g && (pi0_cpu_caps_get()->flags & g->needs) != g->needs) g = NULL;
     if (!g) pi0_fast_gemm_generic(j);
-    else if (kind == PI0_WEIGHTS_INT8) gemm_int8(g, &g_formats[kind], j);
-    else if (g->a_elem) gemm_converted(g, &g_formats[kind], j);
-    else gemm_in_place(g, &g_formats[kind], j);
+    else gemm_blocked(isa, g, &g_formats[kind], j);
 }
 
 void pi0_fast_gemm(const pi0_fast_gemm_job *j) { pi0_fast_gemm_isa(pi0_fast_isa_get(), j); }
@@ -209,18 +191,36 @@ static int split_rows(int64_t m, int64_t n_panels, int nth) {
     return m / nth >= 96 && n_panels <= 32;
 }
 
+/* Thread ith's share of job j (all rows, all panels): a row range, or a panel range (GeGLU pairs: a
+ * range of pairs, so both panels of a pair go to one thread). */
+static void run_share(pi0_fast_gemm_job j, int64_t ldx, int64_t ldy, int ith, int nth) {
+    const pi0_fast_packed *b = j.b;
+    if (!split_rows(j.m, b->n_panels, nth)) {
+        int64_t g = b->pair ? 2 : 1;
+        pi0_split(b->n_panels / g, ith, nth, &j.p0, &j.p1);
+        j.p0 *= g;
+        j.p1 *= g;
+    } else {
+        int64_t lo, hi;
+        pi0_split(j.m, ith, nth, &lo, &hi);
+        j.a += lo * ldx;
+        j.c += lo * ldy;
+        j.m = hi - lo;
+    }
+    if (j.m > 0 && j.p0 < j.p1) pi0_fast_gemm(&j);
+}
+
 void pi0_fast_matmul(const pi0_matmul_args *a, int ith, int nth) {
     const pi0_fast_packed *b = a->w->packed;
     pi0_fast_gemm_job j = {.c = a->y, .ldc = a->ldy, .a = a->x, .lda = a->ldx, .b = b, .bias = a->bias,
                            .m = a->m, .accumulate = a->accumulate, .p0 = 0, .p1 = b->n_panels};
-    if (!split_rows(a->m, b->n_panels, nth)) {
-        pi0_split(b->n_panels, ith, nth, &j.p0, &j.p1);
-    } else {
-        int64_t lo, hi;
-        pi0_split(a->m, ith, nth, &lo, &hi);
-        j.a += lo * a->ldx;
-        j.c += lo * a->ldy;
-        j.m = hi - lo;
-    }
-    if (j.m > 0 && j.p0 < j.p1) pi0_fast_gemm(&j);
+    run_share(j, a->ldx, a->ldy, ith, nth);
+}
+
+/* GeGLU on the gate's packed pair: one GEMM whose driver writes gelu_tanh(gate) * up. */
+void pi0_fast_geglu(const pi0_geglu_args *a, int ith, int nth) {
+    const pi0_fast_packed *b = a->gate->packed;
+    pi0_fast_gemm_job j = {.c = a->y, .ldc = a->ldy, .a = a->x, .lda = a->ldx, .b = b, .m = a->m, .p0 = 0,
+                           .p1 = b->n_panels};
+    run_share(j, a->ldx, a->ldy, ith, nth);
 }

@@ -21,17 +21,18 @@
 #define ROWS 4
 static void gemm_int8(const pi0_fast_gemm_job *j) {
     const pi0_fast_packed *b = j->b;
-    const int64_t k = b->k, kp = b->kp, n = b->n;
+    const int64_t k = b->k, kp = b->kp;
     uint8_t *u = pi0_fast_scratch(3, (size_t)(ROWS * kp));
     for (int64_t i0 = 0; i0 < j->m; i0 += ROWS) {
         int64_t nr = j->m - i0 < ROWS ? j->m - i0 : ROWS;
         pi0_fast_i8_row rq[ROWS];
+        float tile[ROWS][2 * NR]; /* GeGLU pair: the gate and up results of these rows */
         for (int64_t r = 0; r < nr; r++) pi0_fast_i8_row_prepare(&rq[r], j->a + (i0 + r) * j->lda, k, NULL);
         if (u) pi0_fast_i8_quantize_generic(u, kp, j->a + i0 * j->lda, j->lda, nr, 0, kp, k, rq, NULL, 0);
         for (int64_t p = j->p0; p < j->p1; p++) {
             int32_t acc4[ROWS][4 * NR];
             memset(acc4, 0, sizeof acc4);
-            int64_t ncols = n - p * NR < NR ? n - p * NR : NR;
+            int64_t ncols = pi0_fast_panel_cols(b, p);
             const int8_t *w = (const int8_t *)b->data + p * kp * NR;
             for (int64_t g = 0; g < kp; g += 4) {
                 const int8_t *wg = w + g * NR;
@@ -50,7 +51,7 @@ static void gemm_int8(const pi0_fast_gemm_job *j) {
                 }
             }
             for (int64_t r = 0; r < nr; r++) {
-                float *yp = j->c + (i0 + r) * j->ldc + p * NR;
+                float *yp = b->pair ? tile[r] + (p & 1) * NR : j->c + (i0 + r) * j->ldc + p * NR;
                 for (int64_t c = 0; c < ncols; c++) {
                     int32_t sum = acc4[r][4 * c] + acc4[r][4 * c + 1] + acc4[r][4 * c + 2] + acc4[r][4 * c + 3];
                     float v = (float)(sum - b->wsum[p * NR + c]) * (rq[r].step * b->scale[p * NR + c]);
@@ -59,21 +60,24 @@ static void gemm_int8(const pi0_fast_gemm_job *j) {
                     yp[c] = v;
                 }
                 pi0_fast_i8_side(yp, j->ldc, j->a + (i0 + r) * j->lda, j->lda, 1, &rq[r], b, p, NULL);
+                if (b->pair && (p & 1))
+                    pi0_fast_gelu_tanh_generic(j->c + (i0 + r) * j->ldc + (p / 2) * NR, tile[r], tile[r] + NR, ncols);
             }
         }
     }
 }
 
+/* A GeGLU pair (b->pair) keeps each row's gate panel result in gacc until its up panel is done. */
 void pi0_fast_gemm_generic(const pi0_fast_gemm_job *j) {
     const pi0_fast_packed *b = j->b;
-    const int64_t k = b->k, kp = b->kp, n = b->n;
+    const int64_t k = b->k, kp = b->kp;
     if (b->kind == PI0_WEIGHTS_INT8) { gemm_int8(j); return; }
     for (int64_t i = 0; i < j->m; i++) {
         const float *x = j->a + i * j->lda;
-        float *y = j->c + i * j->ldc;
+        float *y = j->c + i * j->ldc, gacc[NR];
         for (int64_t p = j->p0; p < j->p1; p++) {
             float acc[NR];
-            int64_t ncols = n - p * NR < NR ? n - p * NR : NR;
+            int64_t ncols = pi0_fast_panel_cols(b, p);
             for (int64_t c = 0; c < NR; c++) acc[c] = 0.0f;
             if (b->kind == PI0_WEIGHTS_F32) {
                 const float *w = (const float *)b->data + p * k * NR;
@@ -90,6 +94,11 @@ void pi0_fast_gemm_generic(const pi0_fast_gemm_job *j) {
                     for (int64_t c = 0; c < NR; c++)
                         acc[c] += x0 * pi0_fast_bf16_to_f32(wp[2 * c]) + x1 * pi0_fast_bf16_to_f32(wp[2 * c + 1]);
                 }
+            }
+            if (b->pair) {
+                if (!(p & 1)) for (int64_t c = 0; c < NR; c++) gacc[c] = acc[c];
+                else pi0_fast_gelu_tanh_generic(y + (p / 2) * NR, gacc, acc, ncols);
+                continue;
             }
             float *yp = y + p * NR;
             for (int64_t c = 0; c < ncols; c++) {

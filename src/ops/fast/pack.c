@@ -73,12 +73,12 @@ size_t pi0_fast_packed_bytes(int64_t n, int64_t k, int kind) {
     return (size_t)np * (size_t)kp * PI0_FAST_NR * sizeof(uint16_t);
 }
 
-static void init_header(pi0_fast_packed *p, void *data, int64_t n, int64_t k, int kind) {
+static void init_header(pi0_fast_packed *p, void *data, int64_t n_panels, int64_t n, int64_t k, int kind) {
     p->kind = kind;
     p->n = n;
     p->k = k;
     p->kp = kind == PI0_WEIGHTS_F32 ? k : kind == PI0_WEIGHTS_INT8 ? ((k + 3) & ~(int64_t)3) : ((k + 1) & ~(int64_t)1);
-    p->n_panels = (n + PI0_FAST_NR - 1) / PI0_FAST_NR;
+    p->n_panels = n_panels;
     p->data = data;
     p->scale = NULL;
     p->wsum = NULL;
@@ -86,6 +86,7 @@ static void init_header(pi0_fast_packed *p, void *data, int64_t n, int64_t k, in
     p->exact_idx = NULL;
     p->exact = NULL;
     p->name = NULL;
+    p->pair = 0;
     if (kind == PI0_WEIGHTS_INT8) {
         p->scale = (float *)((char *)data + (size_t)(p->n_panels * p->kp * PI0_FAST_NR));
         p->wsum = (int32_t *)(p->scale + p->n_panels * PI0_FAST_NR);
@@ -260,9 +261,13 @@ void pi0_fast_pack_fill_generic(const pi0_fast_packed *p, const void *data, pi0_
     }
 }
 
-pi0_status pi0_fast_pack_weight(pi0_fast_packed **out, const void *data, pi0_dtype dt, int64_t n,
-                                int64_t k, int kind, const char *name) {
-    *out = NULL;
+/* Fill p (header set) from [n, k] rows, with the ISA's filler where it has one. */
+static void fill_packed(const pi0_fast_packed *p, const void *data, pi0_dtype dt) {
+    const pi0_fast_isa *isa = pi0_fast_isa_get();
+    if (!isa->pack_fill || !isa->pack_fill(p, data, dt)) pi0_fast_pack_fill_generic(p, data, dt);
+}
+
+static pi0_status check_args(pi0_dtype dt, int64_t n, int64_t k, int kind, const char *name) {
     if (dt != PI0_DT_F32 && dt != PI0_DT_BF16 && dt != PI0_DT_F16)
         return pi0_err(PI0_ERR_UNSUPPORTED, "fast pack: weight '%s': dtype %d, expected F32, BF16 or F16",
                        name ? name : "?", (int)dt);
@@ -271,7 +276,13 @@ pi0_status pi0_fast_pack_weight(pi0_fast_packed **out, const void *data, pi0_dty
     if (n <= 0 || k <= 0)
         return pi0_err(PI0_ERR_ARG, "fast pack: weight '%s': shape [%lld, %lld]", name ? name : "?",
                        (long long)n, (long long)k);
-    size_t nbytes = pi0_fast_packed_bytes(n, k, kind);
+    return PI0_OK;
+}
+
+/* A header and buffer for n_panels panels of [?, k] (n columns as given). */
+static pi0_status alloc_header(pi0_fast_packed **out, int64_t n_panels, int64_t n, int64_t k, int kind,
+                               const char *name) {
+    size_t nbytes = (size_t)n_panels * pi0_fast_packed_bytes(64, k, kind);
     pi0_fast_packed *p = malloc(sizeof *p);
     size_t mapped = 0;
     void *buf = p ? alloc_packed(nbytes, &mapped) : NULL;
@@ -279,17 +290,112 @@ pi0_status pi0_fast_pack_weight(pi0_fast_packed **out, const void *data, pi0_dty
         free(p);
         return pi0_err(PI0_ERR_NOMEM, "fast pack: weight '%s': cannot allocate %zu bytes", name ? name : "?", nbytes);
     }
-    init_header(p, buf, n, k, kind);
+    init_header(p, buf, n_panels, n, k, kind);
     p->mapped = mapped;
     p->name = name;
-    const pi0_fast_isa *isa = pi0_fast_isa_get();
-    if (!isa->pack_fill || !isa->pack_fill(p, data, dt)) pi0_fast_pack_fill_generic(p, data, dt);
-    if (kind == PI0_WEIGHTS_INT8) {
-        pi0_status s = pi0_fast_i8_pick_exact(p, data, dt);
-        if (s != PI0_OK) { pi0_fast_packed_free(p); return s; }
-    }
     *out = p;
     return PI0_OK;
+}
+
+pi0_status pi0_fast_pack_weight(pi0_fast_packed **out, const void *data, pi0_dtype dt, int64_t n,
+                                int64_t k, int kind, const char *name) {
+    *out = NULL;
+    pi0_status s = check_args(dt, n, k, kind, name);
+    if (s == PI0_OK) s = alloc_header(out, (n + PI0_FAST_NR - 1) / PI0_FAST_NR, n, k, kind, name);
+    if (s) return s;
+    fill_packed(*out, data, dt);
+    if (kind == PI0_WEIGHTS_INT8 && (s = pi0_fast_i8_pick_exact(*out, data, dt)) != PI0_OK) {
+        pi0_fast_packed_free(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+/* int8 pair: the exact columns of gate and of up, each picked as for the matrix alone (a view of the
+ * pair: every other panel, kp doubled, its scales gathered), kept as one set, their union, in fp32
+ * for both halves: a channel exact in one is exact in the other too (never less accurate than the
+ * separate matrices, and one lookup per outlier channel as there). <= 2 PI0_I8_EXACT_CAP columns. */
+static pi0_status pair_pick_exact(pi0_fast_packed *p, const void *gate, const void *up, pi0_dtype dt) {
+    const int64_t NR = PI0_FAST_NR, np = p->n_panels / 2, n = p->n, k = p->k;
+    float *sc = malloc((size_t)(np * NR) * sizeof *sc);
+    if (!sc) return pi0_err(PI0_ERR_NOMEM, "int8 exact columns of '%s': out of memory", p->name ? p->name : "?");
+    pi0_fast_packed half[2];
+    pi0_status s = PI0_OK;
+    for (int h = 0; h < 2; h++) {
+        half[h] = *p;
+        half[h].pair = 0;
+        half[h].n_panels = np;
+        half[h].kp = 2 * p->kp; /* panel q of this half: pair panel 2q + h */
+        half[h].data = (char *)p->data + (size_t)(h * p->kp * NR);
+        half[h].scale = sc;
+        half[h].wsum = NULL;
+        half[h].n_exact = 0;
+        half[h].exact_idx = NULL;
+        half[h].exact = NULL;
+        for (int64_t j = 0; j < np * NR; j++) sc[j] = p->scale[(2 * (j / NR) + h) * NR + j % NR];
+        if (s == PI0_OK) s = pi0_fast_i8_pick_exact(&half[h], h ? up : gate, dt);
+    }
+    free(sc);
+    int32_t idx[2 * PI0_I8_EXACT_CAP];
+    int ne = 0;
+    for (int a = 0, b = 0; s == PI0_OK && (a < half[0].n_exact || b < half[1].n_exact);) { /* merge, ascending */
+        int32_t x = a < half[0].n_exact ? half[0].exact_idx[a] : INT32_MAX;
+        int32_t y = b < half[1].n_exact ? half[1].exact_idx[b] : INT32_MAX;
+        idx[ne++] = x < y ? x : y;
+        a += x <= y;
+        b += y <= x;
+    }
+    free(half[0].exact_idx);
+    free(half[1].exact_idx);
+    if (s != PI0_OK || ne == 0) return s;
+    const int64_t ld = p->n_panels * NR;
+    size_t head = ((size_t)ne * sizeof(int32_t) + 63) & ~(size_t)63;
+    char *buf = aligned_alloc(64, head + (size_t)(ne * ld) * sizeof(float));
+    if (!buf) return pi0_err(PI0_ERR_NOMEM, "int8 exact columns of '%s': out of memory", p->name ? p->name : "?");
+    p->exact_idx = (int32_t *)buf;
+    p->exact = (float *)(buf + head);
+    for (int e = 0; e < ne; e++) {
+        p->exact_idx[e] = idx[e];
+        for (int64_t c = 0; c < ld; c++) { /* pair column c: panel c / 64, row (panel / 2)·64 + c % 64 */
+            int64_t pn = c / NR, j = (pn / 2) * NR + c % NR;
+            p->exact[e * ld + c] = j < n ? load_elem(pn % 2 ? up : gate, dt, j * k + idx[e]) : 0.0f;
+        }
+    }
+    p->n_exact = ne;
+    return PI0_OK;
+}
+
+/* The pair is filled one panel at a time: a one-panel header over panel 2q (gate rows [64q, 64q +
+ * 64)) or 2q + 1 (the same up rows), so every filler writes its usual bytes into the pair's slots. */
+pi0_status pi0_fast_pack_pair(pi0_fast_packed **out, const void *gate, const void *up, pi0_dtype dt, int64_t n,
+                              int64_t k, int kind, const char *name) {
+    *out = NULL;
+    pi0_status s = check_args(dt, n, k, kind, name);
+    int64_t np = (n + PI0_FAST_NR - 1) / PI0_FAST_NR;
+    if (s == PI0_OK) s = alloc_header(out, 2 * np, n, k, kind, name);
+    if (s) return s;
+    pi0_fast_packed *p = *out;
+    p->pair = 1;
+    const size_t es = dt == PI0_DT_F32 ? 4 : 2,
+                 panel = (size_t)p->kp * PI0_FAST_NR * (kind == PI0_WEIGHTS_F32 ? 4 : kind == PI0_WEIGHTS_INT8 ? 1 : 2);
+    for (int64_t pn = 0; pn < 2 * np; pn++) {
+        int64_t q = pn / 2, rows = n - q * PI0_FAST_NR < PI0_FAST_NR ? n - q * PI0_FAST_NR : PI0_FAST_NR;
+        pi0_fast_packed one = *p;
+        one.pair = 0;
+        one.n = rows;
+        one.n_panels = 1;
+        one.data = (char *)p->data + (size_t)pn * panel;
+        if (p->scale) {
+            one.scale = p->scale + pn * PI0_FAST_NR;
+            one.wsum = p->wsum + pn * PI0_FAST_NR;
+        }
+        fill_packed(&one, (const char *)(pn % 2 ? up : gate) + (size_t)(q * PI0_FAST_NR * k) * es, dt);
+    }
+    if (kind == PI0_WEIGHTS_INT8 && (s = pair_pick_exact(p, gate, up, dt)) != PI0_OK) {
+        pi0_fast_packed_free(p);
+        *out = NULL;
+    }
+    return s;
 }
 
 void pi0_fast_packed_free(pi0_fast_packed *p) {

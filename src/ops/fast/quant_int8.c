@@ -253,7 +253,7 @@ static void stats_rows(const pi0_fast_packed *b, int64_t mb, const pi0_fast_i8_r
  * and the rest; the rest through the kernel, times the column scales; the exact ones in fp32. */
 void pi0_fast_i8_side(float *c, int64_t ldc, const float *a, int64_t lda, int64_t mb, const pi0_fast_i8_row *rq,
                       const pi0_fast_packed *b, int64_t p, pi0_fast_i8_side_fn kern) {
-    const int64_t NR = PI0_FAST_NR, ncols = b->n - p * NR < NR ? b->n - p * NR : NR;
+    const int64_t NR = PI0_FAST_NR, ncols = pi0_fast_panel_cols(b, p);
     const int8_t *panel = (const int8_t *)b->data + p * b->kp * NR;
     const float *cs = b->scale + p * NR;
     const int ne = exact_on() ? b->n_exact : 0;

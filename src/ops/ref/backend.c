@@ -4,6 +4,7 @@
 const pi0_backend pi0_backend_ref = {
     .name = "ref",
     .matmul = pi0_matmul_ref,
+    .geglu = pi0_geglu_ref,
     .attention = pi0_attention_ref,
     .layernorm = pi0_layernorm_ref,
     .rmsnorm = pi0_rmsnorm_ref,

@@ -3,7 +3,7 @@
 
 #include "ops/ref/ref.h"
 
-static float gelu_tanh(float x) {
+float pi0_gelu_tanh_ref(float x) {
     /* PI0_MODEL.md §2.0: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) */
     double xd = x;
     return (float)(0.5 * xd * (1.0 + tanh(0.7978845608028654 * (xd + 0.044715 * xd * xd * xd))));
@@ -14,8 +14,8 @@ void pi0_ew_ref(const pi0_ew_args *a, int ith, int nth) {
     pi0_split(a->n, ith, nth, &lo, &hi);
     for (int64_t i = lo; i < hi; i++) {
         switch (a->kind) {
-        case PI0_EW_GELU_TANH_MUL: a->y[i] = gelu_tanh(a->a[i]) * a->b[i]; break;
-        case PI0_EW_GELU_TANH: a->y[i] = gelu_tanh(a->a[i]); break;
+        case PI0_EW_GELU_TANH_MUL: a->y[i] = pi0_gelu_tanh_ref(a->a[i]) * a->b[i]; break;
+        case PI0_EW_GELU_TANH: a->y[i] = pi0_gelu_tanh_ref(a->a[i]); break;
         case PI0_EW_SWISH: a->y[i] = (float)((double)a->a[i] / (1.0 + exp(-(double)a->a[i]))); break;
         case PI0_EW_ADD: a->y[i] = a->a[i] + a->b[i]; break;
         case PI0_EW_AXPY: a->y[i] = a->a[i] + a->alpha * a->b[i]; break;
