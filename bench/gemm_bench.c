@@ -24,7 +24,10 @@
  * the call: the row scan and quantization are timed), in GOP/s against the in-run vpdpbusd peak
  * (tools/bench/peak_avx512.c), and its speed-up over our bf16 call (x bf16).
  *
- * Build and run: bench/build.sh  (then build/gemm_bench [--threads N] [--only ours|dnnl] [--f32] [--int8])
+ * --geglu: the GeGLU MLP input (gate and up projections, gelu_tanh(g) * u) fused on the gate|up
+ * pair vs the three unfused ops, bf16 and int8 (bench_geglu).
+ *
+ * Build and run: bench/build.sh  (then build/gemm_bench [--threads N] [--only ours|dnnl] [--f32] [--int8] [--geglu])
  */
 
 #include <immintrin.h>
@@ -77,10 +80,17 @@ static float *frand_buf(int64_t n) {
 
 /* ---- ours: persistent threads ----------------------------------------------------------------- */
 
+/* The GeGLU MLP input of one weight copy: fused (one geglu call on the gate|up pair) or as the model
+ * ran it before (gate matmul, up matmul, elementwise gelu_tanh_mul: three calls, a barrier between
+ * them as the pool's hand-off is). */
+typedef struct { pi0_geglu_args fused; pi0_matmul_args gate, up; pi0_ew_args mul; } mlp_args;
+enum { CALL_MATMUL, CALL_GEGLU, CALL_UNFUSED };
+
 typedef struct {
     pthread_barrier_t bar;
-    int nth, reps, n_copies;
-    pi0_matmul_args *args; /* one per weight copy */
+    int nth, reps, n_copies, call;
+    pi0_matmul_args *args; /* one per weight copy (CALL_MATMUL) */
+    mlp_args *mlp;         /* one per weight copy (CALL_GEGLU, CALL_UNFUSED) */
     double *times, *cpu; /* wall per call (thread 0), CPU time per call and thread [reps][nth] */
 } run_ctx;
 typedef struct { run_ctx *c; int ith; } worker;
@@ -91,7 +101,16 @@ static void *worker_main(void *p) {
     for (int r = -2; r < c->reps; r++) { /* 2 warm-up calls */
         pthread_barrier_wait(&c->bar);
         double t0 = now(), u0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
-        pi0_backend_fast.matmul(&c->args[(r + 2) % c->n_copies], w->ith, c->nth);
+        int i = (r + 2) % c->n_copies;
+        if (c->call == CALL_MATMUL) pi0_backend_fast.matmul(&c->args[i], w->ith, c->nth);
+        else if (c->call == CALL_GEGLU) pi0_backend_fast.geglu(&c->mlp[i].fused, w->ith, c->nth);
+        else {
+            pi0_backend_fast.matmul(&c->mlp[i].gate, w->ith, c->nth);
+            pthread_barrier_wait(&c->bar);
+            pi0_backend_fast.matmul(&c->mlp[i].up, w->ith, c->nth);
+            pthread_barrier_wait(&c->bar);
+            pi0_backend_fast.ew(&c->mlp[i].mul, w->ith, c->nth);
+        }
         double u1 = clock_s(CLOCK_THREAD_CPUTIME_ID);
         pthread_barrier_wait(&c->bar);
         if (r >= 0) c->cpu[r * c->nth + w->ith] = u1 - u0;
@@ -100,22 +119,43 @@ static void *worker_main(void *p) {
     return NULL;
 }
 
-/* Returns the fastest call's wall time; *cpu_min gets the smallest busiest-thread CPU time. */
-static double bench_ours(const shape *s, int kind, int nth, int reps, double *cpu_min) {
-    size_t wbytes = (size_t)(s->n * s->k) * (kind == PI0_WEIGHTS_F32 ? 4 : kind == PI0_WEIGHTS_INT8 ? 1 : 2);
+/* Returns the fastest call's wall time; *cpu_min gets the smallest busiest-thread CPU time.
+ * call: CALL_MATMUL (y = x·Wᵀ + bias, W [n, k]), or a GeGLU MLP input with gate and up [n, k] each
+ * (CALL_GEGLU fused on the pair, CALL_UNFUSED the three ops). */
+static double bench_ours(const shape *s, int kind, int nth, int reps, double *cpu_min, int call) {
+    const int mlp = call != CALL_MATMUL, nw = mlp ? 2 : 1;
+    size_t wbytes = (size_t)nw * (size_t)(s->n * s->k) * (kind == PI0_WEIGHTS_F32 ? 4 : kind == PI0_WEIGHTS_INT8 ? 1 : 2);
     int n_copies = (int)(ROTATE_BYTES / wbytes) + 1;
     if (n_copies > 64) n_copies = 64;
     float *wsrc = frand_buf(s->n * s->k), *x = frand_buf(s->m * s->k), *y = frand_buf(s->m * s->n);
-    float *bias = frand_buf(s->n);
-    pi0_weight *ws = calloc((size_t)n_copies, sizeof *ws);
+    float *y2 = mlp ? frand_buf(s->m * s->n) : NULL, *bias = frand_buf(s->n);
+    pi0_weight *ws = calloc((size_t)(2 * n_copies), sizeof *ws);
     pi0_matmul_args *args = calloc((size_t)n_copies, sizeof *args);
+    mlp_args *ma = calloc((size_t)n_copies, sizeof *ma);
     for (int i = 0; i < n_copies; i++) {
-        ws[i] = (pi0_weight){.name = "bench", .dtype = PI0_DT_F32, .data = wsrc, .rows = s->n, .cols = s->k};
-        if (pi0_backend_prepare_weight(&pi0_backend_fast, &ws[i], kind) != PI0_OK) { fprintf(stderr, "pack failed\n"); exit(1); }
-        args[i] = (pi0_matmul_args){.y = y, .x = x, .w = &ws[i], .bias = bias, .m = s->m, .ldx = s->k, .ldy = s->n};
+        pi0_weight *g = &ws[2 * i], *u = &ws[2 * i + 1];
+        *g = (pi0_weight){.name = "bench", .dtype = PI0_DT_F32, .data = wsrc, .rows = s->n, .cols = s->k};
+        *u = *g;
+        pi0_status st;
+        if (call == CALL_GEGLU) { /* packed as one pair by the backend's prepare step, as at load */
+            g->geglu_up = u;
+            u->geglu_gate = g;
+            pi0_weight *list[2] = {g, u};
+            pi0_prepare_args pa = {.w = list, .n = 2, .weight_kind = kind, .n_threads = 1};
+            st = pi0_backend_fast.prepare(&pa);
+        } else {
+            st = pi0_backend_prepare_weight(&pi0_backend_fast, g, kind);
+            if (!st && mlp) st = pi0_backend_prepare_weight(&pi0_backend_fast, u, kind);
+        }
+        if (st != PI0_OK) { fprintf(stderr, "pack failed\n"); exit(1); }
+        args[i] = (pi0_matmul_args){.y = y, .x = x, .w = g, .bias = bias, .m = s->m, .ldx = s->k, .ldy = s->n};
+        ma[i].fused = (pi0_geglu_args){.y = y, .x = x, .gate = g, .up = u, .m = s->m, .ldx = s->k, .ldy = s->n};
+        ma[i].gate = (pi0_matmul_args){.y = y, .x = x, .w = g, .m = s->m, .ldx = s->k, .ldy = s->n};
+        ma[i].up = (pi0_matmul_args){.y = y2, .x = x, .w = u, .m = s->m, .ldx = s->k, .ldy = s->n};
+        ma[i].mul = (pi0_ew_args){.y = y, .a = y, .b = y2, .n = s->m * s->n, .kind = PI0_EW_GELU_TANH_MUL};
     }
-    run_ctx c = {.nth = nth, .reps = reps, .n_copies = n_copies, .args = args, .times = calloc((size_t)reps, sizeof(double)),
-                 .cpu = calloc((size_t)(reps * nth), sizeof(double))};
+    run_ctx c = {.nth = nth, .reps = reps, .n_copies = n_copies, .call = call, .args = args, .mlp = ma,
+                 .times = calloc((size_t)reps, sizeof(double)), .cpu = calloc((size_t)(reps * nth), sizeof(double))};
     pthread_barrier_init(&c.bar, NULL, (unsigned)nth);
     pthread_t th[64];
     worker wk[64];
@@ -135,8 +175,8 @@ static double bench_ours(const shape *s, int kind, int nth, int reps, double *cp
     }
     free(c.cpu);
     pthread_barrier_destroy(&c.bar);
-    for (int i = 0; i < n_copies; i++) pi0_backend_release_weight(&pi0_backend_fast, &ws[i]);
-    free(ws); free(args); free(c.times); free(wsrc); free(x); free(y); free(bias);
+    for (int i = 0; i < 2 * n_copies; i++) pi0_backend_release_weight(&pi0_backend_fast, &ws[i]);
+    free(ws); free(args); free(ma); free(c.times); free(wsrc); free(x); free(y); free(y2); free(bias);
     return t;
 }
 
@@ -269,6 +309,40 @@ static void bench_attention(int nth) {
     }
 }
 
+/* --geglu: the MLP input of the gate/up shapes (n = each projection's columns), fused vs the three
+ * unfused ops, bf16 and int8 weights, interleaved (fused, unfused, fused, ...: 3 rounds) so a
+ * change in the machine's load hits both; per row the best round. Model calls per inference:
+ * prefix 18, expert 180 (10 steps x 18 layers). */
+static void bench_geglu(int nth, double rep_scale, const char *filter) {
+    static const shape mlp[] = {{"prefix gate/up", 304, 2048, 16384, 18}, {"expert gate/up", 50, 1024, 4096, 180}};
+    static const int kinds[] = {PI0_WEIGHTS_BF16, PI0_WEIGHTS_INT8};
+    printf("cpu: %s, threads %d; GeGLU MLP input (gate and up [n, k] each, then gelu_tanh(g) * u): fused on the "
+           "gate|up pair vs gate matmul + up matmul + elementwise; best of 3 interleaved rounds\n", pi0_cpu_caps_str(), nth);
+    printf("| shape | m | k | n | kind | fused ms | cpu ms | unfused ms | cpu ms | unfused / fused | ms saved per inference |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < sizeof mlp / sizeof mlp[0]; i++)
+        for (size_t q = 0; q < 2; q++) {
+            const shape *s = &mlp[i];
+            if (filter && !strstr(s->what, filter)) continue;
+            double gf = 4.0 * (double)s->m * (double)s->k * (double)s->n * 1e-9;
+            int reps = (int)(rep_scale * 60.0 / gf);
+            reps = reps < 7 ? 7 : reps > 400 ? 400 : reps;
+            double tf = 1e9, cf = 1e9, tu = 1e9, cu = 1e9;
+            for (int round = 0; round < 3; round++) {
+                double c, t = bench_ours(s, kinds[q], nth, reps, &c, CALL_GEGLU);
+                if (t < tf) tf = t;
+                if (c < cf) cf = c;
+                t = bench_ours(s, kinds[q], nth, reps, &c, CALL_UNFUSED);
+                if (t < tu) tu = t;
+                if (c < cu) cu = c;
+            }
+            printf("| %s | %lld | %lld | %lld | %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.1f |\n", s->what, (long long)s->m,
+                   (long long)s->k, (long long)s->n, kinds[q] == PI0_WEIGHTS_INT8 ? "int8" : "bf16", tf * 1e3, cf * 1e3,
+                   tu * 1e3, cu * 1e3, tu / tf, (tu - tf) * 1e3 * s->calls);
+            fflush(stdout);
+        }
+}
+
 /* ---- peak loops ---------------------------------------------------------------------------- */
 
 /* 256-bit fp32 FMA peak (what the AVX2 GEMM driver runs on): 12 independent ymm accumulator
@@ -351,7 +425,7 @@ static double measure_peak(double (*fn)(long), int nth, double *by_cpu) {
 }
 
 int main(int argc, char **argv) {
-    int nth = 2, do_ours = 1, do_dnnl = 1, do_f32 = 0, do_int8 = 0;
+    int nth = 2, do_ours = 1, do_dnnl = 1, do_f32 = 0, do_int8 = 0, do_geglu = 0;
     double rep_scale = 1.0;
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {
@@ -360,16 +434,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--f32")) do_f32 = 1;
         else if (!strcmp(argv[i], "--int8")) do_int8 = 1;
         else if (!strcmp(argv[i], "--attn")) { bench_attention(nth); return 0; }
+        else if (!strcmp(argv[i], "--geglu")) do_geglu = 1;
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc) filter = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) rep_scale = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--only ours|dnnl] [--f32] [--int8] [--shape substr] [--reps scale] [--attn]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--only ours|dnnl] [--f32] [--int8] [--shape substr] [--reps scale] [--attn] [--geglu]\n", argv[0]);
             return 2;
         }
     }
 #ifndef HAVE_DNNL
     do_dnnl = 0;
 #endif
+    if (do_geglu) { bench_geglu(nth, rep_scale, filter); return 0; }
     const char *what, *what32;
     double (*pk)(long) = peak_fn(0, &what), (*pk32)(long) = peak_fn(1, &what32);
     double pcpu, pcpu32, peak = measure_peak(pk, nth, &pcpu), peak32 = do_f32 ? measure_peak(pk32, nth, &pcpu32) : 0;
@@ -412,7 +488,7 @@ int main(int argc, char **argv) {
         printf("| %s | %lld | %lld | %lld | %d |", s->what, (long long)s->m, (long long)s->k, (long long)s->n, s->calls);
         double t_bf16 = 0;
         if (do_ours) {
-            double cpu, t = bench_ours(s, PI0_WEIGHTS_BF16, nth, reps, &cpu);
+            double cpu, t = bench_ours(s, PI0_WEIGHTS_BF16, nth, reps, &cpu, CALL_MATMUL);
             t_bf16 = t;
             printf(" %.3f | %.3f | %.0f | %.0f%% | %.0f | %.0f%% |", t * 1e3, cpu * 1e3, gf / t, 100.0 * gf / t / peak,
                    gf / cpu, 100.0 * gf / cpu / pcpu);
@@ -422,11 +498,11 @@ int main(int argc, char **argv) {
                 }
         } else printf(" - | - | - | - | - | - |");
         if (do_f32) {
-            double cpu, t = bench_ours(s, PI0_WEIGHTS_F32, nth, reps, &cpu);
+            double cpu, t = bench_ours(s, PI0_WEIGHTS_F32, nth, reps, &cpu, CALL_MATMUL);
             printf(" %.3f | %.0f | %.0f%% |", t * 1e3, gf / t, 100.0 * gf / t / peak32);
         }
         if (do_int8) {
-            double cpu, t = bench_ours(s, PI0_WEIGHTS_INT8, nth, reps, &cpu);
+            double cpu, t = bench_ours(s, PI0_WEIGHTS_INT8, nth, reps, &cpu, CALL_MATMUL);
             printf(" %.3f | %.3f | %.0f | %.0f%% | %.2f |", t * 1e3, cpu * 1e3, gf / t, 100.0 * gf / t / peak8,
                    t_bf16 > 0 ? t_bf16 / t : 0.0);
             for (int g = 0; g < 3; g++)
