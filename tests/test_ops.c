@@ -961,6 +961,62 @@ static void test_int8_exact_columns(void) {
     }
 }
 
+/* A GeGLU pair's exact columns (pack.c, pair_pick_exact): gate with columns 7 and 50 made 80x smaller
+ * than the rest of their rows, up with 50 and 120: the pair keeps the union {7, 50, 120}, ascending,
+ * with the source weights of both halves in its layout (even panels gate, odd up); the fused GEMM
+ * with those channels as 300x outliers is >= 20x closer to gelu(g)·u in double with them than with
+ * PI0_INT8_EXACT off. */
+static void test_geglu_exact_columns(void) {
+    const int64_t n = 300, k = 200, m = 5;
+    uint64_t rng_saved = rng;
+    float *w[2] = {fbuf(n * k, 1.0f), fbuf(n * k, 1.0f)};
+    static const int small[2][2] = {{7, 50}, {50, 120}};
+    for (int h = 0; h < 2; h++)
+        for (int q = 0; q < 2; q++)
+            for (int64_t j = 0; j < n; j++) w[h][j * k + small[h][q]] /= 80.0f;
+    pi0_weight g = {.name = "ex.gate", .dtype = PI0_DT_F32, .data = w[0], .rows = n, .cols = k};
+    pi0_weight u = {.name = "ex.up", .dtype = PI0_DT_F32, .data = w[1], .rows = n, .cols = k};
+    g.geglu_up = &u;
+    u.geglu_gate = &g;
+    pi0_weight *list[2] = {&g, &u};
+    pi0_prepare_args pa = {.w = list, .n = 2, .weight_kind = PI0_WEIGHTS_INT8, .n_threads = 1};
+    if (BE->prepare(&pa) != PI0_OK) { CHECK(0, "pack pair"); free(w[0]); free(w[1]); return; }
+    const pi0_fast_packed *b = g.packed;
+    int ok = b->pair && b->n_exact == 3 && b->exact_idx[0] == 7 && b->exact_idx[1] == 50 && b->exact_idx[2] == 120;
+    for (int e = 0; ok && e < 3; e++)
+        for (int64_t c = 0; c < b->n_panels * 64; c++) {
+            int64_t pn = c / 64, j = (pn / 2) * 64 + c % 64;
+            ok &= b->exact[e * b->n_panels * 64 + c] == (j < n ? w[pn % 2][j * k + b->exact_idx[e]] : 0.0f);
+        }
+    CHECK(ok, "int8 GeGLU pair: exact columns = union of gate's and up's (%d kept), both halves' source weights", b->n_exact);
+    float *x = fbuf(m * k, 1.0f), *y = fbuf(m * n, 0);
+    for (int64_t r = 0; r < m; r++) {
+        x[r * k + 7] = r % 2 ? 300.0f : -250.0f;
+        x[r * k + 50] = 280.0f;
+        x[r * k + 120] = r % 2 ? -260.0f : 310.0f;
+    }
+    double e[2] = {0, 0}, ss = 0;
+    pi0_geglu_args a = {.y = y, .x = x, .gate = &g, .up = &u, .m = m, .ldx = k, .ldy = n};
+    for (int on = 0; on < 2; on++) {
+        pi0_fast_int8_exact(on);
+        RUN(BE->geglu, &a, 2);
+        for (int64_t r = 0; r < m; r++)
+            for (int64_t c = 0; c < n; c++) {
+                double gd = 0, ud = 0;
+                for (int64_t i = 0; i < k; i++) { gd += (double)x[r * k + i] * w[0][c * k + i]; ud += (double)x[r * k + i] * w[1][c * k + i]; }
+                double want = 0.5 * gd * (1.0 + tanh(0.7978845608028654 * (gd + 0.044715 * gd * gd * gd))) * ud;
+                e[on] += (y[r * n + c] - want) * (y[r * n + c] - want);
+                if (on) ss += want * want;
+            }
+    }
+    pi0_fast_int8_exact(1);
+    CHECK(e[1] * 20 < e[0], "int8 GeGLU with 3 outlier channels on the pair's exact columns: NMSE %.3g with them, %.3g "
+          "without (min 20x less)", e[1] / ss, e[0] / ss);
+    BE->release(list, 2);
+    free(x); free(y); free(w[0]); free(w[1]);
+    rng = rng_saved;
+}
+
 static void test_matmul_int8(void) {
     static const int64_t shapes[][3] = {{1, 1, 1},   {1, 7, 3},      {5, 17, 13},   {13, 64, 65},  {7, 33, 100},
                                         {51, 256, 130}, {2, 513, 257}, {6, 2, 128},  {37, 300, 3}, {40, 2048, 300}};
@@ -996,6 +1052,7 @@ static void test_int8(void) {
     test_int8_exact();
     test_int8_side();
     test_int8_exact_columns();
+    test_geglu_exact_columns();
 }
 
 /* ---- attention ------------------------------------------------------------------------------ */

@@ -45,8 +45,9 @@ typedef struct {
     float *scale;      /* int8 kind: per-column weight scale, in data after the panels (else NULL) */
     int32_t *wsum;     /* int8 kind: per-column compensation 128 * sum_i q_ji, after scale */
     /* int8 kind: the input columns kept exactly (quant_int8.c, pi0_fast_i8_pick_exact): n_exact
-     * (<= PI0_I8_EXACT_CAP; a GeGLU pair: the union of its two matrices', <= 2x) indices ascending, and their weights in fp32 as exact[e][j] (row stride
-     * n_panels*64, zero past n), one allocation (exact_idx first) freed with the packed weight. */
+     * (<= PI0_I8_EXACT_CAP; a GeGLU pair: the union of its two matrices', <= 2x) indices ascending,
+     * and their weights in fp32 as exact[e][j] (row stride n_panels*64, zero past n), one allocation
+     * (exact_idx first) freed with the packed weight. */
     int n_exact;
     int32_t *exact_idx;
     float *exact;
