@@ -26,8 +26,9 @@
 
 #define MASKED (-2.3819763e38f)
 #define MIN_KEYS 1024
+#define INLINE static inline __attribute__((always_inline))
 
-static int visible(const pi0_attention_args *a, int64_t i, int64_t j) {
+INLINE int visible(const pi0_attention_args *a, int64_t i, int64_t j) {
     int32_t qc = a->qc ? a->qc[i] : 0, kc = a->kc ? a->kc[j] : 0;
     int qv = a->qpad ? a->qpad[i] != 0 : 1, kv = a->kpad ? a->kpad[j] != 0 : 1;
     return kc <= qc && qv && kv;
@@ -36,7 +37,7 @@ static int visible(const pi0_attention_args *a, int64_t i, int64_t j) {
 /* K and V of key j at column c0, fp32 rows or (keys [0, nkb)) the bf16 copy, widened exactly: the
  * only difference between the portable fp32 and bf16 kernels. The copy is chosen per key, so the
  * inner loops over d stay plain loops the compiler vectorizes. */
-static float dot_key(const pi0_attention_args *a, int64_t nkb, const float *q, int64_t j, int64_t c0) {
+INLINE float dot_key(const pi0_attention_args *a, int64_t nkb, const float *q, int64_t j, int64_t c0) {
     float acc = 0.0f;
     if (j < nkb) {
         const uint16_t *kj = a->kb + j * a->ldk + c0;
@@ -48,8 +49,9 @@ static float dot_key(const pi0_attention_args *a, int64_t nkb, const float *q, i
     return acc;
 }
 
-/* o[d] = o[d]·c + p·V[j][c0 + d] (c = 1: a plain accumulation). V pairs: (j, c) at (j/2)·2·ldk + 2c + j%2. */
-static void add_value(const pi0_attention_args *a, int64_t nkb, float *o, float c, float p, int64_t j, int64_t c0) {
+/* o[d] = o[d]·c + p·V[j][c0 + d] (c = 1: a plain accumulation, the product folded away once
+ * inlined). V pairs: (j, c) at (j/2)·2·ldk + 2c + j%2. */
+INLINE void add_value(const pi0_attention_args *a, int64_t nkb, float *o, float c, float p, int64_t j, int64_t c0) {
     if (j < nkb) {
         const uint16_t *vj = a->vb + (j / 2) * 2 * a->ldk + 2 * c0 + (j % 2);
         for (int d = 0; d < a->hd; d++) o[d] = o[d] * c + p * pi0_fast_bf16_to_f32(vj[2 * d]);
@@ -59,52 +61,52 @@ static void add_value(const pi0_attention_args *a, int64_t nkb, float *o, float 
     }
 }
 
-/* Without scratch (allocation failed): online softmax, one (row, head) at a time. Slow, but never
- * leaves the output unwritten. */
-static void attention_direct(const pi0_attention_args *a, int64_t nkb, int64_t q0, int64_t q1) {
-    const int hd = a->hd, group = a->n_heads / a->n_kv;
-    for (int64_t i = q0; i < q1; i++)
-        for (int h = 0; h < a->n_heads; h++) {
-            const float *q = a->q + i * a->ldq + (int64_t)h * hd;
-            float *o = a->out + i * a->ldo + (int64_t)h * hd;
-            int64_t off = (int64_t)(h / group) * hd;
-            float mx = -INFINITY, sum = 0.0f;
-            for (int d = 0; d < hd; d++) o[d] = 0.0f;
-            for (int64_t j = 0; j < a->nk; j++) {
-                float l = visible(a, i, j) ? dot_key(a, nkb, q, j, off) * a->scale : MASKED;
-                float nm = l > mx ? l : mx, c = expf(mx - nm), e = expf(l - nm);
-                sum = sum * c + e;
-                add_value(a, nkb, o, c, e, j, off);
-                mx = nm;
-            }
-            for (int d = 0; d < hd; d++) o[d] /= sum;
-        }
+/* One (row i, head) with scratch s[nk]: logits, exact two-pass softmax, then the weighted sum over
+ * keys (inner loop over hd, contiguous in V and out, so compilers vectorize it). */
+INLINE void row_two_pass(const pi0_attention_args *a, int64_t nkb, int64_t i, const float *q, float *o, int64_t off,
+                         float *s) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < a->nk; j++) {
+        float l = visible(a, i, j) ? dot_key(a, nkb, q, j, off) * a->scale : MASKED;
+        s[j] = l;
+        if (l > mx) mx = l;
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < a->nk; j++) {
+        s[j] = expf(s[j] - mx);
+        sum += s[j];
+    }
+    for (int d = 0; d < a->hd; d++) o[d] = 0.0f;
+    for (int64_t j = 0; j < a->nk; j++) add_value(a, nkb, o, 1.0f, s[j], j, off);
+    for (int d = 0; d < a->hd; d++) o[d] /= sum;
 }
 
-/* Portable kernels, one row loop: per (row, head), logits into s[nk], exact two-pass softmax, then
- * the weighted sum over keys (inner loop over hd, contiguous in V and out, so compilers vectorize
- * it). fp32 K/V, or keys [0, nkb) from the bf16 copy and the rest from the fp32 rows. */
-static void attention_rows(const pi0_attention_args *a, int64_t nkb, int64_t q0, int64_t q1, float *s) {
+/* The same without scratch (allocation failed): online softmax. Slow, but never leaves the output
+ * unwritten. */
+INLINE void row_online(const pi0_attention_args *a, int64_t nkb, int64_t i, const float *q, float *o, int64_t off) {
+    float mx = -INFINITY, sum = 0.0f;
+    for (int d = 0; d < a->hd; d++) o[d] = 0.0f;
+    for (int64_t j = 0; j < a->nk; j++) {
+        float l = visible(a, i, j) ? dot_key(a, nkb, q, j, off) * a->scale : MASKED;
+        float nm = l > mx ? l : mx, c = expf(mx - nm), e = expf(l - nm);
+        sum = sum * c + e;
+        add_value(a, nkb, o, c, e, j, off);
+        mx = nm;
+    }
+    for (int d = 0; d < a->hd; d++) o[d] /= sum;
+}
+
+/* Portable kernels, one row loop: fp32 K/V, or keys [0, nkb) from the bf16 copy and the rest from
+ * the fp32 rows; s NULL: no scratch. */
+INLINE void attention_rows(const pi0_attention_args *a, int64_t nkb, int64_t q0, int64_t q1, float *s) {
     const int hd = a->hd, group = a->n_heads / a->n_kv;
     for (int64_t i = q0; i < q1; i++)
         for (int h = 0; h < a->n_heads; h++) {
             const float *q = a->q + i * a->ldq + (int64_t)h * hd;
             float *o = a->out + i * a->ldo + (int64_t)h * hd;
             int64_t off = (int64_t)(h / group) * hd;
-            float mx = -INFINITY;
-            for (int64_t j = 0; j < a->nk; j++) {
-                float l = visible(a, i, j) ? dot_key(a, nkb, q, j, off) * a->scale : MASKED;
-                s[j] = l;
-                if (l > mx) mx = l;
-            }
-            float sum = 0.0f;
-            for (int64_t j = 0; j < a->nk; j++) {
-                s[j] = expf(s[j] - mx);
-                sum += s[j];
-            }
-            for (int d = 0; d < hd; d++) o[d] = 0.0f;
-            for (int64_t j = 0; j < a->nk; j++) add_value(a, nkb, o, 1.0f, s[j], j, off);
-            for (int d = 0; d < hd; d++) o[d] /= sum;
+            if (s) row_two_pass(a, nkb, i, q, o, off, s);
+            else row_online(a, nkb, i, q, o, off);
         }
 }
 
@@ -158,5 +160,5 @@ void pi0_fast_attention(const pi0_attention_args *a, int ith, int nth) {
     if (!isa->attention || !isa->attention_ok(a)) isa = &pi0_fast_isa_generic;
     void *s = pi0_fast_scratch(1, isa->attention_scratch(&sized));
     if (s) isa->attention(a, q0, q1, s);
-    else attention_direct(a, 0, q0, q1);
+    else attention_rows(a, 0, q0, q1, NULL);
 }
