@@ -36,6 +36,14 @@ static inline pi0_obs case_obs(const case_inputs *c) {
     return o;
 }
 
+/* pi0_infer on the case's observation with its own noise and step count (rp gives the rest: taps,
+ * RTC...): the one way the model-level tests run a case. */
+static inline pi0_status case_infer(pi0_state *st, const case_inputs *c, pi0_run_params rp, float *act) {
+    pi0_obs obs = case_obs(c);
+    rp.n_steps = c->nsteps ? c->nsteps[0] : 0;
+    return pi0_infer(st, &obs, &rp, c->noise, act, (size_t)c->n_act);
+}
+
 static inline void free_case(case_inputs *c) {
     free(c->images); free(c->noise); free(c->state); free(c->imask); free(c->tokens); free(c->tmask); free(c->nsteps);
     memset(c, 0, sizeof *c);

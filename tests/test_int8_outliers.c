@@ -156,10 +156,7 @@ static pi0_status run(pi0_ctx *ctx, const case_inputs *c, float *act) {
     pi0_state *st;
     pi0_status s = pi0_state_new(ctx, &st);
     if (s) return s;
-    pi0_obs obs = case_obs(c);
-    pi0_run_params rp = pi0_run_params_default();
-    rp.n_steps = c->nsteps ? c->nsteps[0] : 0;
-    s = pi0_infer(st, &obs, &rp, c->noise, act, (size_t)c->n_act);
+    s = case_infer(st, c, pi0_run_params_default(), act);
     pi0_state_free(st);
     return s;
 }
